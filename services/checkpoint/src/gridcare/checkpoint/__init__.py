@@ -1,0 +1,1 @@
+"""gridcare checkpoint: gate verdicts, the entry/exit register, door sensors, gate health."""

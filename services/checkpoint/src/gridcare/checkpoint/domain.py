@@ -1,0 +1,187 @@
+"""Gate rules of CONTRACT.md as plain functions: no I/O, unit-tested without a broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationError,
+)
+
+from gridcare.shared.events import ControlLevel, Token
+
+VERDICT_RANK = {"allow": 0, "refer": 1, "deny": 2}
+
+# What a device shows, per reason (zh, en). Allow has its own message.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "fever": ("体温异常，请勿通行，工作人员将联系您", "High temperature: entry refused, staff will contact you"),
+    "no_temperature": ("未测得体温，请人工复测", "No temperature reading: please see staff"),
+    "no_mask": ("请佩戴口罩", "Please wear a mask"),
+    "code_red": ("健康码红码，禁止通行", "Red health code: passage refused"),
+    "code_yellow": ("健康码黄码，禁止通行", "Yellow health code: passage refused"),
+    "no_code": ("请出示健康码", "Please show your health code"),
+    "quarantine": ("您处于隔离期，请勿外出", "You are in quarantine: please stay home"),
+    "sealed": ("小区封控中，禁止外出", "Compound sealed: no exit"),
+    "permit_required": ("外出需出行证", "An outing permit is required to leave"),
+    "permit_expired": ("出行证已失效", "Your outing permit is no longer valid"),
+    "unknown_person": ("身份未登记，请人工核验", "Not registered: please see staff"),
+    "visitor_not_allowed": ("管控期间谢绝访客", "No visitors during controls"),
+    "visitor_risk_area": ("来自风险地区，需提供有效核酸阴性证明", "From a risk area: a recent negative test is required"),
+    "overdue_return": ("您已超过出行证返回时间", "You are back after your permit's return time"),
+}
+ALLOW_MESSAGE = {"zh": "请通行", "en": "Please pass"}
+
+Number = Annotated[float, Strict()]  # a JSON number (int or float); not a string or bool
+
+
+class Visitor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    phone: Annotated[str, Field(min_length=3, max_length=32)]
+    from_region: Annotated[str, Field(min_length=1, max_length=100)]
+    negative_test_at: AwareDatetime | None = None
+
+
+class ScanRequest(BaseModel):
+    """A gate scan as CONTRACT.md §1 defines it. Unknown extra fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    scan_id: Token
+    gate_id: Token
+    direction: Literal["in", "out"]
+    person_id: Token
+    scanned_at: AwareDatetime
+    temperature_c: Number | None = None
+    mask: StrictBool
+    health_code: Literal["green", "yellow", "red"] | None = None
+    visitor: Visitor | None = None
+
+
+class InvalidScan(Exception):  # noqa: N818 - the contract's own name for it
+    def __init__(self, detail: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{d['field']}: {d['error']}" for d in detail))
+        self.detail = detail
+
+    def reply(self) -> dict[str, Any]:
+        return {"error": {"code": "invalid_scan", "detail": self.detail}}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds of one community. Every number is configuration, nothing is a law."""
+
+    fever_c: float = 37.3
+    min_valid_c: float = 30.0
+    max_valid_c: float = 45.0
+    visitor_test_validity_h: float = 48.0
+    risk_regions: frozenset[str] = field(default_factory=frozenset)
+
+
+def parse_scan(
+    raw: bytes, subject_gate: str, now: datetime, max_future: timedelta, policy: Policy
+) -> ScanRequest:
+    """Validate a scan request; raise :class:`InvalidScan` naming every bad field."""
+    detail: list[dict[str, str]] = []
+    try:
+        scan = ScanRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"]) or "(body)"
+            if err["type"] == "json_invalid" or err["type"] == "model_type":
+                loc, msg = "(body)", "not a JSON object"
+            else:
+                msg = err["msg"]
+            detail.append({"field": loc, "error": msg})
+        raise InvalidScan(detail) from None
+    if scan.gate_id != subject_gate:
+        detail.append({"field": "gate_id",
+                       "error": f"does not match the subject's gate {subject_gate!r}"})
+    t = scan.temperature_c
+    if t is not None and not policy.min_valid_c <= t <= policy.max_valid_c:
+        detail.append({"field": "temperature_c", "error":
+                       f"{t} is outside {policy.min_valid_c:g}-{policy.max_valid_c:g} °C"})
+    if scan.scanned_at > now + max_future:
+        detail.append({"field": "scanned_at", "error": "too far in the future"})
+    if detail:
+        raise InvalidScan(detail)
+    return scan
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the checkpoint knows of the person and place at the moment of the scan."""
+
+    compound_id: str
+    control_level: ControlLevel
+    is_resident: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: Literal["allow", "deny", "refer"]
+    reasons: tuple[str, ...]
+
+    def message(self) -> dict[str, str]:
+        if not self.reasons:
+            return dict(ALLOW_MESSAGE)
+        return {
+            "zh": "；".join(MESSAGES[r][0] for r in self.reasons),
+            "en": "; ".join(MESSAGES[r][1] for r in self.reasons),
+        }
+
+
+def decide(scan: ScanRequest, who: Subject, policy: Policy) -> Verdict:
+    """Every rule that fires, and the most severe verdict among them."""
+    fired: list[tuple[str, str]] = []  # (verdict, reason)
+
+    if scan.temperature_c is None:
+        fired.append(("refer", "no_temperature"))
+    elif scan.temperature_c >= policy.fever_c:
+        fired.append(("deny", "fever"))
+    if not scan.mask:
+        fired.append(("deny", "no_mask"))
+    if scan.health_code == "red":
+        fired.append(("deny", "code_red"))
+    elif scan.health_code == "yellow":
+        fired.append(("deny", "code_yellow"))
+    elif scan.health_code is None:
+        fired.append(("refer", "no_code"))
+
+    is_visitor = not who.is_resident and scan.visitor is not None
+    if not who.is_resident and scan.visitor is None:
+        fired.append(("refer", "unknown_person"))
+
+    level = who.control_level
+    if level is ControlLevel.SEALED:
+        if scan.direction == "out":
+            fired.append(("deny", "sealed"))
+        if is_visitor:
+            fired.append(("deny", "visitor_not_allowed"))
+    elif level is ControlLevel.CONTROLLED:
+        if scan.direction == "out" and who.is_resident:
+            fired.append(("deny", "permit_required"))
+        if is_visitor:
+            fired.append(("deny", "visitor_not_allowed"))
+    elif is_visitor and scan.direction == "in":
+        v = scan.visitor
+        assert v is not None
+        if v.from_region in policy.risk_regions:
+            valid = v.negative_test_at is not None and (
+                scan.scanned_at - v.negative_test_at
+                <= timedelta(hours=policy.visitor_test_validity_h)
+            )
+            if not valid:
+                fired.append(("deny", "visitor_risk_area"))
+
+    if not fired:
+        return Verdict("allow", ())
+    worst = max(fired, key=lambda f: VERDICT_RANK[f[0]])[0]
+    return Verdict(worst, tuple(dict.fromkeys(r for _, r in fired)))  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""gridcare dispatch: help requests, field tasks, volunteers, shifts, group buys, visits."""

@@ -1,0 +1,45 @@
+"""Dispatch's own tables."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from gridcare.shared.store import new_metadata
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+metadata = new_metadata()
+
+residents = sa.Table(
+    "residents", metadata,
+    sa.Column("resident_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False),
+)
+households = sa.Table(
+    "households", metadata,
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("building_id", sa.String(64), nullable=False),
+)
+buildings = sa.Table(
+    "buildings", metadata,
+    sa.Column("building_id", sa.String(64), primary_key=True),
+    sa.Column("grid_id", sa.String(64), nullable=False),
+)
+grids = sa.Table(
+    "grids", metadata,
+    sa.Column("grid_id", sa.String(64), primary_key=True),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+)
+
+tasks = sa.Table(
+    "tasks", metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("case_id", sa.String(64), nullable=True),
+    sa.Column("grid_id", sa.String(64), nullable=False),
+    sa.Column("assignee_id", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),  # open | done
+    sa.Column("due_by", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("kind", "case_id", name="uq_tasks_kind_case"),
+)

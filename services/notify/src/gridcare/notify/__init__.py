@@ -1,0 +1,1 @@
+"""gridcare notify: SMS and chat delivery, templates, rate limits, retries, escalation."""

@@ -1,0 +1,34 @@
+"""Notify's own tables."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from gridcare.shared.store import new_metadata
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+metadata = new_metadata()
+
+# Grid workers are reached through their grid's chat group.
+grids = sa.Table(
+    "grids", metadata,
+    sa.Column("grid_id", sa.String(64), primary_key=True),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("worker_name", sa.String(200), nullable=False),
+    sa.Column("worker_phone", sa.String(32), nullable=False),
+    sa.Column("worker_language", sa.String(16), nullable=False),
+    sa.Column("chat_url", sa.String(1000), nullable=False),
+)
+
+# One row per notification that reached its channel: the guard against sending twice.
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("notification_id", sa.String(64), primary_key=True),
+    sa.Column("recipient_id", sa.String(64), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("cause_event_id", sa.String(128), nullable=False),
+    sa.Column("cause_type", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""gridcare screening: the health registry (check-ins, four categories, quarantine, cases)."""

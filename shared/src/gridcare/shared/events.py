@@ -1,0 +1,259 @@
+"""The internal events services exchange: their schemas are all that services share.
+
+Names follow ``<Entity><PastTense>``. Each event knows its ``TYPE`` (in the envelope) and
+its subject (``subjects.py``). Adding a field is compatible; removing or retyping one
+needs a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+
+from . import subjects
+from .envelope import Event
+
+# Identifiers on the edge and in reference data: CONTRACT.md's token rule.
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+def _phone(v: str) -> str:
+    digits = re.sub(r"[\s()-]", "", v)
+    if not re.fullmatch(r"\+?[0-9]{5,20}", digits):
+        raise ValueError("not a phone number (digits, optional leading +, 5-20 digits)")
+    return digits
+
+
+def _split_list(v: object) -> object:
+    if isinstance(v, str):
+        return [p.strip() for p in re.split(r"[;|]", v) if p.strip()]
+    return v
+
+
+Phone = Annotated[str, AfterValidator(_phone)]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+TagList = Annotated[list[Token], BeforeValidator(_split_list)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class ControlLevel(StrEnum):
+    SEALED = "sealed"
+    CONTROLLED = "controlled"
+    PRECAUTION = "precaution"
+
+
+# --- reference data ------------------------------------------------------------------------
+class RefEntity(Event):
+    """A row of reference data; published compacted on ``refdata.<kind>.<id>``."""
+
+    KIND: ClassVar[str] = ""
+    ID_FIELD: ClassVar[str] = ""
+
+    @property
+    def entity_id(self) -> str:
+        return getattr(self, self.ID_FIELD)
+
+    def subject(self) -> str:
+        return subjects.REFDATA_ENTITY.format(kind=self.KIND, entity_id=self.entity_id)
+
+
+class Compound(RefEntity):
+    TYPE = "refdata.CompoundUpserted"
+    KIND = "compound"
+    ID_FIELD = "compound_id"
+    compound_id: Token
+    community_id: Token
+    name: OptionalText
+    control_level: ControlLevel = ControlLevel.PRECAUTION
+
+
+class Grid(RefEntity):
+    TYPE = "refdata.GridUpserted"
+    KIND = "grid"
+    ID_FIELD = "grid_id"
+    grid_id: Token
+    community_id: Token
+    name: OptionalText
+    worker_id: Token
+    worker_name: OptionalText
+    worker_phone: Phone
+    worker_language: Language = "zh"
+    chat_url: OptionalText = ""  # the grid chat group's webhook (apprise URL or http(s))
+
+
+class Building(RefEntity):
+    TYPE = "refdata.BuildingUpserted"
+    KIND = "building"
+    ID_FIELD = "building_id"
+    building_id: Token
+    compound_id: Token
+    grid_id: Token
+    name: OptionalText
+
+
+class Household(RefEntity):
+    TYPE = "refdata.HouseholdUpserted"
+    KIND = "household"
+    ID_FIELD = "household_id"
+    household_id: Token
+    building_id: Token
+    unit: OptionalText
+
+
+class Resident(RefEntity):
+    TYPE = "refdata.ResidentUpserted"
+    KIND = "resident"
+    ID_FIELD = "resident_id"
+    resident_id: Token
+    household_id: Token
+    name: OptionalText
+    phone: Phone | None = None
+    language: Language = "zh"
+    vulnerabilities: TagList = Field(default_factory=list)
+
+
+class Gate(RefEntity):
+    TYPE = "refdata.GateUpserted"
+    KIND = "gate"
+    ID_FIELD = "gate_id"
+    gate_id: Token
+    compound_id: Token
+    name: OptionalText
+
+
+class Volunteer(RefEntity):
+    TYPE = "refdata.VolunteerUpserted"
+    KIND = "volunteer"
+    ID_FIELD = "volunteer_id"
+    volunteer_id: Token
+    community_id: Token
+    name: OptionalText
+    phone: Phone
+    language: Language = "zh"
+    skills: TagList = Field(default_factory=list)
+    chat_url: OptionalText = ""
+
+
+REF_ENTITIES: tuple[type[RefEntity], ...] = (
+    Compound,
+    Grid,
+    Building,
+    Household,
+    Resident,
+    Gate,
+    Volunteer,
+)
+
+
+# --- checkpoint ----------------------------------------------------------------------------
+class PassageRecorded(Event):
+    """A gate scan got a verdict and is in the entry/exit register."""
+
+    TYPE = "checkpoint.PassageRecorded"
+    scan_id: str
+    gate_id: str
+    compound_id: str
+    person_id: str
+    direction: Literal["in", "out"]
+    verdict: Literal["allow", "deny", "refer"]
+    reasons: list[str]
+    temperature_c: float | None
+    scanned_at: AwareDatetime
+    decided_at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.PASSAGE_RECORDED.format(gate_id=self.gate_id)
+
+
+class FeverDetected(Event):
+    TYPE = "checkpoint.FeverDetected"
+    scan_id: str
+    gate_id: str
+    compound_id: str
+    person_id: str
+    is_resident: bool
+    temperature_c: float
+    scanned_at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.FEVER_DETECTED.format(gate_id=self.gate_id)
+
+
+# --- screening -----------------------------------------------------------------------------
+class CaseOpened(Event):
+    TYPE = "screening.CaseOpened"
+    case_id: str
+    kind: Literal["fever"]
+    person_id: str
+    opened_at: datetime
+    reason: str
+    source_ref: str  # e.g. the scan id that caused it
+
+    def subject(self) -> str:
+        return subjects.CASE_OPENED.format(kind=self.kind)
+
+
+# --- dispatch ------------------------------------------------------------------------------
+class TaskCreated(Event):
+    TYPE = "dispatch.TaskCreated"
+    task_id: str
+    kind: Literal["fever_follow_up"]
+    person_id: str
+    assignee_id: str
+    assignee_role: Literal["grid_worker", "volunteer"]
+    grid_id: str
+    due_by: datetime
+    summary: dict[str, str]  # language -> text
+    case_id: str
+
+    def subject(self) -> str:
+        return subjects.TASK_CREATED.format(kind=self.kind)
+
+
+# --- notify --------------------------------------------------------------------------------
+class NotificationDelivered(Event):
+    TYPE = "notify.NotificationDelivered"
+    notification_id: str
+    recipient_id: str
+    channel: Literal["chat", "sms"]
+    cause_type: str
+    delivered_at: datetime
+
+    def subject(self) -> str:
+        return subjects.NOTIFICATION_DELIVERED.format(channel=self.channel)
+
+
+# --- operations ----------------------------------------------------------------------------
+class MessageDeadLettered(Event):
+    """A consumer gave up on a message; it is kept (with the reason) for replay."""
+
+    TYPE = "ops.MessageDeadLettered"
+    service: str
+    consumer: str
+    original_subject: str
+    event_id: str | None
+    reason: str
+    deliveries: int
+    payload_b64: str
+    headers: dict[str, str]
+
+    def subject(self) -> str:
+        return subjects.DEAD_LETTERED.format(service=self.service)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        *REF_ENTITIES,
+        PassageRecorded,
+        FeverDetected,
+        CaseOpened,
+        TaskCreated,
+        NotificationDelivered,
+        MessageDeadLettered,
+    )
+}

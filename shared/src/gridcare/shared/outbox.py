@@ -1,0 +1,137 @@
+"""Transactional outbox.
+
+:func:`add` writes an event row in the caller's transaction, next to the state change it
+announces. The :class:`Relay` publishes pending rows in order with ``Nats-Msg-Id`` set to
+the event id and marks a row sent only after the stream's PubAck; if the process dies in
+between, the row is published again and JetStream's duplicate window (or the consumer's
+processed-messages table beyond it) absorbs the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import sqlalchemy as sa
+from nats.js.api import PubAck
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .envelope import Envelope, utcnow
+from .metrics import Metrics
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[str, bytes, dict[str, str]], Awaitable[PubAck]]
+
+
+async def add(session: AsyncSession, store: Store, envelope: Envelope, subject: str) -> None:
+    await session.execute(
+        sa.insert(store.tables.outbox).values(
+            event_id=envelope.event_id,
+            subject=subject,
+            payload=envelope.to_bytes(),
+            headers=envelope.headers(),
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        store: Store,
+        publish: Publisher,
+        metrics: Metrics,
+        *,
+        batch: int = 100,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.publish = publish
+        self.metrics = metrics
+        self.batch = batch
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        """Called after a commit that added outbox rows: publish now, not at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+                sent = 0
+            if sent < self.batch:  # drained: wait for a wake-up or the poll interval
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Publish up to one batch of pending rows, in order. Returns how many were sent."""
+        t = self.store.tables.outbox
+        async with self.store.sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.select(t.c.id, t.c.subject, t.c.payload, t.c.headers)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch)
+                )
+            ).all()
+        self.metrics.outbox_pending.set(len(rows))
+        sent_ids: list[int] = []
+        for row in rows:
+            try:
+                await self.publish(row.subject, row.payload, dict(row.headers))
+            except Exception as exc:  # keep order: stop at the first failure, retry later
+                async with self.store.transaction() as session:
+                    await session.execute(
+                        sa.update(t)
+                        .where(t.c.id == row.id)
+                        .values(attempts=t.c.attempts + 1, last_error=repr(exc)[:1000])
+                    )
+                self.metrics.outbox_publish_errors.inc()
+                log.warning("outbox publish failed: %s: %s", row.subject, exc)
+                break
+            sent_ids.append(row.id)
+        if sent_ids:  # only rows whose PubAck came back
+            async with self.store.transaction() as session:
+                await session.execute(
+                    sa.update(t)
+                    .where(t.c.id.in_(sent_ids))
+                    .values(sent_at=utcnow(), attempts=t.c.attempts + 1)
+                )
+            self.metrics.outbox_published.inc(len(sent_ids))
+        sent = len(sent_ids)
+        return sent
+
+    async def pending(self) -> int:
+        t = self.store.tables.outbox
+        async with self.store.sessions() as session:
+            return (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(t).where(t.c.sent_at.is_(None))
+                )
+            ).scalar_one()

@@ -1,0 +1,219 @@
+"""Reference data from the CSV files a community office already keeps.
+
+One file per kind in a folder, named ``<kind>s.csv`` (``compounds.csv``, ``residents.csv``,
+...); the header row names the columns, which are the fields of the models in
+``events.py`` (see ``docs/reference-data.md``). Import is all or nothing: every file is
+read and every row checked (types, duplicates, references between files) before anything
+is published; each bad row is reported as ``file:line: reason``. Rows are then published,
+compacted per entity, on ``refdata.<kind>.<id>``; re-importing a file updates what changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from .envelope import Envelope, new_id, stable_id
+from .events import (
+    REF_ENTITIES,
+    Building,
+    Compound,
+    Gate,
+    Grid,
+    Household,
+    RefEntity,
+    Resident,
+    Volunteer,
+)
+
+# Which field of a kind points at which other kind.
+REFERENCES: dict[type[RefEntity], dict[str, type[RefEntity]]] = {
+    Building: {"compound_id": Compound, "grid_id": Grid},
+    Household: {"building_id": Building},
+    Resident: {"household_id": Household},
+    Gate: {"compound_id": Compound},
+}
+BY_KIND = {m.KIND: m for m in REF_ENTITIES}
+
+
+def file_name(model: type[RefEntity]) -> str:
+    return f"{model.KIND}s.csv"
+
+
+def columns(model: type[RefEntity]) -> tuple[list[str], list[str]]:
+    """(required, optional) column names of a kind's file."""
+    required, optional = [], []
+    for name, info in model.model_fields.items():
+        (required if info.is_required() else optional).append(name)
+    return required, optional
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class Dataset:
+    entities: dict[type[RefEntity], dict[str, RefEntity]] = field(default_factory=dict)
+    lines: dict[tuple[type[RefEntity], str], tuple[str, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.entities.values())
+
+    def ordered(self) -> Iterable[RefEntity]:
+        """Parents before children, so projections meet the compound before its gates."""
+        for model in REF_ENTITIES:
+            yield from self.entities.get(model, {}).values()
+
+
+def _format_error(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else err["msg"]
+
+
+def read_file(path: Path, model: type[RefEntity], data: Dataset) -> None:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        data.problems.append(Problem(name, 1, f"not UTF-8 ({exc.reason} at byte {exc.start}); "
+                                              "save the sheet as 'CSV UTF-8'"))
+        return
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None:
+        data.problems.append(Problem(name, 1, "empty file: a header row is required"))
+        return
+    header = [h.strip() for h in header]
+    required, optional = columns(model)
+    missing = [c for c in required if c not in header]
+    unknown = [h for h in header if h not in required and h not in optional]
+    if missing:
+        data.problems.append(Problem(name, 1, f"missing column(s): {', '.join(missing)}"))
+    if unknown:
+        data.problems.append(Problem(name, 1, f"unknown column(s): {', '.join(unknown)} "
+                                              f"(known: {', '.join(required + optional)})"))
+    if missing or unknown:
+        return
+    rows = data.entities.setdefault(model, {})
+    for line_no, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            data.problems.append(Problem(name, line_no, f"{len(values)} values for "
+                                                        f"{len(header)} columns"))
+            continue
+        raw = {h: v.strip() for h, v in zip(header, values, strict=True) if v.strip() != ""}
+        try:
+            entity = model.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                data.problems.append(Problem(name, line_no, _format_error(err)))
+            continue
+        key = entity.entity_id
+        if key in rows:
+            first = data.lines[(model, key)][1]
+            data.problems.append(Problem(name, line_no, f"duplicate {model.ID_FIELD} {key!r} "
+                                                        f"(first on line {first})"))
+            continue
+        rows[key] = entity
+        data.lines[(model, key)] = (name, line_no)
+
+
+def check_references(data: Dataset) -> None:
+    """Every reference must name a row of the same import (when that file is part of it)."""
+    for model, refs in REFERENCES.items():
+        for key, entity in data.entities.get(model, {}).items():
+            for fld, target in refs.items():
+                if target not in data.entities:
+                    continue  # that kind is not part of this import: not checked here
+                value = getattr(entity, fld)
+                if value not in data.entities[target]:
+                    fname, line = data.lines[(model, key)]
+                    data.problems.append(Problem(
+                        fname, line, f"{fld} {value!r} is not in {file_name(target)}"))
+
+
+def load(folder: Path) -> Dataset:
+    """Read and check every known file in ``folder``. Never raises for bad content."""
+    data = Dataset()
+    if not folder.is_dir():
+        data.problems.append(Problem(str(folder), 0, "not a folder"))
+        return data
+    found = False
+    for model in REF_ENTITIES:
+        path = folder / file_name(model)
+        if path.exists():
+            found = True
+            read_file(path, model, data)
+    if not found:
+        names = ", ".join(file_name(m) for m in REF_ENTITIES)
+        data.problems.append(Problem(str(folder), 0, f"no reference data files (expected {names})"))
+    check_references(data)
+    data.problems.sort(key=lambda p: (p.file, p.line))
+    return data
+
+
+def envelope_for(entity: RefEntity, import_id: str, source: str = "gridcare-import") -> Envelope:
+    """The event for one row. Its id is stable within one import run (a retried publish is
+    de-duplicated) and new on every run (a re-import is applied again)."""
+    digest = hashlib.sha256(
+        json.dumps(entity.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    eid = stable_id(entity.KIND, entity.entity_id, digest, import_id)
+    return Envelope.wrap(entity, source=source, event_id=eid, correlation_id=import_id)
+
+
+async def publish(
+    js: JetStreamContext,
+    data: Dataset,
+    progress: Callable[[int], None] = lambda n: None,
+    window: int = 256,
+) -> str:
+    """Publish every entity, waiting for each PubAck; returns the import id.
+
+    Publishing is retried per row a few times; if NATS stays away the error propagates and
+    running the import again finishes the job (re-publishing is harmless).
+    """
+    import_id = new_id()
+    batch: list[RefEntity] = []
+
+    async def one(entity: RefEntity) -> None:
+        env = envelope_for(entity, import_id)
+        for attempt in range(5):
+            try:
+                await js.publish(entity.subject(), env.to_bytes(), headers=env.headers(),
+                                 timeout=10)
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
+
+    async def flush() -> None:
+        await asyncio.gather(*(one(e) for e in batch))
+        progress(len(batch))
+        batch.clear()
+
+    for entity in data.ordered():
+        batch.append(entity)
+        if len(batch) >= window:
+            await flush()
+    if batch:
+        await flush()
+    return import_id

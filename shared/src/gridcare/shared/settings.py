@@ -1,0 +1,95 @@
+"""Settings from environment variables, all with the ``GRIDCARE_`` prefix.
+
+Every service reads the same :class:`Settings`; each process is told which service it is
+by the entry point it was started from. See ``docs/configuration.md`` for the full list.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GRIDCARE_"
+
+#: Where ``make run`` keeps its data (NATS, SQLite stores, logs) unless told otherwise.
+DEFAULT_VAR_DIR = Path("var")
+
+DEFAULT_HTTP_PORTS = {"checkpoint": 9101, "screening": 9102, "dispatch": 9103, "notify": 9104}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # --- NATS -------------------------------------------------------------------------------
+    # The default is the embedded server that `make run` starts; set it for any other.
+    nats_url: str = "nats://127.0.0.1:14222"
+    nats_creds_file: str | None = None  # a .creds file (JWT + nkey seed) for this service
+    nats_nkey_seed_file: str | None = None
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_tls_ca_file: str | None = None
+    nats_tls_cert_file: str | None = None
+    nats_tls_key_file: str | None = None
+    nats_reconnect_wait_s: float = 2.0
+
+    # --- streams ----------------------------------------------------------------------------
+    stream_replicas: int = Field(1, ge=1, le=5)  # 3 on a cluster
+    stream_duplicate_window_s: float = Field(120.0, gt=0)
+    stream_max_age_days: float = Field(30.0, gt=0)
+    stream_max_bytes: int = 1024**3  # per stream; -1 for unlimited
+
+    # --- store ------------------------------------------------------------------------------
+    # Empty means "SQLite file var/<service>.db"; otherwise any SQLAlchemy async URL, e.g.
+    # postgresql+asyncpg://user@host/db (plain postgresql:// is accepted and upgraded).
+    # GRIDCARE_<SERVICE>_DATABASE_URL (e.g. GRIDCARE_NOTIFY_DATABASE_URL) wins for that
+    # service, so one environment can describe all four stores.
+    database_url: str = ""
+    var_dir: Path = DEFAULT_VAR_DIR
+
+    # --- reliable consumers -----------------------------------------------------------------
+    max_deliveries: int = Field(5, ge=1)  # attempts before a message is dead-lettered
+    retry_base_delay_s: float = Field(0.5, ge=0)  # NACK delay doubles each attempt ...
+    retry_max_delay_s: float = Field(30.0, ge=0)  # ... up to this
+    ack_wait_s: float = Field(30.0, gt=0)
+
+    # --- outbox relay -----------------------------------------------------------------------
+    outbox_poll_s: float = Field(0.5, gt=0)
+    outbox_batch: int = Field(100, ge=1)
+
+    # --- HTTP (metrics, health) -------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None  # default: DEFAULT_HTTP_PORTS[service]
+
+    # --- logs -------------------------------------------------------------------------------
+    log_level: str = "INFO"
+
+    # --- edge -------------------------------------------------------------------------------
+    scan_max_future_s: float = Field(300.0, ge=0)  # a scan from further ahead is invalid
+
+    def resolved_database_url(self, service: str) -> str:
+        """``GRIDCARE_<SERVICE>_DATABASE_URL``, else ``GRIDCARE_DATABASE_URL``, else SQLite."""
+        url = os.environ.get(f"{ENV_PREFIX}{service.upper()}_DATABASE_URL", "").strip()
+        url = url or self.database_url.strip()
+        if not url:
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            return f"sqlite+aiosqlite:///{(self.var_dir / f'{service}.db').resolve()}"
+        return normalise_database_url(url)
+
+    def resolved_http_port(self, service: str) -> int:
+        return self.http_port if self.http_port is not None else DEFAULT_HTTP_PORTS[service]
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs operators write and pick the async driver for them."""
+    for plain, async_ in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(plain):
+            return async_ + url[len(plain) :]
+    return url

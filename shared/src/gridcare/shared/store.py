@@ -1,0 +1,183 @@
+"""The per-service store: SQLAlchemy 2 (async), SQLite by default, PostgreSQL by URL.
+
+Each service owns its tables and declares them on its own ``MetaData``; the three
+messaging tables every service needs (outbox, processed messages, dead letters) are added
+to it by :func:`messaging_tables`. Schema changes go through Alembic: each service keeps
+its revisions in ``gridcare/<service>/migrations`` and :func:`migrate` runs them at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> sa.MetaData:
+    """A service's MetaData, with the messaging tables already on it."""
+    md = sa.MetaData(naming_convention=NAMING)
+    messaging_tables(md)
+    return md
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: sa.Table
+    processed: sa.Table
+    dead_letters: sa.Table
+
+
+def messaging_tables(md: sa.MetaData) -> MessagingTables:
+    if "outbox" in md.tables:
+        t = md.tables
+        return MessagingTables(t["outbox"], t["processed_messages"], t["dead_letters"])
+    outbox = sa.Table(
+        "outbox",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(128), nullable=False, unique=True),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Index("ix_outbox_pending", "sent_at", "id"),
+    )
+    processed = sa.Table(
+        "processed_messages",
+        md,
+        sa.Column("consumer", sa.String(128), primary_key=True),
+        sa.Column("event_id", sa.String(128), primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    dead = sa.Table(
+        "dead_letters",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("consumer", sa.String(128), nullable=False),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("event_id", sa.String(128), nullable=True),
+        sa.Column("stream_seq", sa.BigInteger, nullable=True),
+        sa.Column("deliveries", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    return MessagingTables(outbox, processed, dead)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI connection
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """Engine and sessions of one service's database."""
+
+    def __init__(self, url: str, metadata: sa.MetaData, *, echo: bool = False) -> None:
+        self.url = url
+        self.metadata = metadata
+        self.tables = messaging_tables(metadata)
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; serialising writers in-process avoids busy retries.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        if self._write_lock is not None:
+            async with self._write_lock, self.sessions() as session, session.begin():
+                yield session
+        else:
+            async with self.sessions() as session, session.begin():
+                yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def migrate(self, migrations_dir: Path) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade, migrations_dir, self.metadata)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def upsert_row(session: AsyncSession, table: sa.Table, row: dict) -> None:
+    """Insert ``row`` or update the existing row with the same primary key (portable)."""
+    pk = list(table.primary_key.columns)
+    where = sa.and_(*(c == row[c.name] for c in pk))
+    exists = await session.scalar(sa.select(sa.literal(1)).select_from(table).where(where))
+    if exists:
+        values = {k: v for k, v in row.items() if k not in {c.name for c in pk}}
+        if values:
+            await session.execute(sa.update(table).where(where).values(**values))
+    else:
+        await session.execute(sa.insert(table).values(**row))
+
+
+def alembic_config(migrations_dir: Path, metadata: sa.MetaData) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["target_metadata"] = metadata
+    return cfg
+
+
+def _upgrade(sync_conn: sa.Connection, migrations_dir: Path, metadata: sa.MetaData) -> None:
+    cfg = alembic_config(migrations_dir, metadata)
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
+
+
+def run_alembic_env(context: EnvironmentContext) -> None:
+    """The body of every service's ``migrations/env.py``.
+
+    At service start the connection comes in ``config.attributes``; from the command line
+    (``gridcare db revision``) an in-memory SQLite connection is used for autogenerate.
+    """
+    cfg = context.config
+    metadata = cfg.attributes["target_metadata"]
+    conn = cfg.attributes.get("connection")
+    if conn is None:
+        engine = sa.create_engine(cfg.get_main_option("sqlalchemy.url") or "sqlite://")
+        with engine.connect() as c:
+            context.configure(connection=c, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+        return
+    context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
