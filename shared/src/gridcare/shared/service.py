@@ -42,7 +42,7 @@ class Service:
         self,
         name: str,
         metadata: sa.MetaData,
-        migrations: Path,
+        migrations: Path | None,
         settings: Settings | None = None,
     ) -> None:
         self.name = name

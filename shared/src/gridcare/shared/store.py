@@ -128,9 +128,14 @@ class Store:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
-    async def migrate(self, migrations_dir: Path) -> None:
+    async def migrate(self, migrations_dir: Path | None) -> None:
+        """Run the service's Alembic migrations. ``None`` (library tests only): create the
+        tables straight from the metadata."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade, migrations_dir, self.metadata)
+            if migrations_dir is None:
+                await conn.run_sync(self.metadata.create_all)
+            else:
+                await conn.run_sync(_upgrade, migrations_dir, self.metadata)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,0 +1,50 @@
+# gridcare — the two commands that matter are `make run` and `make test`.
+# Everything is installed into .venv from uv.lock (exact versions), with this machine's
+# Python 3.11; uv itself is installed, pinned, into .tools from PyPI.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.installed
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test lint format lock clean help
+
+help:
+	@echo "make run     start NATS (embedded) and the four services; Ctrl-C stops"
+	@echo "make test    install and run the test suite"
+	@echo "make lint    ruff"
+	@echo "make lock    re-resolve uv.lock after changing a pyproject.toml"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/gridcare run
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache
