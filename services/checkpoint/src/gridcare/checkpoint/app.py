@@ -14,8 +14,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from faststream.nats.annotations import NatsMessage
-from sqlalchemy.exc import IntegrityError
-
 from gridcare.shared import outbox, subjects
 from gridcare.shared.envelope import Envelope, stable_id, utcnow
 from gridcare.shared.events import (
@@ -30,6 +28,7 @@ from gridcare.shared.events import (
 )
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
+from sqlalchemy.exc import IntegrityError
 
 from . import tables as T
 from .domain import InvalidScan, Policy, ScanRequest, Subject, decide, parse_scan
@@ -96,7 +95,7 @@ class Scans:
                 raise
             return reply
 
-    async def _previous(self, s, scan: ScanRequest) -> dict[str, Any] | None:  # noqa: ANN001
+    async def _previous(self, s, scan: ScanRequest) -> dict[str, Any] | None:
         p = T.passages.c
         return await s.scalar(
             sa.select(p.reply).where(p.gate_id == scan.gate_id, p.scan_id == scan.scan_id)
@@ -146,7 +145,7 @@ class Scans:
         self.svc.relay.wake()
         return reply
 
-    async def _subject(self, s, scan: ScanRequest) -> Subject:  # noqa: ANN001
+    async def _subject(self, s, scan: ScanRequest) -> Subject:
         gate = (await s.execute(
             sa.select(T.gates.c.compound_id, T.compounds.c.control_level)
             .select_from(T.gates.outerjoin(

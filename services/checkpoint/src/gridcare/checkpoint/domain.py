@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+from gridcare.shared.events import ControlLevel, Token
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -14,9 +15,9 @@ from pydantic import (
     Strict,
     StrictBool,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
-
-from gridcare.shared.events import ControlLevel, Token
 
 VERDICT_RANK = {"allow": 0, "refer": 1, "deny": 2}
 
@@ -51,7 +52,11 @@ class Visitor(BaseModel):
 
 
 class ScanRequest(BaseModel):
-    """A gate scan as CONTRACT.md §1 defines it. Unknown extra fields are ignored."""
+    """A gate scan as CONTRACT.md §1 defines it. Unknown extra fields are ignored.
+
+    The checks that need context (the subject's gate, the policy's valid temperatures, the
+    clock) are field validators too, so one reply names every bad field at once.
+    """
 
     model_config = ConfigDict(extra="ignore")
     scan_id: Token
@@ -64,8 +69,34 @@ class ScanRequest(BaseModel):
     health_code: Literal["green", "yellow", "red"] | None = None
     visitor: Visitor | None = None
 
+    @field_validator("gate_id")
+    @classmethod
+    def _gate_matches_subject(cls, v: str, info: ValidationInfo) -> str:
+        expected = (info.context or {}).get("subject_gate")
+        if expected is not None and v != expected:
+            raise ValueError(f"does not match the subject's gate {expected!r}")
+        return v
 
-class InvalidScan(Exception):  # noqa: N818 - the contract's own name for it
+    @field_validator("temperature_c")
+    @classmethod
+    def _plausible_temperature(cls, v: float | None, info: ValidationInfo) -> float | None:
+        policy = (info.context or {}).get("policy")
+        if v is not None and policy is not None and not (
+            policy.min_valid_c <= v <= policy.max_valid_c
+        ):
+            raise ValueError(f"{v} is outside {policy.min_valid_c:g}-{policy.max_valid_c:g} °C")
+        return v
+
+    @field_validator("scanned_at")
+    @classmethod
+    def _not_in_future(cls, v: datetime, info: ValidationInfo) -> datetime:
+        latest = (info.context or {}).get("latest")
+        if latest is not None and v > latest:
+            raise ValueError("too far in the future")
+        return v
+
+
+class InvalidScan(Exception):
     def __init__(self, detail: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{d['field']}: {d['error']}" for d in detail))
         self.detail = detail
@@ -89,30 +120,18 @@ def parse_scan(
     raw: bytes, subject_gate: str, now: datetime, max_future: timedelta, policy: Policy
 ) -> ScanRequest:
     """Validate a scan request; raise :class:`InvalidScan` naming every bad field."""
-    detail: list[dict[str, str]] = []
+    context = {"subject_gate": subject_gate, "policy": policy, "latest": now + max_future}
     try:
-        scan = ScanRequest.model_validate_json(raw)
+        return ScanRequest.model_validate_json(raw, context=context)
     except ValidationError as exc:
+        detail: list[dict[str, str]] = []
         for err in exc.errors(include_url=False):
-            loc = ".".join(str(p) for p in err["loc"]) or "(body)"
-            if err["type"] == "json_invalid" or err["type"] == "model_type":
-                loc, msg = "(body)", "not a JSON object"
-            else:
-                msg = err["msg"]
-            detail.append({"field": loc, "error": msg})
+            if err["type"] in ("json_invalid", "model_type") or not err["loc"]:
+                detail.append({"field": "(body)", "error": "not a JSON object"})
+                continue
+            msg = err["msg"].removeprefix("Value error, ")
+            detail.append({"field": ".".join(str(p) for p in err["loc"]), "error": msg})
         raise InvalidScan(detail) from None
-    if scan.gate_id != subject_gate:
-        detail.append({"field": "gate_id",
-                       "error": f"does not match the subject's gate {subject_gate!r}"})
-    t = scan.temperature_c
-    if t is not None and not policy.min_valid_c <= t <= policy.max_valid_c:
-        detail.append({"field": "temperature_c", "error":
-                       f"{t} is outside {policy.min_valid_c:g}-{policy.max_valid_c:g} °C"})
-    if scan.scanned_at > now + max_future:
-        detail.append({"field": "scanned_at", "error": "too far in the future"})
-    if detail:
-        raise InvalidScan(detail)
-    return scan
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from gridcare.shared.store import new_metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
