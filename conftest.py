@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from gridcare.shared.devrun import NatsServer, WebhookSink, port_open
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_ADMIN_URL = os.environ.get("GRIDCARE_TEST_PG_ADMIN_URL",
-                              f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "GRIDCARE_TEST_PG_ADMIN_URL", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+)
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +60,10 @@ def pg_admin_url() -> Iterator[str]:
             yield pg.get_connection_url()
         return
     if os.environ.get("CI"):
-        pytest.fail("PostgreSQL is required under CI: nothing answers on 127.0.0.1:5432 "
-                    "and no Docker engine is reachable")
+        pytest.fail(
+            "PostgreSQL is required under CI: nothing answers on 127.0.0.1:5432 "
+            "and no Docker engine is reachable"
+        )
     pytest.skip("no PostgreSQL on 127.0.0.1:5432 and no Docker engine")
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from system import System
-
 from gridcare.shared.devrun import SERVICES
+from system import System
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from typing import Any
 
 import nats
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from gridcare.shared.devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, free_port
+from sqlalchemy.ext.asyncio import create_async_engine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "community"
 
@@ -36,9 +35,16 @@ def write_community(folder: Path, sink: WebhookSink, extra_residents: int = 0) -
         if src.name == "residents.csv":
             households = ["H-0101", "H-0102", "H-0201", "H-0301"]
             for i in range(extra_residents):
-                rows.append({"resident_id": f"R-9{i:03d}", "household_id": households[i % 4],
-                             "name": f"Test {i}", "phone": f"+86 139 1000 {i:04d}",
-                             "language": "zh" if i % 2 else "en", "vulnerabilities": ""})
+                rows.append(
+                    {
+                        "resident_id": f"R-9{i:03d}",
+                        "household_id": households[i % 4],
+                        "name": f"Test {i}",
+                        "phone": f"+86 139 1000 {i:04d}",
+                        "language": "zh" if i % 2 else "en",
+                        "vulnerabilities": "",
+                    }
+                )
         with (folder / src.name).open("w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
             w.writeheader()
@@ -48,9 +54,16 @@ def write_community(folder: Path, sink: WebhookSink, extra_residents: int = 0) -
 
 
 def fever_scan(scan_id: str, person: str, gate: str = "g1", temp: float = 38.2) -> dict:
-    return {"scan_id": scan_id, "gate_id": gate, "direction": "in", "person_id": person,
-            "scanned_at": datetime.now(UTC).isoformat(), "temperature_c": temp, "mask": True,
-            "health_code": "green"}
+    return {
+        "scan_id": scan_id,
+        "gate_id": gate,
+        "direction": "in",
+        "person_id": person,
+        "scanned_at": datetime.now(UTC).isoformat(),
+        "temperature_c": temp,
+        "mask": True,
+        "health_code": "green",
+    }
 
 
 @dataclass
@@ -63,13 +76,19 @@ class System:
 
     def start(self) -> System:
         self.nats = NatsServer(store_dir=self.root / "nats").start()
-        env = {"GRIDCARE_NATS_URL": self.nats.url, "GRIDCARE_VAR_DIR": str(self.root),
-               "GRIDCARE_RETRY_BASE_DELAY_S": "0.2", "GRIDCARE_RETRY_MAX_DELAY_S": "2",
-               "GRIDCARE_ACK_WAIT_S": "10", "GRIDCARE_OUTBOX_POLL_S": "0.2"}
+        env = {
+            "GRIDCARE_NATS_URL": self.nats.url,
+            "GRIDCARE_VAR_DIR": str(self.root),
+            "GRIDCARE_RETRY_BASE_DELAY_S": "0.2",
+            "GRIDCARE_RETRY_MAX_DELAY_S": "2",
+            "GRIDCARE_ACK_WAIT_S": "10",
+            "GRIDCARE_OUTBOX_POLL_S": "0.2",
+        }
         for name in SERVICES:
             penv = {**env, "GRIDCARE_DATABASE_URL": self.db_urls[name]}
-            self.procs[name] = ServiceProcess(name, penv, self.root / "log" / f"{name}.log",
-                                              free_port())
+            self.procs[name] = ServiceProcess(
+                name, penv, self.root / "log" / f"{name}.log", free_port()
+            )
         for p in self.procs.values():
             p.start()
         for p in self.procs.values():
@@ -89,14 +108,23 @@ class System:
         self.procs[name].start().wait_ready(90)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{p.log_file.read_text()[-3000:]}"
-                         for n, p in self.procs.items() if p.log_file.exists())
+        return "\n".join(
+            f"--- {n}\n{p.log_file.read_text()[-3000:]}"
+            for n, p in self.procs.items()
+            if p.log_file.exists()
+        )
 
     def import_refdata(self, folder: Path) -> subprocess.CompletedProcess:
         env = {**os.environ, "GRIDCARE_NATS_URL": self.nats.url}
         gridcare = Path(sys.executable).parent / "gridcare"
-        return subprocess.run([str(gridcare), "import", str(folder)], env=env,
-                              capture_output=True, text=True, timeout=60, check=True)
+        return subprocess.run(
+            [str(gridcare), "import", str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
 
     async def request(self, subject: str, body: bytes | dict, timeout: float = 5) -> dict:
         data = json.dumps(body).encode() if isinstance(body, dict) else body
@@ -121,7 +149,7 @@ class System:
         except Exception:  # the table may not exist yet while a service migrates
             return -1
 
-    async def wait_for(self, check, timeout: float = 60.0, what: str = "") -> Any:  # noqa: ANN001, ASYNC109
+    async def wait_for(self, check, timeout: float = 60.0, what: str = "") -> Any:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -129,16 +157,19 @@ class System:
             if last:
                 return last
             await asyncio.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what or check.__name__} "
-                             f"(last: {last!r})\n{self.logs()}")
+        raise AssertionError(
+            f"timed out waiting for {what or check.__name__} (last: {last!r})\n{self.logs()}"
+        )
 
     async def wait_projected(self) -> None:
         async def projected() -> bool:
-            return (await self.count("checkpoint", "gates") == 3
-                    and await self.count("checkpoint", "residents") > 0
-                    and await self.count("dispatch", "grids") == 2
-                    and await self.count("dispatch", "residents") > 0
-                    and await self.count("notify", "grids") == 2
-                    and await self.count("screening", "residents") > 0)
+            return (
+                await self.count("checkpoint", "gates") == 3
+                and await self.count("checkpoint", "residents") > 0
+                and await self.count("dispatch", "grids") == 2
+                and await self.count("dispatch", "residents") > 0
+                and await self.count("notify", "grids") == 2
+                and await self.count("screening", "residents") > 0
+            )
 
         await self.wait_for(projected, what="reference data in every store")

@@ -9,9 +9,8 @@ import json
 
 import nats
 import pytest
-from system import fever_scan, write_community
-
 from gridcare.shared.devrun import SERVICES
+from system import fever_scan, write_community
 
 pytestmark = pytest.mark.e2e
 SCANS = 40
@@ -24,8 +23,7 @@ async def device(nats_url: str, scans: list[dict], replies: dict[str, dict]) -> 
         for scan in scans:
             while True:
                 try:
-                    msg = await nc.request("gate.g1.scan", json.dumps(scan).encode(),
-                                           timeout=1.0)
+                    msg = await nc.request("gate.g1.scan", json.dumps(scan).encode(), timeout=1.0)
                     reply = json.loads(msg.data)
                     if "error" in reply and reply["error"]["code"] != "invalid_scan":
                         await asyncio.sleep(0.2)  # the service asked us to retry
@@ -61,13 +59,16 @@ async def test_sigkill_mid_slice_loses_nothing(system, sink, tmp_path, victim):
     assert all(r["verdict"] == "deny" and "fever" in r["reasons"] for r in replies.values())
 
     async def all_hops_done() -> bool:
-        return (await system.count("checkpoint", "passages") == SCANS
-                and await system.count("screening", "cases") == SCANS
-                and await system.count("dispatch", "tasks") == SCANS
-                and await system.count("notify", "deliveries") == SCANS)
+        return (
+            await system.count("checkpoint", "passages") == SCANS
+            and await system.count("screening", "cases") == SCANS
+            and await system.count("dispatch", "tasks") == SCANS
+            and await system.count("notify", "deliveries") == SCANS
+        )
 
-    await system.wait_for(all_hops_done, timeout=120, what=f"all {SCANS} slices after "
-                          f"killing {victim}")
+    await system.wait_for(
+        all_hops_done, timeout=120, what=f"all {SCANS} slices after killing {victim}"
+    )
     # exactly once in every store (counts above are of unique rows: nothing doubled)
     assert {p.person_id for p in await system.rows("checkpoint", "passages")} == set(people)
     assert {c.person_id for c in await system.rows("screening", "cases")} == set(people)

@@ -74,8 +74,7 @@ async def test_fever_scan_crosses_all_four_services(system, sink, tmp_path):
     assert len(sink.posts("/hooks/G-01")) == 1
 
 
-async def test_malformed_scans_get_invalid_scan_and_service_keeps_working(system, sink,
-                                                                         tmp_path):
+async def test_malformed_scans_get_invalid_scan_and_service_keeps_working(system, sink, tmp_path):
     write_community(tmp_path / "community", sink)
     system.import_refdata(tmp_path / "community")
     await system.wait_projected()
@@ -87,11 +86,16 @@ async def test_malformed_scans_get_invalid_scan_and_service_keeps_working(system
     bad = fever_scan("g1-bad-1", "R-1001")
     bad.update(temperature_c=51.0, mask="yes", direction="sideways")
     assert fields(await system.request("gate.g1.scan", bad)) == {
-        "temperature_c", "mask", "direction"}
+        "temperature_c",
+        "mask",
+        "direction",
+    }
     assert fields(await system.request("gate.g2.scan", fever_scan("s-1", "R-1001"))) == {
-        "gate_id"}  # body says g1, subject says g2
-    assert fields(await system.request("gate.g9.scan", fever_scan("s-2", "R-1001", "g9"))) \
-        == {"gate_id"}  # unknown gate
+        "gate_id"
+    }  # body says g1, subject says g2
+    assert fields(await system.request("gate.g9.scan", fever_scan("s-2", "R-1001", "g9"))) == {
+        "gate_id"
+    }  # unknown gate
     assert fields(await system.request("gate.g1.scan", b"\xff not json")) == {"(body)"}
     assert fields(await system.request("gate.g1.scan", b"[1, 2]")) == {"(body)"}
     future = fever_scan("g1-f", "R-1001")
@@ -112,8 +116,7 @@ async def test_every_service_serves_metrics_health_and_readiness(system):
             assert r.status == 200
         with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
             body = json.loads(r.read())
-            assert body == {"ready": True,
-                            "checks": {"nats": "ok", "streams": "ok", "store": "ok"}}
+            assert body == {"ready": True, "checks": {"nats": "ok", "streams": "ok", "store": "ok"}}
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
             text = r.read().decode()
             assert f"gridcare_{name}_outbox_published_total" in text

@@ -22,8 +22,7 @@ async def publish_ping(ts, n: int, *, msg_id: str | None = None, env: Envelope |
         headers = env.headers()
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
-        await nc.jetstream().publish(f"dispatch.test.{ts.topic}", env.to_bytes(),
-                                     headers=headers)
+        await nc.jetstream().publish(f"dispatch.test.{ts.topic}", env.to_bytes(), headers=headers)
     finally:
         await nc.close()
     return env
@@ -99,8 +98,11 @@ async def test_permanent_error_is_dead_lettered_at_once(test_service, eventually
 async def test_malformed_message_is_dead_lettered_not_lost(test_service, eventually):
     nc = await nats.connect(test_service.svc.settings.nats_url)
     try:
-        await nc.jetstream().publish(f"dispatch.test.{test_service.topic}", b"{not json",
-                                     headers={"Nats-Msg-Id": f"garbage-{test_service.topic}"})
+        await nc.jetstream().publish(
+            f"dispatch.test.{test_service.topic}",
+            b"{not json",
+            headers={"Nats-Msg-Id": f"garbage-{test_service.topic}"},
+        )
     finally:
         await nc.close()
 
@@ -143,7 +145,8 @@ async def test_outbox_row_published_with_msg_id_and_marked_after_puback(test_ser
     nc = await nats.connect(svc.settings.nats_url)
     try:
         msg = await nc.jetstream().get_last_msg(
-            "DISPATCH", f"dispatch.test.outbox-{test_service.topic}")
+            "DISPATCH", f"dispatch.test.outbox-{test_service.topic}"
+        )
         assert msg.headers["Nats-Msg-Id"] == env.event_id
         assert Envelope.from_bytes(msg.data) == env
     finally:

@@ -31,7 +31,13 @@ from typer.testing import CliRunner
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "community"
 SAMPLE_COUNTS = {
-    Compound: 2, Grid: 2, Building: 3, Household: 4, Resident: 5, Gate: 3, Volunteer: 2,
+    Compound: 2,
+    Grid: 2,
+    Building: 3,
+    Household: 4,
+    Resident: 5,
+    Gate: 3,
+    Volunteer: 2,
 }
 SAMPLE_TOTAL = sum(SAMPLE_COUNTS.values())  # 21
 
@@ -171,8 +177,9 @@ def test_bad_grid_worker_phone(community: Path):
     path = community / "grids.csv"
     set_cell(path, "G-02", "worker_phone", "12")
     found = problems(community)
-    assert any(p.startswith(f"{path}:3: worker_phone: ") and "not a phone number" in p
-               for p in found), found
+    assert any(
+        p.startswith(f"{path}:3: worker_phone: ") and "not a phone number" in p for p in found
+    ), found
 
 
 @pytest.mark.parametrize("bad", ["R 1001", "R/1001", "王芳", "x" * 65, "R-1001!"])
@@ -188,8 +195,10 @@ def test_bad_control_level(community: Path):
     path = community / "compounds.csv"
     set_cell(path, "C-02", "control_level", "lockdown")
     found = problems(community)
-    assert any(p.startswith(f"{path}:3: control_level: ")
-               and "'sealed', 'controlled' or 'precaution'" in p for p in found), found
+    assert any(
+        p.startswith(f"{path}:3: control_level: ") and "'sealed', 'controlled' or 'precaution'" in p
+        for p in found
+    ), found
 
 
 def test_a_bad_parent_row_is_not_reported_as_missing_in_its_children(community: Path):
@@ -209,10 +218,13 @@ def test_missing_required_value(community: Path):
     assert only_problem(community) == f"{path}:3: name: Field required"
 
 
-@pytest.mark.parametrize(("line", "n"), [
-    ("R-4001,H-0101,Too Many,+86 139 0000 4001,zh,,extra", 7),
-    ("R-4001,H-0101,Too Few", 3),
-])
+@pytest.mark.parametrize(
+    ("line", "n"),
+    [
+        ("R-4001,H-0101,Too Many,+86 139 0000 4001,zh,,extra", 7),
+        ("R-4001,H-0101,Too Few", 3),
+    ],
+)
 def test_wrong_number_of_values(community: Path, line: str, n: int):
     path = community / "residents.csv"
     line_no = append_line(path, line)
@@ -230,20 +242,22 @@ def test_duplicate_id_names_the_first_line(community: Path):
     assert refdata.load(community).entities[Resident]["R-2001"].name == "Chen Jie 陈杰"
 
 
-@pytest.mark.parametrize(("file", "row_id", "column", "target"), [
-    ("residents", "R-2001", "household_id", "households"),
-    ("households", "H-0201", "building_id", "buildings"),
-    ("buildings", "B-02", "compound_id", "compounds"),
-    ("buildings", "B-03", "grid_id", "grids"),
-    ("gates", "g3", "compound_id", "compounds"),
-])
-def test_reference_to_a_missing_row(community: Path, file: str, row_id: str, column: str,
-                                    target: str):
+@pytest.mark.parametrize(
+    ("file", "row_id", "column", "target"),
+    [
+        ("residents", "R-2001", "household_id", "households"),
+        ("households", "H-0201", "building_id", "buildings"),
+        ("buildings", "B-02", "compound_id", "compounds"),
+        ("buildings", "B-03", "grid_id", "grids"),
+        ("gates", "g3", "compound_id", "compounds"),
+    ],
+)
+def test_reference_to_a_missing_row(
+    community: Path, file: str, row_id: str, column: str, target: str
+):
     path = community / f"{file}.csv"
     line = set_cell(path, row_id, column, "NOPE-1")
-    assert only_problem(community) == (
-        f"{path}:{line}: {column} 'NOPE-1' is not in {target}.csv"
-    )
+    assert only_problem(community) == (f"{path}:{line}: {column} 'NOPE-1' is not in {target}.csv")
 
 
 def test_missing_required_column(community: Path):
@@ -254,8 +268,7 @@ def test_missing_required_column(community: Path):
 
 def test_unknown_column(community: Path):
     path = community / "households.csv"
-    write_rows(path, [[*row, "floor" if i == 0 else "1"]
-                      for i, row in enumerate(read_rows(path))])
+    write_rows(path, [[*row, "floor" if i == 0 else "1"] for i, row in enumerate(read_rows(path))])
     p = only_problem(community)
     assert p.startswith(f"{path}:1: unknown column(s): floor (known: ")
     assert "household_id, building_id, unit" in p
@@ -315,8 +328,12 @@ def test_every_problem_is_reported_sorted(community: Path):
     append_line(community / "gates.csv", "g1,C-02,Duplicate gate")
     data = refdata.load(community)
     found = [(Path(p.file).name, p.line) for p in data.problems]
-    assert found == [("gates.csv", 5), ("residents.csv", 3), ("residents.csv", 6),
-                     ("volunteers.csv", 2)]
+    assert found == [
+        ("gates.csv", 5),
+        ("residents.csv", 3),
+        ("residents.csv", 6),
+        ("volunteers.csv", 2),
+    ]
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -324,8 +341,10 @@ def test_cli_check_on_good_data(community: Path):
     result = invoke("--check", str(community))
     assert result.exit_code == 0, result.output
     out = flat(result.output)
-    assert ("checked: 2 compounds, 2 grids, 3 buildings, 4 households, 5 residents, "
-            "3 gates, 2 volunteers") in out
+    assert (
+        "checked: 2 compounds, 2 grids, 3 buildings, 4 households, 5 residents, "
+        "3 gates, 2 volunteers"
+    ) in out
     assert "imported" not in out
 
 
@@ -333,8 +352,7 @@ def test_cli_reports_every_problem_and_exits_1(community: Path, monkeypatch):
     monkeypatch.setenv("GRIDCARE_NATS_URL", "nats://127.0.0.1:9")  # never reached
     set_cell(community / "residents.csv", "R-1002", "phone", "xx")
     set_cell(community / "buildings.csv", "B-03", "grid_id", "G-99")
-    (community / "gates.csv").write_bytes("gate_id,compound_id,name\ng1,C-01,北门\n"
-                                          .encode("gbk"))
+    (community / "gates.csv").write_bytes("gate_id,compound_id,name\ng1,C-01,北门\n".encode("gbk"))
     expected = problems(community)
     assert len(expected) == 3
     for args in ([str(community)], ["--check", str(community)]):
@@ -370,8 +388,11 @@ async def refdata_state(url: str, prefix: str) -> tuple[int, dict[str, int]]:
             info = await js.stream_info("REFDATA", subjects_filter="refdata.>")
         except NotFoundError:
             return 0, {}
-        mine = {s: n for s, n in (info.state.subjects or {}).items()
-                if s.split(".")[2].startswith(prefix)}
+        mine = {
+            s: n
+            for s, n in (info.state.subjects or {}).items()
+            if s.split(".")[2].startswith(prefix)
+        }
         return info.state.messages, mine
     finally:
         await nc.close()
@@ -396,8 +417,7 @@ def expected_subjects(folder: Path) -> set[str]:
     return {e.subject() for e in refdata.load(folder).ordered()}
 
 
-async def test_import_publishes_one_message_per_entity(community: Path, nats_server,
-                                                       monkeypatch):
+async def test_import_publishes_one_message_per_entity(community: Path, nats_server, monkeypatch):
     monkeypatch.setenv("GRIDCARE_NATS_URL", nats_server.url)
     prefix = unique_community(community)
     before, _ = await refdata_state(nats_server.url, prefix)
@@ -445,8 +465,7 @@ async def test_reimport_replaces_the_changed_entity(community: Path, nats_server
     assert total == total_after_first  # replaced, not added
 
 
-async def test_the_sample_ids_carry_the_latest_import(community: Path, nats_server,
-                                                      monkeypatch):
+async def test_the_sample_ids_carry_the_latest_import(community: Path, nats_server, monkeypatch):
     """With the sample's own ids (other tests may publish them too): the last message on a
     subject is what this import said."""
     monkeypatch.setenv("GRIDCARE_NATS_URL", nats_server.url)
@@ -460,8 +479,9 @@ async def test_the_sample_ids_carry_the_latest_import(community: Path, nats_serv
     assert per_subject == {"refdata.resident.R-1001": 1}
 
 
-async def test_nothing_is_published_when_there_is_a_problem(community: Path, nats_server,
-                                                            monkeypatch):
+async def test_nothing_is_published_when_there_is_a_problem(
+    community: Path, nats_server, monkeypatch
+):
     monkeypatch.setenv("GRIDCARE_NATS_URL", nats_server.url)
     prefix = unique_community(community)
     set_cell(community / "volunteers.csv", f"{prefix}V-02", "phone", "no phone")

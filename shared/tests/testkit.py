@@ -51,14 +51,21 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
     topic = uuid.uuid4().hex[:8]
     md = new_metadata()
     effects = sa.Table(
-        "effects", md,
+        "effects",
+        md,
         sa.Column("event_id", sa.String(128), primary_key=True),
         sa.Column("n", sa.Integer, nullable=False),
     )
     settings = Settings(
-        nats_url=nats_url, database_url=database_url, var_dir=tmp_path,
-        retry_base_delay_s=0.05, retry_max_delay_s=0.2, max_deliveries=3, ack_wait_s=5,
-        outbox_poll_s=0.1, **overrides,
+        nats_url=nats_url,
+        database_url=database_url,
+        var_dir=tmp_path,
+        retry_base_delay_s=0.05,
+        retry_max_delay_s=0.2,
+        max_deliveries=3,
+        ack_wait_s=5,
+        outbox_poll_s=0.1,
+        **overrides,
     )
     svc = Service("testsvc", md, None, settings)
     behaviour = Behaviour()
@@ -66,8 +73,7 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
 
     async def on_ping(ctx: HandlerContext, ev: Ping) -> None:
         behaviour.calls[ev.n] = behaviour.calls.get(ev.n, 0) + 1
-        await ctx.session.execute(sa.insert(effects).values(event_id=ctx.envelope.event_id,
-                                                            n=ev.n))
+        await ctx.session.execute(sa.insert(effects).values(event_id=ctx.envelope.event_id, n=ev.n))
         if ev.n in behaviour.permanent:
             raise RuntimeError(f"boom {ev.n}")
         if behaviour.calls[ev.n] <= behaviour.fail_times.get(ev.n, 0):
@@ -75,8 +81,7 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
         if ev.n < 0:
             raise Permanent("negative numbers are never valid")
 
-    svc.handles(Ping, durable=durable, subject=f"dispatch.test.{topic}",
-                stream=subjects.DISPATCH)(on_ping)
+    svc.handles(Ping, durable=durable, subject=f"dispatch.test.{topic}", stream=subjects.DISPATCH)(
+        on_ping
+    )
     return TestService(svc, topic, durable, effects, behaviour)
-
-

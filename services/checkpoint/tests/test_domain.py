@@ -13,7 +13,7 @@ from gridcare.checkpoint.domain import (
     InvalidScan,
     Policy,
     ScanRequest,
-    Subject,
+    Situation,
     Verdict,
     decide,
     parse_scan,
@@ -29,8 +29,11 @@ RISK = "Wuhan-Jiangan"
 POLICY = Policy(risk_regions=frozenset({RISK}))
 UNSET = object()  # leave the field out of the body
 
-SEALED, CONTROLLED, PRECAUTION = (ControlLevel.SEALED, ControlLevel.CONTROLLED,
-                                  ControlLevel.PRECAUTION)
+SEALED, CONTROLLED, PRECAUTION = (
+    ControlLevel.SEALED,
+    ControlLevel.CONTROLLED,
+    ControlLevel.PRECAUTION,
+)
 REFER_REASONS = {"no_temperature", "no_code", "unknown_person"}
 VERDICTS = ("allow", "refer", "deny")  # least to most severe
 
@@ -80,16 +83,17 @@ def visitor(**fields: Any) -> dict[str, Any]:
     return {k: val for k, val in v.items() if val is not UNSET}
 
 
-def resident(level: ControlLevel = PRECAUTION) -> Subject:
-    return Subject(compound_id="C-01", control_level=level, is_resident=True)
+def resident(level: ControlLevel = PRECAUTION) -> Situation:
+    return Situation(compound_id="C-01", control_level=level, is_resident=True)
 
 
-def outsider(level: ControlLevel = PRECAUTION) -> Subject:
-    return Subject(compound_id="C-01", control_level=level, is_resident=False)
+def outsider(level: ControlLevel = PRECAUTION) -> Situation:
+    return Situation(compound_id="C-01", control_level=level, is_resident=False)
 
 
-def verdict_of(s: ScanRequest, who: Subject | None = None,
-               policy: Policy = POLICY) -> tuple[str, tuple[str, ...]]:
+def verdict_of(
+    s: ScanRequest, who: Situation | None = None, policy: Policy = POLICY
+) -> tuple[str, tuple[str, ...]]:
     v = decide(s, who or resident(), policy)
     return v.verdict, v.reasons
 
@@ -124,20 +128,29 @@ def test_temperature_range_bounds_are_valid(t):
 
 
 def test_unknown_fields_are_ignored():
-    s = parse(body(firmware="1.2.3", extra={"nested": [1, 2, None]}, battery=0.7,
-                   visitor=visitor(negative_test_at="2026-03-11T09:00:00+08:00", age=33)))
+    s = parse(
+        body(
+            firmware="1.2.3",
+            extra={"nested": [1, 2, None]},
+            battery=0.7,
+            visitor=visitor(negative_test_at="2026-03-11T09:00:00+08:00", age=33),
+        )
+    )
     assert not hasattr(s, "firmware")
     assert s.visitor is not None
     assert s.visitor.negative_test_at == datetime(2026, 3, 11, 9, tzinfo=CST)
 
 
-@pytest.mark.parametrize("ts", [
-    "2026-03-11T23:31:05Z",
-    "2026-03-11T23:31:05+00:00",
-    "2026-03-11T18:31:05-05:00",
-    "2026-03-12T07:35:29+08:00",  # just inside the allowed clock skew
-    "2025-01-01T00:00:00.123456+08:00",
-])
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-03-11T23:31:05Z",
+        "2026-03-11T23:31:05+00:00",
+        "2026-03-11T18:31:05-05:00",
+        "2026-03-12T07:35:29+08:00",  # just inside the allowed clock skew
+        "2025-01-01T00:00:00.123456+08:00",
+    ],
+)
 def test_timestamps_with_an_offset_are_accepted(ts):
     assert scan(scanned_at=ts).scanned_at.utcoffset() is not None
 
@@ -146,8 +159,12 @@ def test_timestamps_with_an_offset_are_accepted(ts):
 def test_invalid_scan_reply_shape():
     with pytest.raises(InvalidScan) as exc:
         parse(body(mask="yes"))
-    assert exc.value.reply() == {"error": {"code": "invalid_scan", "detail": [
-        {"field": "mask", "error": exc.value.detail[0]["error"]}]}}
+    assert exc.value.reply() == {
+        "error": {
+            "code": "invalid_scan",
+            "detail": [{"field": "mask", "error": exc.value.detail[0]["error"]}],
+        }
+    }
     assert "mask" in str(exc.value)
 
 
@@ -190,8 +207,17 @@ def test_scanned_at_too_far_in_the_future():
     assert scan(scanned_at=(NOW + MAX_FUTURE).isoformat()).scanned_at == NOW + MAX_FUTURE
 
 
-@pytest.mark.parametrize("ts", ["2026-03-12T07:31:05", "2026-03-12", "07:31:05+08:00",
-                                "yesterday", "", "2026-13-01T00:00:00+08:00"])
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-03-12T07:31:05",
+        "2026-03-12",
+        "07:31:05+08:00",
+        "yesterday",
+        "",
+        "2026-13-01T00:00:00+08:00",
+    ],
+)
 def test_scanned_at_without_an_offset_or_malformed_is_invalid(ts):
     assert fields_of(invalid(body(scanned_at=ts))) == ["scanned_at"]
 
@@ -203,8 +229,9 @@ def test_scanned_at_must_be_rfc3339_not_a_unix_time(ts):
 
 
 @pytest.mark.parametrize("field", ["scan_id", "gate_id", "person_id"])
-@pytest.mark.parametrize("bad", ["", "a b", "R.1001", "R*", "R>", "王芳", "x" * 65, "g1\n",
-                                 7, None])
+@pytest.mark.parametrize(
+    "bad", ["", "a b", "R.1001", "R*", "R>", "王芳", "x" * 65, "g1\n", 7, None]
+)
 def test_ids_must_be_tokens(field, bad):
     assert fields_of(invalid(body(**{field: bad}))) == [field]
 
@@ -219,14 +246,16 @@ def test_enumerations_are_exact(field, bad):
     assert fields_of(invalid(body(**{field: bad}))) == [field]
 
 
-@pytest.mark.parametrize("data", [b"not json", b"{", b"", b"\xff\xfe{}", b"{'a': 1}",
-                                  b'{"scan_id": "x"} trailing'])
+@pytest.mark.parametrize(
+    "data", [b"not json", b"{", b"", b"\xff\xfe{}", b"{'a': 1}", b'{"scan_id": "x"} trailing']
+)
 def test_non_json_body(data):
     assert invalid(data) == [{"field": "(body)", "error": "not a JSON object"}]
 
 
-@pytest.mark.parametrize("data", [b"[]", b'[{"scan_id": "g1-1"}]', b"null", b'"scan"', b"42",
-                                  b"true"])
+@pytest.mark.parametrize(
+    "data", [b"[]", b'[{"scan_id": "g1-1"}]', b"null", b'"scan"', b"42", b"true"]
+)
 def test_json_that_is_not_an_object(data):
     assert invalid(data) == [{"field": "(body)", "error": "not a JSON object"}]
 
@@ -234,7 +263,8 @@ def test_json_that_is_not_an_object(data):
 def test_missing_required_fields_are_each_named():
     detail = invalid(b"{}")
     assert sorted(fields_of(detail)) == sorted(
-        ["scan_id", "gate_id", "direction", "person_id", "scanned_at", "mask"])
+        ["scan_id", "gate_id", "direction", "person_id", "scanned_at", "mask"]
+    )
     assert all(d["error"] for d in detail)
 
 
@@ -255,10 +285,14 @@ def test_gate_mismatch_is_named_along_with_other_bad_fields():
 
 
 def test_bad_visitor_fields_are_named_with_their_path():
-    detail = invalid(body(visitor=visitor(name="", negative_test_at="2026-03-11T09:00:00",
-                                          from_region=UNSET)))
-    assert sorted(fields_of(detail)) == ["visitor.from_region", "visitor.name",
-                                         "visitor.negative_test_at"]
+    detail = invalid(
+        body(visitor=visitor(name="", negative_test_at="2026-03-11T09:00:00", from_region=UNSET))
+    )
+    assert sorted(fields_of(detail)) == [
+        "visitor.from_region",
+        "visitor.name",
+        "visitor.negative_test_at",
+    ]
 
 
 @pytest.mark.parametrize("v", ["Zhang San", ["Zhang San"], 1, True])
@@ -275,15 +309,18 @@ def test_plain_allow():
     assert v.message() == {"zh": "请通行", "en": "Please pass"} == ALLOW_MESSAGE
 
 
-@pytest.mark.parametrize(("t", "expected"), [
-    (36.6, ("allow", ())),
-    (37.2, ("allow", ())),
-    (37.29, ("allow", ())),
-    (37.3, ("deny", ("fever",))),
-    (37.31, ("deny", ("fever",))),
-    (39.5, ("deny", ("fever",))),
-    (45, ("deny", ("fever",))),
-])
+@pytest.mark.parametrize(
+    ("t", "expected"),
+    [
+        (36.6, ("allow", ())),
+        (37.2, ("allow", ())),
+        (37.29, ("allow", ())),
+        (37.3, ("deny", ("fever",))),
+        (37.31, ("deny", ("fever",))),
+        (39.5, ("deny", ("fever",))),
+        (45, ("deny", ("fever",))),
+    ],
+)
 def test_fever_at_and_above_37_3(t, expected):
     assert verdict_of(scan(temperature_c=t)) == expected
 
@@ -303,13 +340,16 @@ def test_no_mask_is_denied():
     assert verdict_of(scan(mask=False)) == ("deny", ("no_mask",))
 
 
-@pytest.mark.parametrize(("code", "expected"), [
-    ("green", ("allow", ())),
-    ("yellow", ("deny", ("code_yellow",))),
-    ("red", ("deny", ("code_red",))),
-    (None, ("refer", ("no_code",))),
-    (UNSET, ("refer", ("no_code",))),
-])
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("green", ("allow", ())),
+        ("yellow", ("deny", ("code_yellow",))),
+        ("red", ("deny", ("code_red",))),
+        (None, ("refer", ("no_code",))),
+        (UNSET, ("refer", ("no_code",))),
+    ],
+)
 def test_health_code(code, expected):
     assert verdict_of(scan(health_code=code)) == expected
 
@@ -334,8 +374,7 @@ def test_sealed_compound():
 
 
 def test_controlled_compound():
-    assert verdict_of(scan(direction="out"), resident(CONTROLLED)) == (
-        "deny", ("permit_required",))
+    assert verdict_of(scan(direction="out"), resident(CONTROLLED)) == ("deny", ("permit_required",))
     assert verdict_of(scan(direction="in"), resident(CONTROLLED)) == ("allow", ())
     guest = scan(direction="in", visitor=visitor())
     assert verdict_of(guest, outsider(CONTROLLED)) == ("deny", ("visitor_not_allowed",))
@@ -349,19 +388,21 @@ def test_precaution_residents_pass_both_ways():
 
 
 def test_precaution_visitor_from_elsewhere_is_allowed():
-    assert verdict_of(scan(visitor=visitor(from_region="Shanghai")), outsider()) == (
-        "allow", ())
+    assert verdict_of(scan(visitor=visitor(from_region="Shanghai")), outsider()) == ("allow", ())
 
 
-@pytest.mark.parametrize(("tested_at", "expected"), [
-    (UNSET, ("deny", ("visitor_risk_area",))),
-    (None, ("deny", ("visitor_risk_area",))),
-    ("2026-03-11T07:31:05+08:00", ("allow", ())),  # 24 h before the scan
-    ("2026-03-10T07:31:05+08:00", ("allow", ())),  # exactly 48 h
-    ("2026-03-09T23:31:05Z", ("allow", ())),  # 48 h, written in UTC
-    ("2026-03-10T07:31:04+08:00", ("deny", ("visitor_risk_area",))),  # 48 h and 1 s
-    ("2026-02-01T00:00:00+08:00", ("deny", ("visitor_risk_area",))),
-])
+@pytest.mark.parametrize(
+    ("tested_at", "expected"),
+    [
+        (UNSET, ("deny", ("visitor_risk_area",))),
+        (None, ("deny", ("visitor_risk_area",))),
+        ("2026-03-11T07:31:05+08:00", ("allow", ())),  # 24 h before the scan
+        ("2026-03-10T07:31:05+08:00", ("allow", ())),  # exactly 48 h
+        ("2026-03-09T23:31:05Z", ("allow", ())),  # 48 h, written in UTC
+        ("2026-03-10T07:31:04+08:00", ("deny", ("visitor_risk_area",))),  # 48 h and 1 s
+        ("2026-02-01T00:00:00+08:00", ("deny", ("visitor_risk_area",))),
+    ],
+)
 def test_precaution_visitor_from_a_risk_region(tested_at, expected):
     s = scan(visitor=visitor(from_region=RISK, negative_test_at=tested_at))
     assert verdict_of(s, outsider(PRECAUTION)) == expected
@@ -391,11 +432,12 @@ def test_verdict_is_the_most_severe_and_every_reason_is_listed():
     s = scan(temperature_c=None, health_code=None, mask=False)
     assert verdict_of(s) == ("deny", ("no_temperature", "no_mask", "no_code"))
     s = scan(temperature_c=38.2, mask=False, health_code="red", direction="out")
-    assert verdict_of(s, resident(SEALED)) == (
-        "deny", ("fever", "no_mask", "code_red", "sealed"))
+    assert verdict_of(s, resident(SEALED)) == ("deny", ("fever", "no_mask", "code_red", "sealed"))
     s = scan(temperature_c=None, health_code=None, direction="out")
     assert verdict_of(s, outsider(SEALED)) == (
-        "deny", ("no_temperature", "no_code", "unknown_person", "sealed"))
+        "deny",
+        ("no_temperature", "no_code", "unknown_person", "sealed"),
+    )
 
 
 def test_message_is_bilingual_and_follows_the_reasons():
@@ -414,18 +456,27 @@ def test_every_reason_has_a_message_in_both_languages():
 
 
 # --- properties -----------------------------------------------------------------------------
-CONTRACT_FIELDS = ("scan_id", "gate_id", "direction", "person_id", "scanned_at",
-                   "temperature_c", "mask", "health_code", "visitor")
+CONTRACT_FIELDS = (
+    "scan_id",
+    "gate_id",
+    "direction",
+    "person_id",
+    "scanned_at",
+    "temperature_c",
+    "mask",
+    "health_code",
+    "visitor",
+)
 TZS = [UTC, CST, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
 
 no_surrogates = st.characters(exclude_categories=("Cs",))
 tokens = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
-json_scalars = (st.none() | st.booleans() | st.integers() | st.floats()
-                | st.text(max_size=20))
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=8,
 )
 
@@ -447,8 +498,8 @@ valid_visitors = st.fixed_dictionaries(
         "from_region": st.sampled_from([RISK, "Shanghai", "Elsewhere"]),
     },
     optional={
-        "negative_test_at": st.none() | instants(-timedelta(days=5), timedelta(0)).map(
-            datetime.isoformat),
+        "negative_test_at": st.none()
+        | instants(-timedelta(days=5), timedelta(0)).map(datetime.isoformat),
         "note": json_values,
     },
 )
@@ -463,7 +514,9 @@ valid_bodies = st.fixed_dictionaries(
         "mask": st.booleans(),
     },
     optional={
-        "temperature_c": st.none() | st.floats(30, 45) | st.integers(30, 45)
+        "temperature_c": st.none()
+        | st.floats(30, 45)
+        | st.integers(30, 45)
         | st.sampled_from([37.2, 37.3]),
         "health_code": st.sampled_from(["green", "yellow", "red", None]),
         "visitor": st.none() | valid_visitors,
@@ -484,9 +537,11 @@ def field_values(name: str) -> st.SearchStrategy[Any]:
         "temperature_c": st.none() | st.floats(25, 50) | st.integers(20, 50),
         "mask": st.booleans(),
         "health_code": st.sampled_from(["green", "yellow", "red", None, "blue"]),
-        "visitor": st.none() | valid_visitors | st.dictionaries(
-            st.sampled_from(["name", "phone", "from_region", "negative_test_at"]),
-            json_values),
+        "visitor": st.none()
+        | valid_visitors
+        | st.dictionaries(
+            st.sampled_from(["name", "phone", "from_region", "negative_test_at"]), json_values
+        ),
     }[name]
     return valid | json_values
 
@@ -497,8 +552,7 @@ any_bodies = st.builds(
     st.dictionaries(st.text(max_size=12), json_values, max_size=3),
 )
 
-SETTINGS = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check_invalid_reply(exc: InvalidScan) -> None:
@@ -541,18 +595,20 @@ def test_parse_scan_never_fails_otherwise_on_any_bytes(payload):
 
 
 @SETTINGS
-@given(data=valid_bodies, level=st.sampled_from(list(ControlLevel)),
-       is_resident=st.booleans())
+@given(data=valid_bodies, level=st.sampled_from(list(ControlLevel)), is_resident=st.booleans())
 def test_decide_on_any_valid_scan(data, level, is_resident):
     s = parse_scan(json.dumps(data).encode(), "g1", NOW, MAX_FUTURE, POLICY)
-    who = Subject(compound_id="C-01", control_level=level, is_resident=is_resident)
+    who = Situation(compound_id="C-01", control_level=level, is_resident=is_resident)
     v = decide(s, who, POLICY)
 
     assert v.verdict in VERDICTS
     assert all(r in MESSAGES for r in v.reasons)
     assert len(set(v.reasons)) == len(v.reasons)
-    worst = max((("refer" if r in REFER_REASONS else "deny") for r in v.reasons),
-                key=VERDICTS.index, default="allow")
+    worst = max(
+        (("refer" if r in REFER_REASONS else "deny") for r in v.reasons),
+        key=VERDICTS.index,
+        default="allow",
+    )
     assert v.verdict == worst
     assert (v.verdict == "allow") == (v.reasons == ())
     msg = v.message()
@@ -571,5 +627,4 @@ def test_decide_on_any_valid_scan(data, level, is_resident):
     if level is not PRECAUTION and not is_resident and s.visitor is not None:
         assert "visitor_not_allowed" in v.reasons
     if is_resident:
-        assert not {"visitor_not_allowed", "visitor_risk_area", "unknown_person"} & set(
-            v.reasons)
+        assert not {"visitor_not_allowed", "visitor_risk_area", "unknown_person"} & set(v.reasons)

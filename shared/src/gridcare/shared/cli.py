@@ -1,12 +1,12 @@
 """The ``gridcare`` command: what the community office and ops type.
 
-    gridcare import FOLDER      check and publish reference data (CSV files)
-    gridcare run                start NATS (embedded) and the four services; Ctrl-C stops
-    gridcare scan ...           send one gate scan, as a gate device would, and show the reply
-    gridcare sink               a local chat-webhook sink that prints what it gets
-    gridcare show SERVICE TABLE show the newest rows of a service's table
-    gridcare dead-letters ...   list or replay what a service gave up on
-    gridcare db upgrade|revision  migrations
+gridcare import FOLDER      check and publish reference data (CSV files)
+gridcare run                start NATS (embedded) and the four services; Ctrl-C stops
+gridcare scan ...           send one gate scan, as a gate device would, and show the reply
+gridcare sink               a local chat-webhook sink that prints what it gets
+gridcare show SERVICE TABLE show the newest rows of a service's table
+gridcare dead-letters ...   list or replay what a service gave up on
+gridcare db upgrade|revision  migrations
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ from .natsconn import connect_options, ensure_streams
 from .settings import DEFAULT_HTTP_PORTS, Settings
 from .store import Store, alembic_config
 
-app = typer.Typer(help="gridcare: run a residential community through an epidemic.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="gridcare: run a residential community through an epidemic.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database migrations of a service's store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
@@ -46,7 +49,7 @@ EMBEDDED_NATS_PORT = int(os.environ.get("GRIDCARE_EMBEDDED_NATS_PORT", "14222"))
 ServiceName = Annotated[str, typer.Argument(help="checkpoint | screening | dispatch | notify")]
 
 
-def _service_module(name: str, sub: str = "tables"):  # noqa: ANN202
+def _service_module(name: str, sub: str = "tables"):
     if name not in SERVICES:
         console.print(f"[red]unknown service {name!r}[/]; one of: {', '.join(SERVICES)}")
         raise typer.Exit(2)
@@ -73,13 +76,15 @@ def import_(
     settings = Settings()
 
     async def go() -> str:
-        nc = await nats.connect(**{**connect_options(settings, "gridcare-import"),
-                                   "max_reconnect_attempts": 3})
+        nc = await nats.connect(
+            **{**connect_options(settings, "gridcare-import"), "max_reconnect_attempts": 3}
+        )
         try:
             js = nc.jetstream()
             await ensure_streams(js, settings)
-            with Progress(TextColumn("publishing"), BarColumn(), MofNCompleteColumn(),
-                          console=console) as bar:
+            with Progress(
+                TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as bar:
                 task = bar.add_task("publish", total=data.count())
                 return await refdata.publish(js, data, lambda n: bar.advance(task, n))
         finally:
@@ -88,8 +93,10 @@ def import_(
     try:
         import_id = asyncio.run(go())
     except Exception as exc:
-        console.print(f"[red]publishing failed: {exc!r}[/]\nRun the same import again: "
-                      "rows already published are simply applied again.")
+        console.print(
+            f"[red]publishing failed: {exc!r}[/]\nRun the same import again: "
+            "rows already published are simply applied again."
+        )
         raise typer.Exit(1) from None
     console.print(f"imported {data.count()} rows (import {import_id})")
 
@@ -111,23 +118,34 @@ def run(
         console.print(f"NATS: {external} (external)")
     else:
         if port_open("127.0.0.1", EMBEDDED_NATS_PORT):
-            console.print(f"[red]port {EMBEDDED_NATS_PORT} is taken[/]: is gridcare already "
-                          "running? Set GRIDCARE_EMBEDDED_NATS_PORT to use another.")
+            console.print(
+                f"[red]port {EMBEDDED_NATS_PORT} is taken[/]: is gridcare already "
+                "running? Set GRIDCARE_EMBEDDED_NATS_PORT to use another."
+            )
             raise typer.Exit(1)
         server = NatsServer(
-            store_dir=var / "nats", port=EMBEDDED_NATS_PORT, monitor_port=EMBEDDED_NATS_PORT + 1,
+            store_dir=var / "nats",
+            port=EMBEDDED_NATS_PORT,
+            monitor_port=EMBEDDED_NATS_PORT + 1,
             sync_interval=os.environ.get("GRIDCARE_NATS_SYNC_INTERVAL", "always"),
-            server_name="gridcare-embedded", log_file=logs / "nats-server.log",
+            server_name="gridcare-embedded",
+            log_file=logs / "nats-server.log",
         )
         logs.mkdir(parents=True, exist_ok=True)
         server.start()
         env["GRIDCARE_NATS_URL"] = server.url
         console.print(f"NATS: {server.url} (embedded, JetStream data in {var / 'nats'})")
 
-    procs = [ServiceProcess(name, env, logs / f"{name}.log",
-                            int(os.environ.get(f"GRIDCARE_{name.upper()}_HTTP_PORT",
-                                               DEFAULT_HTTP_PORTS[name])))
-             for name in SERVICES]
+    procs = [
+        ServiceProcess(
+            name,
+            env,
+            logs / f"{name}.log",
+            int(os.environ.get(f"GRIDCARE_{name.upper()}_HTTP_PORT", DEFAULT_HTTP_PORTS[name])),
+        )
+        for name in SERVICES
+    ]
+
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
@@ -144,18 +162,25 @@ def run(
         console.print("[green]gridcare is running[/] (Ctrl-C to stop)")
         for p in procs:
             base = f"http://127.0.0.1:{p.http_port}"
-            console.print(f"  {p.name:<11} pid {p.proc.pid:<7} metrics {base}/metrics  "
-                          f"ready {base}/readyz  log {p.log_file}", highlight=False,
-                          soft_wrap=True)
+            console.print(
+                f"  {p.name:<11} pid {p.proc.pid:<7} metrics {base}/metrics  "
+                f"ready {base}/readyz  log {p.log_file}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if server:
-            console.print(f"nats-server log: {server.log_file}; monitoring: "
-                          f"http://127.0.0.1:{server.monitor_port}/")
+            console.print(
+                f"nats-server log: {server.log_file}; monitoring: "
+                f"http://127.0.0.1:{server.monitor_port}/"
+            )
         while True:  # supervise: a service that dies is restarted
             time.sleep(0.5)
             for p in procs:
                 if not p.alive:
-                    console.print(f"[yellow]{p.name} exited ({p.proc.returncode}); "
-                                  f"restarting — see {p.log_file}[/]")
+                    console.print(
+                        f"[yellow]{p.name} exited ({p.proc.returncode}); "
+                        f"restarting — see {p.log_file}[/]"
+                    )
                     time.sleep(1)
                     p.start()
     except KeyboardInterrupt:
@@ -190,16 +215,29 @@ def scan(
 ) -> None:
     """Send one gate scan as a device would (CONTRACT.md §1) and print the reply."""
     settings = Settings()
-    body = raw.encode() if raw else json.dumps({
-        "scan_id": scan_id or f"{gate}-{int(time.time() * 1000)}",
-        "gate_id": gate, "direction": direction, "person_id": person,
-        "scanned_at": datetime.now(timezone(timedelta(hours=8))).isoformat(timespec="seconds"),
-        "temperature_c": temp, "mask": mask, "health_code": None if code == "none" else code,
-    }).encode()
+    body = (
+        raw.encode()
+        if raw
+        else json.dumps(
+            {
+                "scan_id": scan_id or f"{gate}-{int(time.time() * 1000)}",
+                "gate_id": gate,
+                "direction": direction,
+                "person_id": person,
+                "scanned_at": datetime.now(timezone(timedelta(hours=8))).isoformat(
+                    timespec="seconds"
+                ),
+                "temperature_c": temp,
+                "mask": mask,
+                "health_code": None if code == "none" else code,
+            }
+        ).encode()
+    )
 
     async def go() -> bytes:
-        nc = await nats.connect(**{**connect_options(settings, "gridcare-cli"),
-                                   "max_reconnect_attempts": 1})
+        nc = await nats.connect(
+            **{**connect_options(settings, "gridcare-cli"), "max_reconnect_attempts": 1}
+        )
         try:
             return (await nc.request(f"gate.{gate}.scan", body, timeout=5)).data
         finally:
@@ -237,8 +275,9 @@ def show(
     """Print the newest rows of one of a service's tables (read-only)."""
     mod = _service_module(service)
     if table not in mod.metadata.tables:
-        console.print(f"[red]no table {table!r}[/]; {service} has: "
-                      f"{', '.join(sorted(mod.metadata.tables))}")
+        console.print(
+            f"[red]no table {table!r}[/]; {service} has: {', '.join(sorted(mod.metadata.tables))}"
+        )
         raise typer.Exit(2)
     t = mod.metadata.tables[table]
 
@@ -278,12 +317,26 @@ def dead_letters(
                 async with store.sessions() as s:
                     rows = (await s.execute(sa.select(t).order_by(t.c.id.desc()).limit(50))).all()
                 grid = Table(title=f"{service} dead letters")
-                for col in ("id", "consumer", "subject", "deliveries", "reason", "created_at",
-                            "replayed_at"):
+                for col in (
+                    "id",
+                    "consumer",
+                    "subject",
+                    "deliveries",
+                    "reason",
+                    "created_at",
+                    "replayed_at",
+                ):
                     grid.add_column(col, overflow="fold")
                 for r in rows:
-                    grid.add_row(str(r.id), r.consumer, r.subject, str(r.deliveries),
-                                 r.reason[:300], str(r.created_at), str(r.replayed_at or ""))
+                    grid.add_row(
+                        str(r.id),
+                        r.consumer,
+                        r.subject,
+                        str(r.deliveries),
+                        r.reason[:300],
+                        str(r.created_at),
+                        str(r.replayed_at or ""),
+                    )
                 out.print(grid)
                 return
             async with store.transaction() as s:
@@ -297,8 +350,9 @@ def dead_letters(
                     await nc.jetstream().publish(row.subject, row.payload, headers=headers)
                 finally:
                     await nc.close()
-                await s.execute(sa.update(t).where(t.c.id == replay)
-                                .values(replayed_at=datetime.now(UTC)))
+                await s.execute(
+                    sa.update(t).where(t.c.id == replay).values(replayed_at=datetime.now(UTC))
+                )
             console.print(f"replayed dead letter {replay} to {row.subject}")
         finally:
             await store.dispose()

@@ -57,7 +57,7 @@ def _fetch_timeout_shim() -> None:
         return
     original = pull.fetch
 
-    async def fetch(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await original(self, *args, **kwargs)
         except nats.errors.TimeoutError:
@@ -83,8 +83,7 @@ class HandlerContext:
 
     async def emit(self, event: Event, *, event_id: str | None = None) -> Envelope:
         """Write ``event`` to the outbox in this transaction, caused by the current message."""
-        env = Envelope.wrap(event, source=self.service.name, cause=self.envelope,
-                            event_id=event_id)
+        env = Envelope.wrap(event, source=self.service.name, cause=self.envelope, event_id=event_id)
         await outbox.add(self.session, self.service.store, env, event.subject())
         self.emitted.append(env)
         return env
@@ -93,7 +92,7 @@ class HandlerContext:
 Handler = Callable[[HandlerContext, Any], Awaitable[None]]
 
 
-class Permanent(Exception):  # noqa: N818 - reads as "raise Permanent(...)"
+class Permanent(Exception):
     """Raised by a handler for a message that no retry can fix: dead-lettered at once."""
 
 
@@ -152,7 +151,9 @@ class ReliableConsumer:
                 return
             if attempt > svc.settings.max_deliveries:
                 await self._dead_letter(
-                    msg, env, attempt,
+                    msg,
+                    env,
+                    attempt,
                     f"delivered {attempt} times without an ack (the service died or timed out)",
                 )
                 return
@@ -167,8 +168,9 @@ class ReliableConsumer:
                     await self._dead_letter(msg, env, attempt, f"failed {attempt} times: {exc!r}")
                 else:
                     delay = self.backoff(attempt)
-                    log.warning("handler failed (attempt %d), retry in %.1fs: %r",
-                                attempt, delay, exc)
+                    log.warning(
+                        "handler failed (attempt %d), retry in %.1fs: %r", attempt, delay, exc
+                    )
                     svc.metrics.messages.labels(self.durable, "retried").inc()
                     await msg.nack(delay=delay)
                 return

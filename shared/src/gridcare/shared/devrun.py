@@ -68,15 +68,20 @@ class NatsServer:
             f"http: 127.0.0.1:{self.monitor_port}",
             "jetstream {",
             f'  store_dir: "{self.store_dir}"',
-            f'  sync_interval: "{self.sync_interval}"' if self.sync_interval != "always"
+            f'  sync_interval: "{self.sync_interval}"'
+            if self.sync_interval != "always"
             else "  sync_interval: always",
             "}",
         ]
         if self.cluster:
             routes = ", ".join(f'"{r}"' for r in self.cluster["routes"])
-            lines += ["cluster {", f'  name: "{self.cluster["name"]}"',
-                      f'  listen: 127.0.0.1:{self.cluster["port"]}', f"  routes: [{routes}]",
-                      "}"]
+            lines += [
+                "cluster {",
+                f'  name: "{self.cluster["name"]}"',
+                f"  listen: 127.0.0.1:{self.cluster['port']}",
+                f"  routes: [{routes}]",
+                "}",
+            ]
         return "\n".join(lines) + "\n"
 
     def start(self, wait_s: float = 20.0) -> NatsServer:
@@ -87,9 +92,11 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir / "nats.conf"
         conf.write_text(self.config_text())
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
+            [nats_server_binary(), "-c", str(conf)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.wait_ready(wait_s)
@@ -132,11 +139,14 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child
+        out = open(self.log_file, "ab")
         env = {**os.environ, **self.env, "GRIDCARE_HTTP_PORT": str(self.http_port)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"gridcare.{self.name}"], env=env, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", f"gridcare.{self.name}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         return self
@@ -157,8 +167,9 @@ class ServiceProcess:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if not self.alive:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
-                                   f"see {self.log_file}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_file}"
+                )
             if self.ready():
                 return
             time.sleep(0.2)
@@ -189,7 +200,7 @@ class WebhookSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with sink._lock:

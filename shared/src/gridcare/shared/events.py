@@ -34,6 +34,19 @@ def _split_list(v: object) -> object:
     return v
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(v: object) -> object:
+    if not isinstance(v, str) or not _RFC3339.fullmatch(v):
+        raise ValueError(
+            "must be an RFC 3339 timestamp with an offset, e.g. 2026-03-12T07:31:05+08:00"
+        )
+    return v
+
+
+# An edge timestamp (CONTRACT.md): RFC 3339 text with an offset; not a Unix time.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Phone = Annotated[str, AfterValidator(_phone)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 TagList = Annotated[list[Token], BeforeValidator(_split_list)]
@@ -190,8 +203,10 @@ class CaseOpened(Event):
     kind: Literal["fever"]
     person_id: str
     opened_at: datetime
-    reason: str
+    reason: str  # for people reading logs; use the structured fields for messages
     source_ref: str  # e.g. the scan id that caused it
+    temperature_c: float | None = None
+    gate_id: str | None = None
 
     def subject(self) -> str:
         return subjects.CASE_OPENED.format(kind=self.kind)

@@ -21,7 +21,7 @@ def mask_numbers(text: str) -> str:
     return _LONG.sub(lambda m: "***" + m.group(0)[-4:], text)
 
 
-def _redact(_logger, _name, event_dict: dict) -> dict:  # noqa: ANN001
+def _redact(_logger, _name, event_dict: dict) -> dict:
     for key, value in event_dict.items():
         if isinstance(value, str) and key != "timestamp":
             event_dict[key] = mask_numbers(value)

@@ -15,7 +15,8 @@ class Metrics:
         self.service = service
         self.registry = CollectorRegistry()
         self.messages = self.counter(
-            "messages_total", "Stream messages handled, by consumer and outcome",
+            "messages_total",
+            "Stream messages handled, by consumer and outcome",
             ["consumer", "outcome"],
         )
         self.handler_seconds = self.histogram(

@@ -46,8 +46,9 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     return opts
 
 
-async def ensure_streams(js: JetStreamContext, settings: Settings,
-                         specs: tuple[StreamSpec, ...] = STREAMS) -> None:
+async def ensure_streams(
+    js: JetStreamContext, settings: Settings, specs: tuple[StreamSpec, ...] = STREAMS
+) -> None:
     """Create every stream, or bring an existing one's limits up to date. Idempotent."""
     for spec in specs:
         cfg = spec.config(settings)
@@ -64,7 +65,9 @@ async def ensure_streams(js: JetStreamContext, settings: Settings,
         await js.update_stream(cfg)
 
 
-async def missing_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS) -> list[str]:
+async def missing_streams(
+    js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS
+) -> list[str]:
     missing = []
     for spec in specs:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ from .events import (
     Household,
     RefEntity,
     Resident,
-    Volunteer,
 )
 
 # Which field of a kind points at which other kind.
@@ -70,6 +70,7 @@ class Problem:
 class Dataset:
     entities: dict[type[RefEntity], dict[str, RefEntity]] = field(default_factory=dict)
     lines: dict[tuple[type[RefEntity], str], tuple[str, int]] = field(default_factory=dict)
+    rejected: dict[type[RefEntity], set[str]] = field(default_factory=dict)  # ids of bad rows
     problems: list[Problem] = field(default_factory=list)
 
     def count(self) -> int:
@@ -91,45 +92,74 @@ def read_file(path: Path, model: type[RefEntity], data: Dataset) -> None:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        data.problems.append(Problem(name, 1, f"not UTF-8 ({exc.reason} at byte {exc.start}); "
-                                              "save the sheet as 'CSV UTF-8'"))
+        data.problems.append(
+            Problem(
+                name,
+                1,
+                f"not UTF-8 ({exc.reason} at byte {exc.start}); save the sheet as 'CSV UTF-8'",
+            )
+        )
         return
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
         data.problems.append(Problem(name, 1, "empty file: a header row is required"))
         return
     header = [h.strip() for h in header]
+    while header and header[-1] == "":  # spreadsheets often leave a trailing comma
+        header.pop()
     required, optional = columns(model)
     missing = [c for c in required if c not in header]
     unknown = [h for h in header if h not in required and h not in optional]
     if missing:
         data.problems.append(Problem(name, 1, f"missing column(s): {', '.join(missing)}"))
     if unknown:
-        data.problems.append(Problem(name, 1, f"unknown column(s): {', '.join(unknown)} "
-                                              f"(known: {', '.join(required + optional)})"))
+        data.problems.append(
+            Problem(
+                name,
+                1,
+                f"unknown column(s): {', '.join(unknown)} "
+                f"(known: {', '.join(required + optional)})",
+            )
+        )
     if missing or unknown:
         return
     rows = data.entities.setdefault(model, {})
-    for line_no, values in enumerate(reader, start=2):
+    rejected = data.rejected.setdefault(model, set())
+    while True:
+        line_no = reader.line_num + 1  # a quoted cell may span lines: count physical lines
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            data.problems.append(Problem(name, line_no, f"not valid CSV: {exc}"))
+            return
         if not any(v.strip() for v in values):
             continue
+        while len(values) > len(header) and values[-1].strip() == "":
+            values.pop()  # the trailing comma again
         if len(values) != len(header):
-            data.problems.append(Problem(name, line_no, f"{len(values)} values for "
-                                                        f"{len(header)} columns"))
+            data.problems.append(
+                Problem(name, line_no, f"{len(values)} values for {len(header)} columns")
+            )
             continue
         raw = {h: v.strip() for h, v in zip(header, values, strict=True) if v.strip() != ""}
         try:
             entity = model.model_validate(raw)
         except ValidationError as exc:
+            rejected.add(raw.get(model.ID_FIELD, ""))
             for err in exc.errors(include_url=False):
                 data.problems.append(Problem(name, line_no, _format_error(err)))
             continue
         key = entity.entity_id
         if key in rows:
             first = data.lines[(model, key)][1]
-            data.problems.append(Problem(name, line_no, f"duplicate {model.ID_FIELD} {key!r} "
-                                                        f"(first on line {first})"))
+            data.problems.append(
+                Problem(
+                    name, line_no, f"duplicate {model.ID_FIELD} {key!r} (first on line {first})"
+                )
+            )
             continue
         rows[key] = entity
         data.lines[(model, key)] = (name, line_no)
@@ -143,10 +173,13 @@ def check_references(data: Dataset) -> None:
                 if target not in data.entities:
                     continue  # that kind is not part of this import: not checked here
                 value = getattr(entity, fld)
+                if value in data.rejected.get(target, set()):
+                    continue  # that row's own problem is reported already
                 if value not in data.entities[target]:
                     fname, line = data.lines[(model, key)]
-                    data.problems.append(Problem(
-                        fname, line, f"{fld} {value!r} is not in {file_name(target)}"))
+                    data.problems.append(
+                        Problem(fname, line, f"{fld} {value!r} is not in {file_name(target)}")
+                    )
 
 
 def load(folder: Path) -> Dataset:
@@ -197,8 +230,9 @@ async def publish(
         env = envelope_for(entity, import_id)
         for attempt in range(5):
             try:
-                await js.publish(entity.subject(), env.to_bytes(), headers=env.headers(),
-                                 timeout=10)
+                await js.publish(
+                    entity.subject(), env.to_bytes(), headers=env.headers(), timeout=10
+                )
                 return
             except Exception:
                 if attempt == 4:

@@ -98,8 +98,9 @@ class Service:
             row = {c.name: getattr(entity, c.name) for c in table.columns}
             await upsert_row(ctx.session, table, row)
 
-        self.handles(model, durable=f"{self.name}-refdata", subject=REFDATA_ALL,
-                     stream=REFDATA)(upsert)
+        self.handles(model, durable=f"{self.name}-refdata", subject=REFDATA_ALL, stream=REFDATA)(
+            upsert
+        )
 
     def on_start(self, fn: Callable) -> Callable:
         """Decorator: an async callable run after the store is migrated, before consuming."""
@@ -132,8 +133,12 @@ class Service:
                 await self.broker.connect()
                 return
             except Exception as exc:  # the first connect; afterwards nats-py reconnects
-                log.warning("cannot reach NATS at %s (%s); retrying in %.1fs",
-                            self.settings.nats_url, exc, delay)
+                log.warning(
+                    "cannot reach NATS at %s (%s); retrying in %.1fs",
+                    self.settings.nats_url,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -178,7 +183,7 @@ class Service:
         return checks
 
     # --- HTTP -------------------------------------------------------------------------------
-    async def asgi(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+    async def asgi(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
         path = scope["path"]
@@ -193,16 +198,28 @@ class Service:
             body = json.dumps({"ready": ok, "checks": checks}).encode()
         else:
             status, ctype, body = 404, "text/plain", b"not found"
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype.encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def run(self) -> None:
         port = self.settings.resolved_http_port(self.name)
-        server = _QuietServer(uvicorn.Config(
-            self.asgi, host=self.settings.http_host, port=port, lifespan="off",
-            log_config=None, access_log=False, interface="asgi3",
-        ))
+        server = _QuietServer(
+            uvicorn.Config(
+                self.asgi,
+                host=self.settings.http_host,
+                port=port,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                interface="asgi3",
+            )
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)

@@ -31,7 +31,7 @@ from gridcare.shared.settings import Settings
 from sqlalchemy.exc import IntegrityError
 
 from . import tables as T
-from .domain import InvalidScan, Policy, ScanRequest, Subject, decide, parse_scan
+from .domain import InvalidScan, Policy, ScanRequest, Situation, decide, parse_scan
 
 log = logging.getLogger(__name__)
 NAME = "checkpoint"
@@ -39,13 +39,19 @@ NAME = "checkpoint"
 
 def build(settings: Settings | None = None, policy: Policy | None = None) -> Service:
     svc = Service(NAME, T.metadata, T.MIGRATIONS, settings)
-    for model, table in ((Gate, T.gates), (Compound, T.compounds), (Building, T.buildings),
-                         (Household, T.households), (Resident, T.residents)):
+    for model, table in (
+        (Gate, T.gates),
+        (Compound, T.compounds),
+        (Building, T.buildings),
+        (Household, T.households),
+        (Resident, T.residents),
+    ):
         svc.project(model, table)
     scans = Scans(svc, policy or Policy())
 
-    @svc.broker.subscriber(subjects.GATE_SCAN_ALL, queue="gridcare-checkpoint",
-                           title="gate scan (CONTRACT.md §1)")
+    @svc.broker.subscriber(
+        subjects.GATE_SCAN_ALL, queue="gridcare-checkpoint", title="gate scan (CONTRACT.md §1)"
+    )
     async def on_scan(msg: NatsMessage) -> dict[str, Any]:
         return await scans.handle(msg.raw_message.subject, msg.body)
 
@@ -60,7 +66,8 @@ class Scans:
         m = svc.metrics
         self.verdicts = m.counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
         self.latency = m.histogram(
-            "scan_duration_seconds", "Time from request to reply",
+            "scan_duration_seconds",
+            "Time from request to reply",
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
 
@@ -76,16 +83,20 @@ class Scans:
         except Exception:
             log.exception("scan failed")
             self.verdicts.labels("error").inc()
-            reply = {"error": {"code": "unavailable",
-                               "detail": [{"field": "(service)",
-                                           "error": "could not record the scan; retry"}]}}
+            reply = {
+                "error": {
+                    "code": "unavailable",
+                    "detail": [{"field": "(service)", "error": "could not record the scan; retry"}],
+                }
+            }
         self.latency.observe(time.perf_counter() - t0)
         return reply
 
     async def _handle(self, subject: str, body: bytes) -> dict[str, Any]:
         parts = subject.split(".")
-        scan = parse_scan(body, parts[1] if len(parts) == 3 else "", utcnow(),
-                          self.max_future, self.policy)
+        scan = parse_scan(
+            body, parts[1] if len(parts) == 3 else "", utcnow(), self.max_future, self.policy
+        )
         try:
             return await self._record(scan)
         except IntegrityError:  # the same scan_id raced us from another instance
@@ -107,7 +118,7 @@ class Scans:
             previous = await self._previous(s, scan)
             if previous is not None:  # the device retried: same verdict, recorded once
                 return previous
-            who = await self._subject(s, scan)
+            who = await self._situation(s, scan)
             verdict = decide(scan, who, self.policy)
             decided_at = utcnow()
             reply = {
@@ -117,47 +128,79 @@ class Scans:
                 "message": verdict.message(),
                 "decided_at": decided_at.isoformat(),
             }
-            await s.execute(sa.insert(T.passages).values(
-                gate_id=scan.gate_id, scan_id=scan.scan_id, compound_id=who.compound_id,
-                person_id=scan.person_id, direction=scan.direction, verdict=verdict.verdict,
-                reasons=list(verdict.reasons), temperature_c=scan.temperature_c,
-                scanned_at=scan.scanned_at, decided_at=decided_at, reply=reply,
-            ))
-            events = [PassageRecorded(
-                scan_id=scan.scan_id, gate_id=scan.gate_id, compound_id=who.compound_id,
-                person_id=scan.person_id, direction=scan.direction, verdict=verdict.verdict,
-                reasons=list(verdict.reasons), temperature_c=scan.temperature_c,
-                scanned_at=scan.scanned_at, decided_at=decided_at,
-            )]
+            await s.execute(
+                sa.insert(T.passages).values(
+                    gate_id=scan.gate_id,
+                    scan_id=scan.scan_id,
+                    compound_id=who.compound_id,
+                    person_id=scan.person_id,
+                    direction=scan.direction,
+                    verdict=verdict.verdict,
+                    reasons=list(verdict.reasons),
+                    temperature_c=scan.temperature_c,
+                    scanned_at=scan.scanned_at,
+                    decided_at=decided_at,
+                    reply=reply,
+                )
+            )
+            events = [
+                PassageRecorded(
+                    scan_id=scan.scan_id,
+                    gate_id=scan.gate_id,
+                    compound_id=who.compound_id,
+                    person_id=scan.person_id,
+                    direction=scan.direction,
+                    verdict=verdict.verdict,
+                    reasons=list(verdict.reasons),
+                    temperature_c=scan.temperature_c,
+                    scanned_at=scan.scanned_at,
+                    decided_at=decided_at,
+                )
+            ]
             if "fever" in verdict.reasons:
                 assert scan.temperature_c is not None
-                events.append(FeverDetected(
-                    scan_id=scan.scan_id, gate_id=scan.gate_id, compound_id=who.compound_id,
-                    person_id=scan.person_id, is_resident=who.is_resident,
-                    temperature_c=scan.temperature_c, scanned_at=scan.scanned_at,
-                ))
+                events.append(
+                    FeverDetected(
+                        scan_id=scan.scan_id,
+                        gate_id=scan.gate_id,
+                        compound_id=who.compound_id,
+                        person_id=scan.person_id,
+                        is_resident=who.is_resident,
+                        temperature_c=scan.temperature_c,
+                        scanned_at=scan.scanned_at,
+                    )
+                )
             for ev in events:
                 env = Envelope.wrap(
-                    ev, source=NAME, event_id=stable_id(ev.TYPE, scan.gate_id, scan.scan_id),
+                    ev,
+                    source=NAME,
+                    event_id=stable_id(ev.TYPE, scan.gate_id, scan.scan_id),
                     correlation_id=stable_id("scan", scan.gate_id, scan.scan_id),
                 )
                 await outbox.add(s, store, env, ev.subject())
         self.svc.relay.wake()
         return reply
 
-    async def _subject(self, s, scan: ScanRequest) -> Subject:
-        gate = (await s.execute(
-            sa.select(T.gates.c.compound_id, T.compounds.c.control_level)
-            .select_from(T.gates.outerjoin(
-                T.compounds, T.compounds.c.compound_id == T.gates.c.compound_id))
-            .where(T.gates.c.gate_id == scan.gate_id)
-        )).first()
+    async def _situation(self, s, scan: ScanRequest) -> Situation:
+        gate = (
+            await s.execute(
+                sa.select(T.gates.c.compound_id, T.compounds.c.control_level)
+                .select_from(
+                    T.gates.outerjoin(
+                        T.compounds, T.compounds.c.compound_id == T.gates.c.compound_id
+                    )
+                )
+                .where(T.gates.c.gate_id == scan.gate_id)
+            )
+        ).first()
         if gate is None:
             raise InvalidScan([{"field": "gate_id", "error": f"unknown gate {scan.gate_id!r}"}])
-        is_resident = bool(await s.scalar(
-            sa.select(sa.literal(1)).where(T.residents.c.resident_id == scan.person_id)
-        ))
-        return Subject(
+        is_resident = bool(
+            await s.scalar(
+                sa.select(sa.literal(1)).where(T.residents.c.resident_id == scan.person_id)
+            )
+        )
+        return Situation(
             compound_id=gate.compound_id,
             control_level=ControlLevel(gate.control_level or ControlLevel.PRECAUTION),
             is_resident=is_resident,

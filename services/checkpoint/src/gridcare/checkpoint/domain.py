@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from gridcare.shared.events import ControlLevel, Token
+from gridcare.shared.events import ControlLevel, Timestamp, Token
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -23,7 +23,10 @@ VERDICT_RANK = {"allow": 0, "refer": 1, "deny": 2}
 
 # What a device shows, per reason (zh, en). Allow has its own message.
 MESSAGES: dict[str, tuple[str, str]] = {
-    "fever": ("体温异常，请勿通行，工作人员将联系您", "High temperature: entry refused, staff will contact you"),
+    "fever": (
+        "体温异常，请勿通行，工作人员将联系您",
+        "High temperature: entry refused, staff will contact you",
+    ),
     "no_temperature": ("未测得体温，请人工复测", "No temperature reading: please see staff"),
     "no_mask": ("请佩戴口罩", "Please wear a mask"),
     "code_red": ("健康码红码，禁止通行", "Red health code: passage refused"),
@@ -35,7 +38,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "permit_expired": ("出行证已失效", "Your outing permit is no longer valid"),
     "unknown_person": ("身份未登记，请人工核验", "Not registered: please see staff"),
     "visitor_not_allowed": ("管控期间谢绝访客", "No visitors during controls"),
-    "visitor_risk_area": ("来自风险地区，需提供有效核酸阴性证明", "From a risk area: a recent negative test is required"),
+    "visitor_risk_area": (
+        "来自风险地区，需提供有效核酸阴性证明",
+        "From a risk area: a recent negative test is required",
+    ),
     "overdue_return": ("您已超过出行证返回时间", "You are back after your permit's return time"),
 }
 ALLOW_MESSAGE = {"zh": "请通行", "en": "Please pass"}
@@ -48,7 +54,7 @@ class Visitor(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     phone: Annotated[str, Field(min_length=3, max_length=32)]
     from_region: Annotated[str, Field(min_length=1, max_length=100)]
-    negative_test_at: AwareDatetime | None = None
+    negative_test_at: Timestamp | None = None
 
 
 class ScanRequest(BaseModel):
@@ -63,7 +69,7 @@ class ScanRequest(BaseModel):
     gate_id: Token
     direction: Literal["in", "out"]
     person_id: Token
-    scanned_at: AwareDatetime
+    scanned_at: Timestamp
     temperature_c: Number | None = None
     mask: StrictBool
     health_code: Literal["green", "yellow", "red"] | None = None
@@ -81,8 +87,10 @@ class ScanRequest(BaseModel):
     @classmethod
     def _plausible_temperature(cls, v: float | None, info: ValidationInfo) -> float | None:
         policy = (info.context or {}).get("policy")
-        if v is not None and policy is not None and not (
-            policy.min_valid_c <= v <= policy.max_valid_c
+        if (
+            v is not None
+            and policy is not None
+            and not (policy.min_valid_c <= v <= policy.max_valid_c)
         ):
             raise ValueError(f"{v} is outside {policy.min_valid_c:g}-{policy.max_valid_c:g} °C")
         return v
@@ -126,7 +134,7 @@ def parse_scan(
     except ValidationError as exc:
         detail: list[dict[str, str]] = []
         for err in exc.errors(include_url=False):
-            if err["type"] in ("json_invalid", "model_type") or not err["loc"]:
+            if err["type"] == "json_invalid" or not err["loc"]:
                 detail.append({"field": "(body)", "error": "not a JSON object"})
                 continue
             msg = err["msg"].removeprefix("Value error, ")
@@ -135,7 +143,7 @@ def parse_scan(
 
 
 @dataclass(frozen=True)
-class Subject:
+class Situation:
     """What the checkpoint knows of the person and place at the moment of the scan."""
 
     compound_id: str
@@ -157,7 +165,7 @@ class Verdict:
         }
 
 
-def decide(scan: ScanRequest, who: Subject, policy: Policy) -> Verdict:
+def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
     """Every rule that fires, and the most severe verdict among them."""
     fired: list[tuple[str, str]] = []  # (verdict, reason)
 
@@ -194,9 +202,10 @@ def decide(scan: ScanRequest, who: Subject, policy: Policy) -> Verdict:
         assert v is not None
         if v.from_region in policy.risk_regions:
             valid = v.negative_test_at is not None and (
-                scan.scanned_at - v.negative_test_at
+                timedelta(0)
+                <= scan.scanned_at - v.negative_test_at
                 <= timedelta(hours=policy.visitor_test_validity_h)
-            )
+            )  # a test "taken" after the scan is not evidence of anything
             if not valid:
                 fired.append(("deny", "visitor_risk_area"))
 

@@ -9,36 +9,42 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = new_metadata()
 
 gates = sa.Table(
-    "gates", metadata,
+    "gates",
+    metadata,
     sa.Column("gate_id", sa.String(64), primary_key=True),
     sa.Column("compound_id", sa.String(64), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
 )
 compounds = sa.Table(
-    "compounds", metadata,
+    "compounds",
+    metadata,
     sa.Column("compound_id", sa.String(64), primary_key=True),
     sa.Column("community_id", sa.String(64), nullable=False),
     sa.Column("control_level", sa.String(16), nullable=False),
 )
 buildings = sa.Table(
-    "buildings", metadata,
+    "buildings",
+    metadata,
     sa.Column("building_id", sa.String(64), primary_key=True),
     sa.Column("compound_id", sa.String(64), nullable=False),
 )
 households = sa.Table(
-    "households", metadata,
+    "households",
+    metadata,
     sa.Column("household_id", sa.String(64), primary_key=True),
     sa.Column("building_id", sa.String(64), nullable=False),
 )
 residents = sa.Table(
-    "residents", metadata,
+    "residents",
+    metadata,
     sa.Column("resident_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False),
 )
 
 # The entry/exit register: every scan that got a verdict, once per (gate, scan_id).
 passages = sa.Table(
-    "passages", metadata,
+    "passages",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("gate_id", sa.String(64), nullable=False),
     sa.Column("scan_id", sa.String(64), nullable=False),

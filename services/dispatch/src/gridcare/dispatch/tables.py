@@ -3,35 +3,39 @@
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from gridcare.shared.store import new_metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = new_metadata()
 
 residents = sa.Table(
-    "residents", metadata,
+    "residents",
+    metadata,
     sa.Column("resident_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False),
 )
 households = sa.Table(
-    "households", metadata,
+    "households",
+    metadata,
     sa.Column("household_id", sa.String(64), primary_key=True),
     sa.Column("building_id", sa.String(64), nullable=False),
 )
 buildings = sa.Table(
-    "buildings", metadata,
+    "buildings",
+    metadata,
     sa.Column("building_id", sa.String(64), primary_key=True),
     sa.Column("grid_id", sa.String(64), nullable=False),
 )
 grids = sa.Table(
-    "grids", metadata,
+    "grids",
+    metadata,
     sa.Column("grid_id", sa.String(64), primary_key=True),
     sa.Column("worker_id", sa.String(64), nullable=False),
 )
 
 tasks = sa.Table(
-    "tasks", metadata,
+    "tasks",
+    metadata,
     sa.Column("task_id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("person_id", sa.String(64), nullable=False, index=True),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from gridcare.shared import subjects
 from gridcare.shared.consumer import HandlerContext
 from gridcare.shared.envelope import stable_id, utcnow
@@ -22,9 +21,12 @@ TITLES = {"zh": "新任务", "en": "New task"}
 def build(settings: Settings | None = None) -> Service:
     svc = Service(NAME, T.metadata, T.MIGRATIONS, settings)
     svc.project(Grid, T.grids)
-    svc.handles(TaskCreated, durable="notify-tasks",
-                subject=subjects.TASK_CREATED.format(kind="*"),
-                stream=subjects.DISPATCH)(on_task_created)
+    svc.handles(
+        TaskCreated,
+        durable="notify-tasks",
+        subject=subjects.TASK_CREATED.format(kind="*"),
+        stream=subjects.DISPATCH,
+    )(on_task_created)
     return svc
 
 
@@ -40,8 +42,9 @@ def pick(texts: dict[str, str], language: str) -> tuple[str, str]:
 async def on_task_created(ctx: HandlerContext, ev: TaskCreated) -> None:
     s = ctx.session
     notification_id = stable_id("chat", ev.task_id, ev.assignee_id)
-    if await s.scalar(sa.select(sa.literal(1)).where(
-            T.deliveries.c.notification_id == notification_id)):
+    if await s.scalar(
+        sa.select(sa.literal(1)).where(T.deliveries.c.notification_id == notification_id)
+    ):
         return
     grid = (await s.execute(sa.select(T.grids).where(T.grids.c.grid_id == ev.grid_id))).first()
     if grid is None or grid.worker_id != ev.assignee_id:
@@ -50,12 +53,24 @@ async def on_task_created(ctx: HandlerContext, ev: TaskCreated) -> None:
     title = pick(TITLES, lang)[1]
     await send_chat(grid.chat_url, notification_id, title, body)
     now = utcnow()
-    await s.execute(sa.insert(T.deliveries).values(
-        notification_id=notification_id, recipient_id=ev.assignee_id, channel="chat",
-        cause_event_id=ctx.envelope.event_id, cause_type=ctx.envelope.type, language=lang,
-        body=body, delivered_at=now,
-    ))
-    await ctx.emit(NotificationDelivered(
-        notification_id=notification_id, recipient_id=ev.assignee_id, channel="chat",
-        cause_type=ctx.envelope.type, delivered_at=now,
-    ))
+    await s.execute(
+        sa.insert(T.deliveries).values(
+            notification_id=notification_id,
+            recipient_id=ev.assignee_id,
+            channel="chat",
+            cause_event_id=ctx.envelope.event_id,
+            cause_type=ctx.envelope.type,
+            language=lang,
+            body=body,
+            delivered_at=now,
+        )
+    )
+    await ctx.emit(
+        NotificationDelivered(
+            notification_id=notification_id,
+            recipient_id=ev.assignee_id,
+            channel="chat",
+            cause_type=ctx.envelope.type,
+            delivered_at=now,
+        )
+    )

@@ -21,9 +21,9 @@ def apprise_url(chat_url: str, notification_id: str) -> str:
     """
     url = chat_url.strip()
     if url.startswith("http://"):
-        url = "json://" + url[len("http://"):]
+        url = "json://" + url[len("http://") :]
     elif url.startswith("https://"):
-        url = "jsons://" + url[len("https://"):]
+        url = "jsons://" + url[len("https://") :]
     if url.startswith(("json://", "jsons://")):
         sep = "&" if "?" in url else "?"
         url += f"{sep}+X-Gridcare-Notification-Id={quote(notification_id)}"

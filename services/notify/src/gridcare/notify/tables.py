@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from gridcare.shared.store import new_metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -11,7 +10,8 @@ metadata = new_metadata()
 
 # Grid workers are reached through their grid's chat group.
 grids = sa.Table(
-    "grids", metadata,
+    "grids",
+    metadata,
     sa.Column("grid_id", sa.String(64), primary_key=True),
     sa.Column("worker_id", sa.String(64), nullable=False),
     sa.Column("worker_name", sa.String(200), nullable=False),
@@ -22,7 +22,8 @@ grids = sa.Table(
 
 # One row per notification that reached its channel: the guard against sending twice.
 deliveries = sa.Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     sa.Column("notification_id", sa.String(64), primary_key=True),
     sa.Column("recipient_id", sa.String(64), nullable=False, index=True),
     sa.Column("channel", sa.String(16), nullable=False),

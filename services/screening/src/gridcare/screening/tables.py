@@ -3,21 +3,22 @@
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from gridcare.shared.store import new_metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = new_metadata()
 
 residents = sa.Table(
-    "residents", metadata,
+    "residents",
+    metadata,
     sa.Column("resident_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False),
 )
 
 # A case: a person screening follows (a fever at the gate, later the four categories).
 cases = sa.Table(
-    "cases", metadata,
+    "cases",
+    metadata,
     sa.Column("case_id", sa.String(64), primary_key=True),
     sa.Column("person_id", sa.String(64), nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
@@ -29,7 +30,8 @@ cases = sa.Table(
 
 # Every reading that fed a case (the first one opens it; later ones are appended).
 observations = sa.Table(
-    "observations", metadata,
+    "observations",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(64), nullable=False, index=True),
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
