@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from gridcare.shared.devrun import NatsServer, WebhookSink, port_open
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gridcare.shared.devrun import SERVICES
 from system import System
+
+from gridcare.shared.devrun import SERVICES
 
 
 @pytest.fixture

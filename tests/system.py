@@ -17,8 +17,9 @@ from typing import Any
 
 import nats
 import sqlalchemy as sa
-from gridcare.shared.devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, free_port
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from gridcare.shared.devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "community"
 

@@ -9,8 +9,9 @@ import json
 
 import nats
 import pytest
-from gridcare.shared.devrun import SERVICES
 from system import fever_scan, write_community
+
+from gridcare.shared.devrun import SERVICES
 
 pytestmark = pytest.mark.e2e
 SCANS = 40

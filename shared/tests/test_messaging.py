@@ -9,10 +9,11 @@ import json
 import nats
 import pytest
 import sqlalchemy as sa
+from testkit import Ping, make_service
+
 from gridcare.shared import outbox
 from gridcare.shared.devrun import NatsServer
 from gridcare.shared.envelope import Envelope
-from testkit import Ping, make_service
 
 
 async def publish_ping(ts, n: int, *, msg_id: str | None = None, env: Envelope | None = None):

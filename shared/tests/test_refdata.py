@@ -12,6 +12,9 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js.errors import NotFoundError
+from typer.testing import CliRunner
+
 from gridcare.shared import refdata
 from gridcare.shared.cli import app
 from gridcare.shared.envelope import Envelope
@@ -26,8 +29,6 @@ from gridcare.shared.events import (
     Resident,
     Volunteer,
 )
-from nats.js.errors import NotFoundError
-from typer.testing import CliRunner
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "community"
 SAMPLE_COUNTS = {

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+
 from gridcare.shared import subjects
 from gridcare.shared.consumer import HandlerContext, Permanent
 from gridcare.shared.envelope import Event

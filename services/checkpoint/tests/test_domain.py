@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from gridcare.checkpoint.domain import (
     ALLOW_MESSAGE,
     MESSAGES,
@@ -19,8 +22,6 @@ from gridcare.checkpoint.domain import (
     parse_scan,
 )
 from gridcare.shared.events import ControlLevel
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 3, 12, 7, 31, 30, tzinfo=CST)

@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from faststream.nats.annotations import NatsMessage
+from sqlalchemy.exc import IntegrityError
+
 from gridcare.shared import outbox, subjects
 from gridcare.shared.envelope import Envelope, stable_id, utcnow
 from gridcare.shared.events import (
@@ -28,7 +30,6 @@ from gridcare.shared.events import (
 )
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
-from sqlalchemy.exc import IntegrityError
 
 from . import tables as T
 from .domain import InvalidScan, Policy, ScanRequest, Situation, decide, parse_scan

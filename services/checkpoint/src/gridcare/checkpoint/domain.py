@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from gridcare.shared.events import ControlLevel, Timestamp, Token
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,6 +16,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from gridcare.shared.events import ControlLevel, Timestamp, Token
 
 VERDICT_RANK = {"allow": 0, "refer": 1, "deny": 2}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+
 from gridcare.shared import subjects
 from gridcare.shared.consumer import HandlerContext, Permanent
 from gridcare.shared.envelope import stable_id, utcnow

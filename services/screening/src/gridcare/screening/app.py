@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+
 from gridcare.shared import subjects
 from gridcare.shared.consumer import HandlerContext
 from gridcare.shared.envelope import stable_id, utcnow

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from gridcare.shared.store import new_metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"

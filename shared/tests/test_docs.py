@@ -1,0 +1,17 @@
+"""The docs name every setting there is (a new setting without docs fails here)."""
+
+from pathlib import Path
+
+from gridcare.shared.settings import ENV_PREFIX, Settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_every_setting_is_documented():
+    text = DOCS.read_text()
+    missing = [
+        f"{ENV_PREFIX}{name.upper()}"
+        for name in Settings.model_fields
+        if f"{ENV_PREFIX}{name.upper()}" not in text
+    ]
+    assert missing == []
