@@ -629,3 +629,19 @@ def test_decide_on_any_valid_scan(data, level, is_resident):
         assert "visitor_not_allowed" in v.reasons
     if is_resident:
         assert not {"visitor_not_allowed", "visitor_risk_area", "unknown_person"} & set(v.reasons)
+
+
+def neighbour(level: ControlLevel = PRECAUTION) -> Situation:
+    """A resident of another compound of the community: known, not resident here."""
+    return Situation(compound_id="C-01", control_level=level, is_resident=False, is_known=True)
+
+
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_known_neighbour_without_visitor_details_passes_in_precaution(direction):
+    assert decide(scan(direction=direction), neighbour(), POLICY).verdict == "allow"
+
+
+@pytest.mark.parametrize("level", [SEALED, CONTROLLED])
+def test_known_neighbour_is_a_visitor_under_controls(level):
+    v = decide(scan(direction="in"), neighbour(level), POLICY)
+    assert v.verdict == "deny" and "visitor_not_allowed" in v.reasons

@@ -80,6 +80,11 @@ class HandlerContext:
     envelope: Envelope
     service: Service
     emitted: list[Envelope] = field(default_factory=list)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this transaction has committed (e.g. update an in-memory view)."""
+        self._after_commit.append(fn)
 
     async def emit(self, event: Event, *, event_id: str | None = None) -> Envelope:
         """Write ``event`` to the outbox in this transaction, caused by the current message."""
@@ -198,6 +203,8 @@ class ReliableConsumer:
             )
             ctx = HandlerContext(session=session, envelope=env, service=svc)
             await fn(ctx, event)
+        for fn in ctx._after_commit:
+            fn()
         if ctx.emitted:
             svc.relay.wake()
         return "handled"

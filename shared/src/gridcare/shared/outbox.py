@@ -101,21 +101,30 @@ class Relay:
                 )
             ).all()
         self.metrics.outbox_pending.set(len(rows))
-        sent_ids: list[int] = []
-        for row in rows:
-            try:
-                await self.publish(row.subject, row.payload, dict(row.headers))
-            except Exception as exc:  # keep order: stop at the first failure, retry later
-                async with self.store.transaction() as session:
+        # Publish the whole batch pipelined (the server keeps the order of one connection),
+        # then mark sent exactly the rows whose PubAck came back.
+        results = await asyncio.gather(
+            *(self.publish(r.subject, r.payload, dict(r.headers)) for r in rows),
+            return_exceptions=True,
+        )
+        sent_ids = [
+            r.id for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)
+        ]
+        failed = [
+            (r, res) for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)
+        ]
+        if failed:
+            async with self.store.transaction() as session:
+                for row, exc in failed:
                     await session.execute(
                         sa.update(t)
                         .where(t.c.id == row.id)
                         .values(attempts=t.c.attempts + 1, last_error=repr(exc)[:1000])
                     )
-                self.metrics.outbox_publish_errors.inc()
-                log.warning("outbox publish failed: %s: %s", row.subject, exc)
-                break
-            sent_ids.append(row.id)
+            self.metrics.outbox_publish_errors.inc(len(failed))
+            log.warning(
+                "outbox: %d of %d publishes failed, first: %r", len(failed), len(rows), failed[0][1]
+            )
         if sent_ids:  # only rows whose PubAck came back
             async with self.store.transaction() as session:
                 await session.execute(
@@ -124,8 +133,7 @@ class Relay:
                     .values(sent_at=utcnow(), attempts=t.c.attempts + 1)
                 )
             self.metrics.outbox_published.inc(len(sent_ids))
-        sent = len(sent_ids)
-        return sent
+        return len(sent_ids) if not failed else 0
 
     async def pending(self) -> int:
         t = self.store.tables.outbox

@@ -64,6 +64,8 @@ class Service:
         )
         self._consumers: dict[str, ReliableConsumer] = {}
         self._on_start: list[Callable] = []
+        self._on_ready: list[Callable] = []
+        self._on_stop: list[Callable] = []
         self._stopping = asyncio.Event()
         self._started = False
 
@@ -87,16 +89,24 @@ class Service:
 
         return deco
 
-    def project(self, model: type[RefEntity], table: sa.Table) -> None:
+    def project(
+        self,
+        model: type[RefEntity],
+        table: sa.Table,
+        after: Callable[[RefEntity], None] | None = None,
+    ) -> None:
         """Keep ``table`` as this service's copy of one kind of reference data.
 
         The table's columns are a subset of the entity's fields; the first primary key
-        column is the entity id. Replays and repeats are harmless (an upsert).
+        column is the entity id. Replays and repeats are harmless (an upsert). ``after`` is
+        called with the entity once the row is committed (to refresh an in-memory view).
         """
 
         async def upsert(ctx: HandlerContext, entity: RefEntity) -> None:
             row = {c.name: getattr(entity, c.name) for c in table.columns}
             await upsert_row(ctx.session, table, row)
+            if after is not None:
+                ctx.after_commit(lambda: after(entity))
 
         self.handles(model, durable=f"{self.name}-refdata", subject=REFDATA_ALL, stream=REFDATA)(
             upsert
@@ -106,6 +116,21 @@ class Service:
         """Decorator: an async callable run after the store is migrated, before consuming."""
         self._on_start.append(fn)
         return fn
+
+    def on_ready(self, fn: Callable) -> Callable:
+        """Decorator: an async callable run once NATS is connected and consumers run."""
+        self._on_ready.append(fn)
+        return fn
+
+    def on_stop(self, fn: Callable) -> Callable:
+        """Decorator: an async callable run first on stop (stop taking requests, flush)."""
+        self._on_stop.append(fn)
+        return fn
+
+    @property
+    def nc(self):  # noqa: ANN201 - nats.aio.client.Client
+        """The raw nats-py connection (for hot paths that bypass FastStream)."""
+        return self.broker.config.connection_state.connection
 
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
         return await self.broker.publish(
@@ -123,6 +148,8 @@ class Service:
         await ensure_streams(self.broker.config.connection_state.stream, self.settings)
         await self.broker.start()
         self.relay.start()
+        for fn in self._on_ready:
+            await fn()
         self._started = True
         log.info("service started", extra={"database": _safe_url(self.store.url)})
 
@@ -143,6 +170,11 @@ class Service:
                 delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
+        for fn in self._on_stop:
+            try:
+                await fn()
+            except Exception:
+                log.exception("stop hook failed")
         await self.broker.stop()  # waits for in-flight handlers (graceful_timeout)
         await self.relay.stop()
         if self._nats_connected():

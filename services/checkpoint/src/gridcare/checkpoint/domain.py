@@ -146,9 +146,10 @@ def parse_scan(
 class Situation:
     """What the checkpoint knows of the person and place at the moment of the scan."""
 
-    compound_id: str
+    compound_id: str  # the gate's compound
     control_level: ControlLevel
-    is_resident: bool
+    is_resident: bool  # lives in this compound
+    is_known: bool = False  # a resident of the community (of this compound or another)
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,10 @@ def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
     elif scan.health_code is None:
         fired.append(("refer", "no_code"))
 
-    is_visitor = not who.is_resident and scan.visitor is not None
-    if not who.is_resident and scan.visitor is None:
+    # A visitor: not a resident here, but identified (visitor details, or a resident of
+    # another compound of the community). Nobody at all: refer to staff.
+    is_visitor = not who.is_resident and (scan.visitor is not None or who.is_known)
+    if not who.is_resident and not who.is_known and scan.visitor is None:
         fired.append(("refer", "unknown_person"))
 
     level = who.control_level
@@ -197,9 +200,8 @@ def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
             fired.append(("deny", "permit_required"))
         if is_visitor:
             fired.append(("deny", "visitor_not_allowed"))
-    elif is_visitor and scan.direction == "in":
+    elif is_visitor and scan.direction == "in" and scan.visitor is not None:
         v = scan.visitor
-        assert v is not None
         if v.from_region in policy.risk_regions:
             valid = v.negative_test_at is not None and (
                 timedelta(0)

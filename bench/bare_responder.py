@@ -1,0 +1,49 @@
+"""The "bare" responder on ``gate.*.scan``: the ceiling scan_bench.py compares gridcare with.
+
+    python bench/bare_responder.py --url nats://127.0.0.1:PORT
+
+Plain nats-py, one queue-group subscription, parses nothing, answers every request with the
+same small verdict. It measures what one Python process can answer on this machine through
+the client library, nats-server and loopback, with no work per scan. Stops on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import nats
+
+REPLY = (
+    '{"scan_id":"-","verdict":"allow","reasons":[],"message":{"zh":"请通行","en":"Please pass"},'
+    '"decided_at":"2026-01-01T00:00:00+00:00"}'
+).encode()
+
+
+async def run(url: str) -> None:
+    nc = await nats.connect(url, name="bench-bare")
+
+    async def on_scan(msg) -> None:
+        await nc.publish(msg.reply, REPLY)
+
+    await nc.subscribe("gate.*.scan", queue="bench-bare", cb=on_scan)
+    await nc.flush()
+    print("ready", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await nc.drain()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--url", required=True)
+    asyncio.run(run(p.parse_args().url))
+
+
+if __name__ == "__main__":
+    main()

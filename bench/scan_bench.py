@@ -1,0 +1,916 @@
+"""Benchmark of the checkpoint's gate-scan path (``gate.<gate_id>.scan``), as ratios.
+
+    .venv/bin/python bench/scan_bench.py            # full run, about 2-3 minutes
+    .venv/bin/python bench/scan_bench.py --quick    # shorter phases, under about a minute
+
+One run starts its own nats-server (loopback, temp dir, JetStream fsync "always") and
+measures three responders one after another, never two at once:
+
+  bare      bench/bare_responder.py: nats-py, fixed reply, no work (the ceiling)
+  naive     bench/naive_responder.py: FastStream + pydantic + one SQLite commit per scan
+  gridcare  the real checkpoint service (python -m gridcare.checkpoint), with a community
+            of 2000 extra residents imported through ``gridcare import``
+
+and, in a full run, the bare responder once more at the end, to see how much the machine
+drifted meanwhile. For each: a closed-loop throughput phase and an open-loop latency phase
+at a fixed offered rate (bench/loadgen.py, a separate process). The machine is shared and
+noisy, so the figures that matter are the ratios against the baselines of the same run.
+Writes bench/results/scan_bench-<UTC>.md/.json and latest.md/.json. Exits 0 whatever the
+figures; non-zero only when the harness failed (a responder did not start, no replies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import importlib.metadata
+import json
+import os
+import platform
+import queue
+import shlex
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import nats
+
+from gridcare.shared.devrun import NatsServer, ServiceProcess, free_port
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+EXAMPLES = ROOT / "examples" / "community"
+PY = sys.executable
+CST = timezone(timedelta(hours=8))
+
+# Households of compound C-01 (precaution), whose gates g1/g2 the scans go through.
+C01_HOUSEHOLDS = ("H-0101", "H-0102", "H-0201")
+
+TARGET_RATIO = {"gridcare/bare throughput": 0.70, "gridcare/naive throughput": 5.0}
+TARGET_P99_MS = 5.0  # gridcare's p99 at the offered rate
+# CPU busy (plus steal) outside the benchmark's own processes above which a phase counts as
+# disturbed by other work on the machine
+DISTURBED_CORES = 0.3
+
+
+@dataclass
+class Plan:
+    quick: bool
+    inflight: int = 128
+    tp_warmup: float = 2.0
+    tp_duration: float = 10.0
+    rate: float = 2000.0
+    lat_warmup: float = 1.0
+    lat_duration: float = 10.0
+    timeout: float = 5.0
+    residents: int = 2000
+    bare_again: bool = True
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if not quick:
+            return cls(quick=False)
+        return cls(
+            quick=True,
+            tp_warmup=1.0,
+            tp_duration=3.0,
+            lat_warmup=0.5,
+            lat_duration=3.0,
+            timeout=2.0,
+            residents=500,  # the checkpoint projects them one by one: ~10 s saved
+            bare_again=False,
+        )
+
+
+# --- processes: every one we start is registered here and stopped in cleanup() -------------
+class Processes:
+    def __init__(self) -> None:
+        self.popens: list[subprocess.Popen] = []
+        self.services: list[ServiceProcess] = []
+        self.nats: NatsServer | None = None
+
+    def popen(self, cmd: list[str], log: Path, **kw) -> subprocess.Popen:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            p = subprocess.Popen(
+                cmd, stderr=out, start_new_session=True, stdout=kw.pop("stdout", out), **kw
+            )
+        self.popens.append(p)
+        return p
+
+    @staticmethod
+    def stop_popen(p: subprocess.Popen, wait_s: float = 15.0) -> None:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def cleanup(self) -> None:
+        for p in self.popens:
+            self.stop_popen(p, 5.0)
+        for s in self.services:
+            s.stop(wait_s=10.0)
+        if self.nats:
+            self.nats.stop()
+
+
+# --- CPU counters from /proc ----------------------------------------------------------------
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / TICK, steal / TICK
+
+
+def nats_in_msgs(monitor_port: int) -> int | None:
+    """Messages the server has received in all (its /varz), to cross-check the client."""
+    try:
+        url = f"http://127.0.0.1:{monitor_port}/varz"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return json.load(r)["in_msgs"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def snapshot(pids: dict[str, int], monitor_port: int) -> dict:
+    busy, steal = machine_cpu_s()
+    snap = {name: proc_cpu_s(pid) for name, pid in pids.items()}
+    snap.update(_t=time.monotonic(), _busy=busy, _steal=steal)
+    snap["_in_msgs"] = nats_in_msgs(monitor_port)
+    return snap
+
+
+def cpu_cores(a: dict, b: dict) -> dict[str, float | None]:
+    """Average cores used between two snapshots, per process and for the machine."""
+    wall = b["_t"] - a["_t"]
+    out: dict[str, float | None] = {}
+    for k in a:
+        if k in ("_t", "_in_msgs"):
+            continue
+        name = {"_busy": "machine_busy", "_steal": "machine_steal"}.get(k, k)
+        out[name] = None if a[k] is None or b[k] is None else round((b[k] - a[k]) / wall, 2)
+    return out
+
+
+# --- community ------------------------------------------------------------------------------
+def write_community(folder: Path, n: int) -> list[str]:
+    """The example community plus ``n`` residents R-B0001... in compound C-01's households."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in EXAMPLES.glob("*.csv"):
+        shutil.copy(src, folder / src.name)
+    path = folder / "residents.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0].keys())
+    generated = [f"R-B{i:04d}" for i in range(1, n + 1)]
+    for i, rid in enumerate(generated):
+        rows.append(
+            {
+                "resident_id": rid,
+                "household_id": C01_HOUSEHOLDS[i % len(C01_HOUSEHOLDS)],
+                "name": f"Bench Resident {i + 1}",
+                "phone": f"+86 139 2000 {(i + 1) % 10000:04d}",
+                "language": "zh" if i % 3 else "en",
+                "vulnerabilities": "",
+            }
+        )
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return generated
+
+
+def sqlite_count(db: Path, table: str, where: str = "") -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            q = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
+            return con.execute(q).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return -1
+
+
+# --- probing a responder --------------------------------------------------------------------
+def probe(url: str, person: str, deadline: float, alive, accept) -> dict | None:
+    """Send scans until one gets a reply ``accept`` likes; None at the deadline."""
+
+    async def go() -> dict | None:
+        nc = await nats.connect(url, name="bench-probe")
+        try:
+            n = 0
+            while time.monotonic() < deadline and alive():
+                n += 1
+                body = {
+                    "scan_id": f"probe-{os.getpid()}-{time.time_ns()}-{n}",
+                    "gate_id": "g1",
+                    "direction": "in",
+                    "person_id": person,
+                    "scanned_at": datetime.now(CST).isoformat(),
+                    "temperature_c": 36.5,
+                    "mask": True,
+                    "health_code": "green",
+                }
+                try:
+                    msg = await nc.request("gate.g1.scan", json.dumps(body).encode(), timeout=2)
+                    reply = json.loads(msg.data)
+                    if accept(reply):
+                        return reply
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError, ValueError):
+                    pass
+                await asyncio.sleep(0.3)
+            return None
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def is_verdict(reply: dict) -> bool:
+    return isinstance(reply, dict) and "verdict" in reply
+
+
+def is_known_allow(reply: dict) -> bool:
+    return (
+        is_verdict(reply)
+        and reply["verdict"] == "allow"
+        and "unknown_person" not in reply.get("reasons", [])
+    )
+
+
+# --- the benchmark --------------------------------------------------------------------------
+class Bench:
+    def __init__(self, plan: Plan, tmp: Path) -> None:
+        self.plan = plan
+        self.tmp = tmp
+        self.logs = tmp / "log"
+        self.procs = Processes()
+        self.results: dict[str, dict] = {}
+        self.failures: list[str] = []
+        self.nats: NatsServer | None = None
+        self.residents_file = tmp / "residents.txt"
+        self.people: list[str] = []
+        self.run_tag = datetime.now(UTC).strftime("%H%M%S")
+
+    def say(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    # --- setup ------------------------------------------------------------------------------
+    def start_nats(self) -> None:
+        self.nats = NatsServer(
+            store_dir=self.tmp / "nats", sync_interval="always", log_file=self.logs / "nats.log"
+        )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.procs.nats = self.nats
+        self.nats.start()
+        self.say(f"nats-server on {self.nats.url} (pid {self.nats.proc.pid})")
+
+    def write_community(self) -> None:
+        self.people = write_community(self.tmp / "community", self.plan.residents)
+        self.residents_file.write_text("\n".join(self.people) + "\n")
+
+    def import_community(self) -> None:
+        folder = self.tmp / "community"
+        env = {**os.environ, "GRIDCARE_NATS_URL": self.nats.url}
+        t0 = time.monotonic()
+        r = subprocess.run(
+            [str(Path(PY).parent / "gridcare"), "import", str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        (self.logs / "import.log").write_text(r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise RuntimeError(f"gridcare import failed ({r.returncode}): {r.stdout}{r.stderr}")
+        last = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
+        self.say(f"imported the community in {time.monotonic() - t0:.1f}s: {last[0]}")
+
+    # --- one load-generator run -------------------------------------------------------------
+    def loadgen(self, name: str, mode: str, pids: dict[str, int]) -> dict:
+        p = self.plan
+        tag = f"{mode}-{name}-{self.run_tag}"
+        cmd = [PY, str(BENCH / "loadgen.py"), "--url", self.nats.url, "--mode", mode]
+        cmd += ["--residents", str(self.residents_file), "--tag", tag]
+        cmd += ["--timeout", str(p.timeout)]
+        if mode == "closed":
+            cmd += ["--inflight", str(p.inflight)]
+            cmd += ["--warmup", str(p.tp_warmup), "--duration", str(p.tp_duration)]
+            budget = p.tp_warmup + p.tp_duration
+        else:
+            cmd += ["--rate", str(p.rate)]
+            cmd += ["--warmup", str(p.lat_warmup), "--duration", str(p.lat_duration)]
+            budget = p.lat_warmup + p.lat_duration
+        log = self.logs / f"loadgen-{name}-{mode}.log"
+        gen = self.procs.popen(cmd, log, stdout=subprocess.PIPE)
+        lines: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in gen.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + budget + p.timeout + 30
+        pids = {**pids, "loadgen": gen.pid}
+        snaps: list[dict] = []
+        result = None
+        while result is None:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                break
+            event = json.loads(line)
+            if event["event"] in ("measure_start", "measure_end"):
+                snaps.append(snapshot(pids, self.nats.monitor_port))
+            elif event["event"] == "result":
+                result = event
+        if result is None:
+            Processes.stop_popen(gen, 2.0)
+            raise RuntimeError(f"load generator gave no result; see {log}")
+        gen.wait(10)
+        if len(snaps) == 2:
+            a, b = snaps
+            result["cpu_cores"] = cpu_cores(a, b)
+            if a["_in_msgs"] is not None and b["_in_msgs"] is not None:
+                # requests + replies (+ gridcare's outbox events): a cross-check of the client
+                result["server_in_msgs_per_s"] = round(
+                    (b["_in_msgs"] - a["_in_msgs"]) / (b["_t"] - a["_t"]), 1
+                )
+        return result
+
+    def measure(self, name: str, pids: dict[str, int], latency: bool = True, settle=None) -> dict:
+        """Throughput, then latency; ``settle()`` runs between them (returns notes)."""
+        out: dict = {}
+        self.say(f"{name}: throughput, {self.plan.inflight} in flight")
+        out["throughput"] = tp = self.loadgen(name, "closed", pids)
+        self.say(
+            f"{name}: {tp['replies_per_s']:.0f} replies/s "
+            f"(errors {tp['errors']}, timeouts {tp['timeouts']})"
+        )
+        if latency:
+            time.sleep(0.5)
+            if settle:
+                out["settle"] = settle()
+            self.say(f"{name}: latency at {self.plan.rate:.0f} scans/s offered")
+            out["latency"] = lat = self.loadgen(name, "open", pids)
+            ms = lat["latency_ms"]
+            self.say(
+                f"{name}: p50 {fmt_ms(ms['p50'])} p99 {fmt_ms(ms['p99'])} ms, answered "
+                f"{lat['answered_per_s']:.0f}/s, timed out {lat['timeouts']}, "
+                f"errors {lat['errors']}"
+            )
+        return out
+
+    # --- the responders ---------------------------------------------------------------------
+    def run_script(self, name: str, script: str, extra: list[str], latency: bool = True) -> None:
+        log = self.logs / f"{name}.log"
+        t0 = time.monotonic()
+        proc = self.procs.popen([PY, str(BENCH / script), "--url", self.nats.url, *extra], log)
+        try:
+            reply = probe(
+                self.nats.url,
+                self.people[0],
+                time.monotonic() + 60,
+                lambda: proc.poll() is None,
+                is_verdict,
+            )
+            if reply is None:
+                raise RuntimeError(f"{name} did not answer (exit {proc.poll()}); see {log}")
+            self.say(f"{name}: ready in {time.monotonic() - t0:.1f}s (pid {proc.pid})")
+            res = self.measure(name, {"responder": proc.pid, "nats": self.nats.proc.pid}, latency)
+            res["start_s"] = round(time.monotonic() - t0, 1)
+            self.results[name] = res
+        finally:
+            Processes.stop_popen(proc, 20.0)
+
+    def run_bare(self, name: str = "bare", latency: bool = True) -> None:
+        self.run_script(name, "bare_responder.py", [], latency)
+
+    def run_naive(self) -> None:
+        db = self.tmp / "naive.db"
+        self.run_script("naive", "naive_responder.py", ["--db", str(db)])
+        self.results["naive"]["rows_stored"] = sqlite_count(db, "scans")
+
+    def start_gridcare(self, db: Path) -> ServiceProcess:
+        url = f"sqlite+aiosqlite:///{db}"
+        env = {
+            "GRIDCARE_NATS_URL": self.nats.url,
+            "GRIDCARE_DATABASE_URL": url,
+            "GRIDCARE_CHECKPOINT_DATABASE_URL": url,  # wins over the above if set outside
+            "GRIDCARE_VAR_DIR": str(self.tmp / "var"),
+        }
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            svc = ServiceProcess("checkpoint", env, self.logs / "checkpoint.log", free_port())
+            self.procs.services.append(svc)
+            try:
+                svc.start().wait_ready(90)
+                return svc
+            except (RuntimeError, TimeoutError) as exc:
+                svc.stop(kill=True)
+                if attempt == attempts:
+                    raise
+                self.say(f"checkpoint did not start ({exc}); retrying in 20s (it may be mid-edit)")
+                time.sleep(20)
+        raise AssertionError("unreachable")
+
+    def run_gridcare(self) -> None:
+        db = self.tmp / "checkpoint.db"
+        self.import_community()
+        t0 = time.monotonic()
+        svc = self.start_gridcare(db)
+        try:
+            self.say(
+                f"gridcare checkpoint: ready in {time.monotonic() - t0:.1f}s (pid {svc.proc.pid})"
+            )
+            # Wait for the projection: its residents table (while it has one) holds them all,
+            # and the last generated resident is allowed, not referred as unknown_person.
+            with (self.tmp / "community" / "residents.csv").open(encoding="utf-8") as f:
+                expected = len(list(csv.DictReader(f)))
+            t1 = time.monotonic()
+            deadline = t1 + 180
+            while 0 <= sqlite_count(db, "residents") < expected:
+                if time.monotonic() > deadline or not svc.alive:
+                    n = sqlite_count(db, "residents")
+                    raise RuntimeError(f"checkpoint projected {n}/{expected} residents")
+                time.sleep(0.5)
+            deadline = max(deadline, time.monotonic() + 30)
+            reply = probe(
+                self.nats.url, self.people[-1], deadline, lambda: svc.alive, is_known_allow
+            )
+            if reply is None:
+                raise RuntimeError(f"checkpoint never allowed a known resident; see {svc.log_file}")
+            projection_s = time.monotonic() - t1
+            self.say(f"gridcare checkpoint: reference data projected in {projection_s:.1f}s")
+            time.sleep(1.0)  # let the refdata consumer and the outbox relay go idle
+
+            def settle() -> dict:
+                """Let the outbox relay catch up with the throughput phase (bounded), so the
+                latency phase starts from an idle service."""
+                t = time.monotonic()
+                limit = 20.0 if self.plan.quick else 60.0
+                before = pending = sqlite_count(db, "outbox", "sent_at IS NULL")
+                while pending > 0 and time.monotonic() - t < limit and svc.alive:
+                    time.sleep(0.25)
+                    pending = sqlite_count(db, "outbox", "sent_at IS NULL")
+                waited = time.monotonic() - t
+                self.say(f"gridcare: outbox {before} -> {pending} unsent after {waited:.1f}s")
+                return {
+                    "outbox_unsent_before": before,
+                    "outbox_unsent_after": pending,
+                    "waited_s": round(waited, 1),
+                }
+
+            pids = {"responder": svc.proc.pid, "nats": self.nats.proc.pid}
+            res = self.measure("gridcare", pids, settle=settle)
+            res["projection_s"] = round(projection_s, 1)
+            res["outbox_unsent_before_stop"] = sqlite_count(db, "outbox", "sent_at IS NULL")
+        finally:
+            t2 = time.monotonic()
+            svc.stop(wait_s=30.0)
+            stop_s = time.monotonic() - t2
+        res["stop_s"] = round(stop_s, 1)
+        res["rows_stored"] = sqlite_count(db, "passages")
+        res["outbox_unsent"] = sqlite_count(db, "outbox", "sent_at IS NULL")
+        self.results["gridcare"] = res
+
+    # --- the whole run ----------------------------------------------------------------------
+    def run(self) -> None:
+        self.start_nats()
+        self.write_community()
+        steps = [
+            ("bare", self.run_bare),
+            ("naive", self.run_naive),
+            ("gridcare", self.run_gridcare),
+        ]
+        if self.plan.bare_again:
+            steps.append(("bare_again", lambda: self.run_bare("bare_again", latency=False)))
+        for name, step in steps:
+            try:
+                step()
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                self.failures.append(f"{name}: {exc}")
+                self.say(f"FAILED {name}: {exc}")
+        for name, res in self.results.items():
+            for phase in ("throughput", "latency"):
+                r = res.get(phase)
+                # a saturated responder may answer nothing within the timeout in the open
+                # loop, yet answer late: that is a result; no reply at all is a failure
+                if r and r["ok"] == 0 and r["late_replies"] == 0:
+                    self.failures.append(f"{name} {phase}: no verdict replies at all")
+
+
+# --- the report -----------------------------------------------------------------------------
+def fmt_ms(v: float | None) -> str:
+    return "timeout" if v is None else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
+    """Ratios, target checks and warnings about the measurement itself."""
+    tps = {k: v["throughput"]["replies_per_s"] for k, v in results.items() if "throughput" in v}
+    bare_runs = [tps[k] for k in ("bare", "bare_again") if k in tps]
+    bare = sum(bare_runs) / len(bare_runs) if bare_runs else None
+    derived: dict = {"bare_ceiling_replies_per_s": bare}
+    notes: list[str] = []
+    if len(bare_runs) == 2:
+        drift = abs(bare_runs[1] - bare_runs[0]) / bare
+        derived["bare_drift"] = round(drift, 3)
+        if drift > 0.15:
+            notes.append(
+                f"the bare ceiling moved {drift:.0%} between the start and the end of the run: "
+                f"the machine's load changed meanwhile; read the ratios as ±{drift:.0%}."
+            )
+    g = tps.get("gridcare")
+    ratio_bare = g / bare if g is not None and bare else None
+    ratio_naive = g / tps["naive"] if g is not None and tps.get("naive") else None
+    checks = []
+    for name, value in (
+        ("gridcare/bare throughput", ratio_bare),
+        ("gridcare/naive throughput", ratio_naive),
+    ):
+        ok = value is not None and value >= TARGET_RATIO[name]
+        shown = "-" if value is None else f"{value:.3f}"
+        target = f"≥ {TARGET_RATIO[name]:.2f}"
+        checks.append({"check": name, "value": value, "shown": shown, "target": target, "pass": ok})
+    lat = results.get("gridcare", {}).get("latency")
+    p99 = lat["latency_ms"]["p99"] if lat else None  # None: timed out (or not measured)
+    checks.append(
+        {
+            "check": f"gridcare p99 at {plan.rate:.0f}/s offered",
+            "value": p99,
+            "shown": (fmt_ms(p99) + " ms") if lat else "-",
+            "target": f"≤ {TARGET_P99_MS:g} ms",
+            "pass": p99 is not None and p99 <= TARGET_P99_MS,
+        }
+    )
+    derived["checks"] = checks
+
+    cores = os.cpu_count() or 1
+    disturbed: list[str] = []
+    for name, res in results.items():
+        tp = res.get("throughput")
+        if tp and tp.get("cpu_cores"):
+            c = tp["cpu_cores"]
+            busy = c.get("machine_busy") or 0
+            if name.startswith("bare") and busy >= 0.8 * cores:
+                notes.append(
+                    f"{name}: the machine was {busy / cores:.0%} busy (load generator "
+                    f"{c.get('loadgen')}, responder {c.get('responder')}, nats-server "
+                    f"{c.get('nats')} cores): the ceiling is what {cores} shared cores allow "
+                    "generator, server and responder together, not the responder's alone."
+                )
+        for phase in ("throughput", "latency"):
+            c = (res.get(phase) or {}).get("cpu_cores")
+            if not c:
+                continue
+            ours = sum(c.get(k) or 0 for k in ("loadgen", "responder", "nats"))
+            other = (c.get("machine_busy") or 0) - ours + (c.get("machine_steal") or 0)
+            if other >= DISTURBED_CORES:
+                disturbed.append(f"{name} {phase} ({other:.2f} cores)")
+        lt = res.get("latency")
+        if lt:
+            capacity = tp["replies_per_s"] if tp else None
+            if capacity and lt["answered_per_s"] >= 0.95 * lt["offered_rate"]:
+                if lt["offered_rate"] > capacity:
+                    notes.append(
+                        f"{name}: it answered all of {lt['offered_rate']:.0f}/s offered, more "
+                        f"than its closed-loop throughput ({capacity:.0f}/s with "
+                        f"{tp['inflight']} in flight): a backlog makes its batches larger, so "
+                        "it is at its limit and the latency is mostly queueing."
+                    )
+                elif lt["offered_rate"] >= 0.8 * capacity:
+                    notes.append(
+                        f"{name}: {lt['offered_rate']:.0f}/s offered is "
+                        f"{lt['offered_rate'] / capacity:.0%} of its measured throughput: it "
+                        "keeps up, but its latency is mostly queueing."
+                    )
+            if lt["answered_per_s"] < 0.95 * lt["offered_rate"]:
+                notes.append(
+                    f"{name}: answered {lt['answered_per_s']:.0f}/s of {lt['offered_rate']:.0f}/s "
+                    "offered: saturated, so its latency figures are queueing time."
+                )
+            lag = lt["send_lag_ms"]
+            if lag["p99"] > 2.0:
+                notes.append(
+                    f"{name}: the open-loop generator itself sent 1% of the scans more than "
+                    f"{lag['p99']:.1f} ms late (max {lag['max']:.1f} ms), short of CPU: that "
+                    "much of the latency is the generator's (it is counted, from the schedule)."
+                )
+        for phase in ("throughput", "latency"):
+            r = res.get(phase)
+            if r and r["errors"]:
+                sample = r["error_samples"][:1]
+                notes.append(f"{name} {phase}: {r['errors']} non-verdict replies, e.g. {sample}")
+            if r and r.get("unknown_person"):
+                notes.append(f"{name} {phase}: {r['unknown_person']} replies with unknown_person")
+    derived["disturbed"] = disturbed
+    g = results.get("gridcare")
+    if g and "rows_stored" in g:
+        answered = sum(g[p]["ok"] for p in ("throughput", "latency") if p in g)
+        if 0 <= g["rows_stored"] < answered:
+            notes.append(
+                f"gridcare stored {g['rows_stored']} passages but {answered} verdicts were "
+                "counted: some verdicts were not in the register after the stop."
+            )
+    return derived, notes
+
+
+def machine_info() -> dict:
+    def version(pkg: str) -> str:
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
+
+    try:
+        nats_server = subprocess.run(
+            [str(Path(PY).parent / "nats-server"), "--version"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        nats_server = "?"
+    model = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    b0, s0 = machine_cpu_s()
+    time.sleep(1.0)
+    b1, s1 = machine_cpu_s()
+    return {
+        "nproc": os.cpu_count(),
+        "busy_cores_before_start": round(b1 - b0 + s1 - s0, 2),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+        "versions": {
+            "nats-server": nats_server,
+            **{
+                p: version(p)
+                for p in ("nats-py", "faststream", "sqlalchemy", "aiosqlite", "pydantic")
+            },
+        },
+    }
+
+
+def render(report: dict) -> str:
+    plan, m, results, d = report["plan"], report["machine"], report["results"], report["derived"]
+    lines = [
+        f"# Gate-scan benchmark, {report['started_utc']}",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['platform']}  ",
+        "Load average at start / end: {} / {}; CPU busy in the second before the start: "
+        "{} cores  ".format(
+            " ".join(f"{x:.2f}" for x in m["loadavg_start"]),
+            " ".join(f"{x:.2f}" for x in m["loadavg_end"]),
+            m["busy_cores_before_start"],
+        ),
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + "  ",
+        f"Duration: {report['duration_s']:.0f} s{' (--quick)' if plan['quick'] else ''}",
+        "",
+        f"Throughput: closed loop, {plan['inflight']} requests in flight, {plan['tp_warmup']:g} s "
+        f"warm-up + {plan['tp_duration']:g} s measured. Latency: open loop, "
+        f"{plan['rate']:.0f} scans/s on a fixed schedule, {plan['lat_warmup']:g} s warm-up + "
+        f"{plan['lat_duration']:g} s measured, latency from the scheduled send time; "
+        f"no reply within {plan['timeout']:g} s = timed out (and +inf in percentiles). "
+        f"Community: {plan['residents']} generated residents; scans on gates g1/g2 (C-01, "
+        "precaution), ~2% feverish.",
+        "",
+        "## Targets",
+        "",
+        "| check | value | target | result |",
+        "|---|---:|---:|---|",
+    ]
+    for c in d["checks"]:
+        verdict = "PASS" if c["pass"] else "FAIL"
+        lines.append(f"| {c['check']} | {c['shown']} | {c['target']} | {verdict} |")
+    bare = d.get("bare_ceiling_replies_per_s")
+    if d.get("disturbed"):
+        lines += [
+            "",
+            "**Disturbed run**: other work on the machine used CPU (busy + steal, beyond the "
+            "benchmark's own processes) during " + ", ".join(d["disturbed"]) + ". Ratios "
+            "between a disturbed and an undisturbed phase are not trustworthy: run again.",
+        ]
+    else:
+        lines += ["", "No phase was disturbed by other work on the machine."]
+    lines += [
+        "",
+        "Ratios use the bare ceiling "
+        + (f"{bare:.0f} replies/s" if bare else "-")
+        + (
+            f" (mean of the bare runs at the start and the end; drift {d['bare_drift']:.0%})"
+            if "bare_drift" in d
+            else ""
+        )
+        + ".",
+        "",
+        "## Throughput (closed loop)",
+        "",
+        "| responder | replies/s | × bare | errors | timeouts | p50 ms | p99 ms | "
+        "CPU cores: loadgen / responder / nats / machine busy / steal |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, res in results.items():
+        tp = res.get("throughput")
+        if not tp:
+            continue
+        c = tp.get("cpu_cores", {})
+        cpu = " / ".join(
+            fmt(c.get(k)) for k in ("loadgen", "responder", "nats", "machine_busy", "machine_steal")
+        )
+        rel = f"{tp['replies_per_s'] / bare:.3f}" if bare else "-"
+        lines.append(
+            f"| {name} | {tp['replies_per_s']:.0f} | {rel} | {tp['errors']} | {tp['timeouts']} | "
+            f"{fmt_ms(tp['latency_ms']['p50'])} | {fmt_ms(tp['latency_ms']['p99'])} | {cpu} |"
+        )
+    lines += [
+        "",
+        f"## Latency at {plan['rate']:.0f} scans/s offered (open loop)",
+        "",
+        "| responder | answered/s | p50 ms | p90 ms | p99 ms | max ms | timed out | errors | "
+        "send lag p99 / max ms | CPU cores: loadgen / responder / nats / machine busy / steal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, res in results.items():
+        lt = res.get("latency")
+        if not lt:
+            continue
+        ms = lt["latency_ms"]
+        c = lt.get("cpu_cores", {})
+        cpu = " / ".join(
+            fmt(c.get(k)) for k in ("loadgen", "responder", "nats", "machine_busy", "machine_steal")
+        )
+        lines.append(
+            f"| {name} | {lt['answered_per_s']:.0f} | {fmt_ms(ms['p50'])} | {fmt_ms(ms['p90'])} | "
+            f"{fmt_ms(ms['p99'])} | {fmt_ms(ms['max'])} | {lt['timeouts']} of {lt['requests']} | "
+            f"{lt['errors']} | {lt['send_lag_ms']['p99']:.1f} / {lt['send_lag_ms']['max']:.1f} | "
+            f"{cpu} |"
+        )
+    lines += ["", "## Checks on the measurement", ""]
+    for name, res in results.items():
+        parts = []
+        for phase in ("throughput", "latency"):
+            r = res.get(phase)
+            if r:
+                v = r["verdicts"]
+                server = r.get("server_in_msgs_per_s")
+                parts.append(
+                    f"{phase}: allow {v['allow']}, deny {v['deny']}, refer {v['refer']}, "
+                    f"late replies {r['late_replies']}"
+                    + (f", nats-server received {server:.0f} msgs/s" if server is not None else "")
+                )
+        extra = []
+        if "settle" in res:
+            st = res["settle"]
+            extra.append(
+                f"outbox {st['outbox_unsent_before']} → {st['outbox_unsent_after']} unsent "
+                f"after waiting {st['waited_s']} s between the phases"
+            )
+        for k, label in (
+            ("rows_stored", "rows in its store after the run"),
+            ("outbox_unsent_before_stop", "outbox rows unsent at the end of the latency phase"),
+            ("outbox_unsent", "outbox rows unsent after stop"),
+            ("projection_s", "s to project the reference data"),
+            ("stop_s", "s to stop"),
+        ):
+            if k in res:
+                extra.append(f"{res[k]} {label}")
+        lines.append(f"- **{name}**: " + "; ".join(parts + extra))
+    if report["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    if report["failures"]:
+        lines += ["", "## Harness failures", ""] + [f"- {f}" for f in report["failures"]]
+    lines += [
+        "",
+        "Every figure comes from this one run; compare ratios across runs, not absolute numbers "
+        "(the machine is shared). See bench/README.md.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = report["started_utc"].replace("-", "").replace(":", "").replace(" ", "T")
+    md = render(report)
+    path = RESULTS / f"scan_bench-{stamp}.md"
+    path.write_text(md, encoding="utf-8")
+    (RESULTS / "latest.md").write_text(md, encoding="utf-8")
+    raw = json.dumps(report, indent=2, default=str)
+    (RESULTS / f"scan_bench-{stamp}.json").write_text(raw, encoding="utf-8")
+    (RESULTS / "latest.json").write_text(raw, encoding="utf-8")
+    print()
+    print(md)
+    print(f"written: {path.relative_to(ROOT)} (and latest.md, .json)")
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter phases (about a minute)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
+    args = ap.parse_args()
+    plan = Plan.make(args.quick)
+
+    # Settings from the caller's environment would change what is measured: drop them.
+    dropped = sorted(k for k in os.environ if k.startswith("GRIDCARE_") or k == "NATS_URL")
+    for k in dropped:
+        del os.environ[k]
+
+    def on_term(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+
+    started = datetime.now(UTC)
+    report = {
+        "started_utc": started.strftime("%Y-%m-%d %H:%M:%SZ"),
+        "command": " ".join(shlex.quote(a) for a in [os.path.relpath(PY, ROOT), *sys.argv]),
+        "plan": plan.__dict__,
+        "machine": machine_info(),
+        "dropped_env": dropped,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="scan_bench-"))
+    bench = Bench(plan, tmp)
+    bench.say(
+        f"scan_bench: temp dir {tmp}{' (dropped ' + ', '.join(dropped) + ')' if dropped else ''}"
+    )
+    code = 0
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        bench.say("interrupted: stopping everything")
+        code = 130
+    except Exception as exc:  # the harness itself failed
+        bench.failures.append(f"harness: {exc!r}")
+        bench.say(f"FAILED: {exc!r}")
+    finally:
+        bench.procs.cleanup()
+    if code == 130:
+        print(f"logs kept in {tmp}")
+        return code
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    report["duration_s"] = (datetime.now(UTC) - started).total_seconds()
+    report["results"] = bench.results
+    report["derived"], report["notes"] = derive(bench.results, plan)
+    report["failures"] = bench.failures
+    report["temp_dir"] = str(tmp)
+    write_report(report)
+    if bench.failures:
+        print(f"harness failures; logs kept in {tmp}")
+        return 1
+    if args.keep:
+        print(f"logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
