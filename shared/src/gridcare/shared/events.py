@@ -8,11 +8,19 @@ needs a new ``schema_version``.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from . import subjects
 from .envelope import Event
@@ -45,8 +53,11 @@ def _rfc3339(v: object) -> object:
     return v
 
 
-# An edge timestamp (CONTRACT.md): RFC 3339 text with an offset; not a Unix time.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+# An edge timestamp (CONTRACT.md): RFC 3339 text with an offset; not a Unix time. Held in
+# UTC from here on (stores compare times; SQLite keeps no offsets).
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(lambda t: t.astimezone(UTC))
+]
 Phone = Annotated[str, AfterValidator(_phone)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 TagList = Annotated[list[Token], BeforeValidator(_split_list)]
@@ -136,6 +147,7 @@ class Gate(RefEntity):
     gate_id: Token
     compound_id: Token
     name: OptionalText
+    duty_chat_url: OptionalText = ""  # the duty staff's chat (gate offline alerts)
 
 
 class Volunteer(RefEntity):
@@ -149,6 +161,56 @@ class Volunteer(RefEntity):
     language: Language = "zh"
     skills: TagList = Field(default_factory=list)
     chat_url: OptionalText = ""
+
+
+class LevelRules(BaseModel):
+    """What a control level means in one community (CONTRACT.md's defaults below)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    exit: Literal["free", "permit", "emergency_only"]
+    visitors: Literal["allowed", "deny"]  # allowed: registered, risk-area rule applies
+    fever_c: float | None = Field(None, ge=35, le=42)  # overrides the community's
+
+
+DEFAULT_LEVELS = {
+    ControlLevel.SEALED: LevelRules(exit="emergency_only", visitors="deny"),
+    ControlLevel.CONTROLLED: LevelRules(exit="permit", visitors="deny"),
+    ControlLevel.PRECAUTION: LevelRules(exit="free", visitors="allowed"),
+}
+
+
+class CommunityPolicy(RefEntity):
+    """One community's gate policy; ops change it with ``gridcare policy apply FILE``."""
+
+    TYPE = "refdata.CommunityPolicySet"
+    KIND = "policy"
+    ID_FIELD = "community_id"
+    community_id: Token
+    fever_c: float = Field(37.3, ge=35, le=42)
+    min_valid_c: float = Field(30.0, ge=20, le=35)
+    max_valid_c: float = Field(45.0, ge=40, le=50)
+    visitor_test_validity_h: float = Field(48.0, gt=0)
+    risk_regions: list[str] = Field(default_factory=list)
+    levels: dict[ControlLevel, LevelRules] = Field(default_factory=lambda: dict(DEFAULT_LEVELS))
+    permit_quota: int = Field(1, ge=0)  # outing permits per household ...
+    permit_quota_days: float = Field(3.0, gt=0)  # ... per this many days
+    heartbeat_interval_s: float = Field(30.0, gt=0)
+
+    def rules(self, level: ControlLevel) -> LevelRules:
+        return self.levels.get(level) or DEFAULT_LEVELS[level]
+
+
+class ControlLevelSet(RefEntity):
+    """Ops set a compound's control level (``gridcare level set``)."""
+
+    TYPE = "refdata.ControlLevelSet"
+    KIND = "control"
+    ID_FIELD = "compound_id"
+    compound_id: Token
+    level: ControlLevel
+    set_by: OptionalText
+    reason: OptionalText = ""
+    set_at: AwareDatetime
 
 
 REF_ENTITIES: tuple[type[RefEntity], ...] = (
@@ -196,7 +258,139 @@ class FeverDetected(Event):
         return subjects.FEVER_DETECTED.format(gate_id=self.gate_id)
 
 
+class QuarantineBreachAttempted(Event):
+    """A person screening holds tried to leave, or a quarantined household's door opened."""
+
+    TYPE = "checkpoint.QuarantineBreachAttempted"
+    via: Literal["gate", "door"]
+    compound_id: str
+    person_id: str | None  # gate: the person; door: unknown
+    household_id: str | None
+    status: str  # the screening status that holds them
+    gate_id: str | None = None
+    ref: str  # the scan or door event id
+    at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.QUARANTINE_BREACH.format(compound_id=self.compound_id)
+
+
+class PermitIssued(Event):
+    TYPE = "checkpoint.PermitIssued"
+    permit_id: str
+    kind: Literal["outing", "emergency", "medical"]
+    holder_id: str
+    household_id: str
+    compound_id: str
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    uses: int
+    return_within_h: float | None
+    issued_by: str
+
+    def subject(self) -> str:
+        return subjects.PERMIT_ISSUED.format(compound_id=self.compound_id)
+
+
+class PermitOverdue(Event):
+    """A resident went out on a permit and is not back by its return time."""
+
+    TYPE = "checkpoint.PermitOverdue"
+    permit_id: str
+    holder_id: str
+    household_id: str
+    compound_id: str
+    exited_at: AwareDatetime
+    return_by: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.PERMIT_OVERDUE.format(compound_id=self.compound_id)
+
+
+class OverrideRecorded(Event):
+    """Duty staff let a denied person through, with who and why."""
+
+    TYPE = "checkpoint.OverrideRecorded"
+    gate_id: str
+    scan_id: str
+    person_id: str
+    staff_id: str
+    reason: str
+    original_verdict: str
+    at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.OVERRIDE_RECORDED.format(gate_id=self.gate_id)
+
+
+class GateWentOffline(Event):
+    TYPE = "checkpoint.GateWentOffline"
+    gate_id: str
+    compound_id: str
+    last_seen_at: AwareDatetime | None
+    silent_s: float
+
+    def subject(self) -> str:
+        return subjects.GATE_OFFLINE.format(gate_id=self.gate_id)
+
+
+class GateCameOnline(Event):
+    TYPE = "checkpoint.GateCameOnline"
+    gate_id: str
+    compound_id: str
+    at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.GATE_ONLINE.format(gate_id=self.gate_id)
+
+
 # --- screening -----------------------------------------------------------------------------
+# Who screening holds, and why. Any status but "clear" keeps the person from leaving.
+HOLDING_STATUSES = (
+    "home_quarantine",
+    "central_quarantine",
+    "confirmed",
+    "suspected",
+    "fever_unexcluded",
+    "close_contact",
+)
+
+
+class PersonStatusChanged(Event):
+    """Screening's latest decision about a person (the gate enforces it)."""
+
+    TYPE = "screening.PersonStatusChanged"
+    person_id: str
+    status: Literal[
+        "clear",
+        "home_quarantine",
+        "central_quarantine",
+        "confirmed",
+        "suspected",
+        "fever_unexcluded",
+        "close_contact",
+    ]
+    household_id: str | None = None
+    until: AwareDatetime | None = None
+    decided_at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.PERSON_STATUS_CHANGED.format(person_id=self.person_id)
+
+
+class CompoundLevelChanged(Event):
+    """Screening raised or lowered a compound's control level (e.g. a confirmed case)."""
+
+    TYPE = "screening.CompoundLevelChanged"
+    compound_id: str
+    level: ControlLevel
+    reason: str
+    decided_at: AwareDatetime
+
+    def subject(self) -> str:
+        return subjects.COMPOUND_LEVEL_CHANGED.format(compound_id=self.compound_id)
+
+
 class CaseOpened(Event):
     TYPE = "screening.CaseOpened"
     case_id: str
@@ -216,14 +410,15 @@ class CaseOpened(Event):
 class TaskCreated(Event):
     TYPE = "dispatch.TaskCreated"
     task_id: str
-    kind: Literal["fever_follow_up"]
+    kind: Literal["fever_follow_up", "quarantine_breach", "overdue_return"]
     person_id: str
     assignee_id: str
     assignee_role: Literal["grid_worker", "volunteer"]
     grid_id: str
     due_by: datetime
     summary: dict[str, str]  # language -> text
-    case_id: str
+    case_id: str | None = None
+    urgent: bool = False
 
     def subject(self) -> str:
         return subjects.TASK_CREATED.format(kind=self.kind)
@@ -264,8 +459,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         *REF_ENTITIES,
+        CommunityPolicy,
+        ControlLevelSet,
         PassageRecorded,
         FeverDetected,
+        QuarantineBreachAttempted,
+        PermitIssued,
+        PermitOverdue,
+        OverrideRecorded,
+        GateWentOffline,
+        GateCameOnline,
+        PersonStatusChanged,
+        CompoundLevelChanged,
         CaseOpened,
         TaskCreated,
         NotificationDelivered,

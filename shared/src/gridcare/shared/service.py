@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs
 from .consumer import Handler, HandlerContext, ReliableConsumer
-from .envelope import Event
+from .envelope import Event, utcnow
 from .events import RefEntity
 from .metrics import Metrics
 from .natsconn import connect_options, ensure_streams, missing_streams
@@ -66,21 +67,36 @@ class Service:
         self._on_start: list[Callable] = []
         self._on_ready: list[Callable] = []
         self._on_stop: list[Callable] = []
+        self._housekeeping: list[Callable] = [self.purge_messaging]
+        self._housekeeper: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._started = False
 
     # --- wiring -----------------------------------------------------------------------------
-    def handles(self, model: type[Event], *, durable: str, subject: str, stream: StreamSpec):
+    def handles(
+        self,
+        model: type[Event],
+        *,
+        durable: str,
+        subject: str,
+        stream: StreamSpec,
+        batch: int = 16,
+        edge_id: str | None = None,
+    ):
         """Decorator: ``fn(ctx, event)`` handles ``model`` events from a durable consumer.
 
         Several event types can share one durable consumer (same ``durable`` and
         ``subject``); a message of a type nobody here handles is acked and skipped.
+        ``batch=1`` fetches one message at a time: lowest latency, for decisions that must
+        take effect at once. ``edge_id`` makes it a consumer of a device's bare payloads
+        (``model``), idempotent on that field of the payload.
         """
 
         def deco(fn: Handler) -> Handler:
             consumer = self._consumers.get(durable)
             if consumer is None:
-                consumer = ReliableConsumer(self, durable, subject, stream)
+                consumer = ReliableConsumer(self, durable, subject, stream, batch=batch,
+                                            edge=(model, edge_id) if edge_id else None)
                 self._consumers[durable] = consumer
             elif consumer.subject != subject:
                 raise ValueError(f"consumer {durable} already filters {consumer.subject}")
@@ -127,8 +143,34 @@ class Service:
         self._on_stop.append(fn)
         return fn
 
+    def housekeeping(self, fn: Callable) -> Callable:
+        """Decorator: an async callable run every ``housekeeping_interval_s``."""
+        self._housekeeping.append(fn)
+        return fn
+
+    async def purge_messaging(self) -> None:
+        """Forget what can no longer matter: published outbox rows after a day, processed
+        message ids once their messages have aged out of the streams."""
+        t = self.store.tables
+        now = utcnow()
+        async with self.store.transaction() as s:
+            await s.execute(sa.delete(t.outbox).where(
+                t.outbox.c.sent_at.is_not(None), t.outbox.c.sent_at < now - timedelta(days=1)))
+            await s.execute(sa.delete(t.processed).where(
+                t.processed.c.processed_at
+                < now - timedelta(days=self.settings.stream_max_age_days + 1)))
+
+    async def _housekeep(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_interval_s)
+            for fn in self._housekeeping:
+                try:
+                    await fn()
+                except Exception:
+                    log.exception("housekeeping %s failed", getattr(fn, "__name__", fn))
+
     @property
-    def nc(self):  # noqa: ANN201 - nats.aio.client.Client
+    def nc(self):
         """The raw nats-py connection (for hot paths that bypass FastStream)."""
         return self.broker.config.connection_state.connection
 
@@ -150,6 +192,7 @@ class Service:
         self.relay.start()
         for fn in self._on_ready:
             await fn()
+        self._housekeeper = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._started = True
         log.info("service started", extra={"database": _safe_url(self.store.url)})
 
@@ -170,6 +213,8 @@ class Service:
                 delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
+        if self._housekeeper:
+            self._housekeeper.cancel()
         for fn in self._on_stop:
             try:
                 await fn()

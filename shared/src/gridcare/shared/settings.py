@@ -67,8 +67,11 @@ class Settings(BaseSettings):
     # --- logs -------------------------------------------------------------------------------
     log_level: str = "INFO"
 
-    # --- edge -------------------------------------------------------------------------------
+    # --- edge and register (checkpoint) ----------------------------------------------------
     scan_max_future_s: float = Field(300.0, ge=0)  # a scan from further ahead is invalid
+    register_retention_days: float = Field(28.0, gt=0)  # passages and door events kept
+    housekeeping_interval_s: float = Field(60.0, gt=0)  # overdue permits, purges
+    gate_check_interval_s: float = Field(5.0, gt=0)  # how often gate heartbeats are checked
 
     def resolved_database_url(self, service: str) -> str:
         """``GRIDCARE_<SERVICE>_DATABASE_URL``, else ``GRIDCARE_DATABASE_URL``, else SQLite."""

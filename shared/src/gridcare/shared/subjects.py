@@ -27,10 +27,22 @@ REFDATA_ALL = "refdata.>"
 # --- domain events ------------------------------------------------------------------------
 PASSAGE_RECORDED = "checkpoint.passage.recorded.{gate_id}"
 FEVER_DETECTED = "checkpoint.fever.detected.{gate_id}"
+QUARANTINE_BREACH = "checkpoint.quarantine.breach.{compound_id}"
+PERMIT_ISSUED = "checkpoint.permit.issued.{compound_id}"
+PERMIT_OVERDUE = "checkpoint.permit.overdue.{compound_id}"
+OVERRIDE_RECORDED = "checkpoint.override.recorded.{gate_id}"
+GATE_OFFLINE = "checkpoint.gate.offline.{gate_id}"
+GATE_ONLINE = "checkpoint.gate.online.{gate_id}"
 CASE_OPENED = "screening.case.opened.{kind}"
+PERSON_STATUS_CHANGED = "screening.person.status.{person_id}"
+COMPOUND_LEVEL_CHANGED = "screening.compound.level.{compound_id}"
 TASK_CREATED = "dispatch.task.created.{kind}"
 NOTIFICATION_DELIVERED = "notify.delivery.succeeded.{channel}"
 DEAD_LETTERED = "deadletter.{service}"
+
+# --- request/reply APIs (core NATS, never captured by a stream) -----------------------------
+# Under api.>, which no stream captures (a stream would answer a request with its PubAck).
+CHECKPOINT_API = "api.checkpoint.{op}"
 
 
 @dataclass(frozen=True)
@@ -65,8 +77,13 @@ SCREENING = StreamSpec("SCREENING", ("screening.>",), "Health registry decisions
 DISPATCH = StreamSpec("DISPATCH", ("dispatch.>",), "Help requests and field tasks")
 NOTIFY = StreamSpec("NOTIFY", ("notify.>",), "Message delivery outcomes")
 DEADLETTER = StreamSpec("DEADLETTER", ("deadletter.>",), "Messages a consumer gave up on")
+# Devices publish door events (CONTRACT.md §3) with plain NATS publishes; the stream keeps
+# them while the checkpoint is down. (Scans are request/reply and never captured.)
+EDGE = StreamSpec("EDGE", ("door.*.opened",), "Door sensor events from devices")
 
-STREAMS: tuple[StreamSpec, ...] = (REFDATA, CHECKPOINT, SCREENING, DISPATCH, NOTIFY, DEADLETTER)
+STREAMS: tuple[StreamSpec, ...] = (
+    REFDATA, CHECKPOINT, SCREENING, DISPATCH, NOTIFY, DEADLETTER, EDGE,
+)
 
 
 def stream_for(subject: str) -> StreamSpec:

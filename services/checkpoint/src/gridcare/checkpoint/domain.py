@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,7 +19,15 @@ from pydantic import (
     field_validator,
 )
 
-from gridcare.shared.events import ControlLevel, Timestamp, Token
+from gridcare.shared.envelope import Event
+from gridcare.shared.events import (
+    DEFAULT_LEVELS,
+    CommunityPolicy,
+    ControlLevel,
+    LevelRules,
+    Timestamp,
+    Token,
+)
 
 VERDICT_RANK = {"allow": 0, "refer": 1, "deny": 2}
 
@@ -115,13 +125,30 @@ class InvalidScan(Exception):
 
 @dataclass(frozen=True)
 class Policy:
-    """Thresholds of one community. Every number is configuration, nothing is a law."""
+    """Thresholds and rules of one community. Every number is configuration."""
 
     fever_c: float = 37.3
     min_valid_c: float = 30.0
     max_valid_c: float = 45.0
     visitor_test_validity_h: float = 48.0
     risk_regions: frozenset[str] = field(default_factory=frozenset)
+    levels: Mapping[ControlLevel, LevelRules] = field(
+        default_factory=lambda: MappingProxyType(dict(DEFAULT_LEVELS))
+    )
+
+    @classmethod
+    def from_event(cls, p: CommunityPolicy) -> Policy:
+        return cls(
+            fever_c=p.fever_c,
+            min_valid_c=p.min_valid_c,
+            max_valid_c=p.max_valid_c,
+            visitor_test_validity_h=p.visitor_test_validity_h,
+            risk_regions=frozenset(p.risk_regions),
+            levels=MappingProxyType({lvl: p.rules(lvl) for lvl in ControlLevel}),
+        )
+
+    def rules(self, level: ControlLevel) -> LevelRules:
+        return self.levels.get(level) or DEFAULT_LEVELS[level]
 
 
 def parse_scan(
@@ -143,6 +170,27 @@ def parse_scan(
 
 
 @dataclass(frozen=True)
+class PermitView:
+    """A permit as the gate sees it at the moment of a scan."""
+
+    permit_id: str
+    kind: Literal["outing", "emergency", "medical"]
+    valid_from: datetime
+    valid_until: datetime
+    uses_left: int
+    state: Literal["issued", "out", "closed"]
+    return_by: datetime | None = None
+    return_within_h: float | None = None  # after an exit; None: by the end of validity
+
+    def usable_at(self, t: datetime) -> bool:
+        return (
+            self.state == "issued"
+            and self.uses_left > 0
+            and self.valid_from <= t <= self.valid_until
+        )
+
+
+@dataclass(frozen=True)
 class Situation:
     """What the checkpoint knows of the person and place at the moment of the scan."""
 
@@ -150,6 +198,8 @@ class Situation:
     control_level: ControlLevel
     is_resident: bool  # lives in this compound
     is_known: bool = False  # a resident of the community (of this compound or another)
+    held: str | None = None  # screening holds them: the status (quarantine, confirmed, ...)
+    permits: tuple[PermitView, ...] = ()  # the person's permits that are not closed
 
 
 @dataclass(frozen=True)
@@ -166,13 +216,32 @@ class Verdict:
         }
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A verdict and what it does to permits: the permit an exit uses, or a return closes."""
+
+    verdict: Verdict
+    uses_permit: PermitView | None = None
+    closes_permit: PermitView | None = None
+
+
+EMERGENCY_KINDS = ("emergency", "medical")
+
+
 def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
     """Every rule that fires, and the most severe verdict among them."""
+    return evaluate(scan, who, policy).verdict
+
+
+def evaluate(scan: ScanRequest, who: Situation, policy: Policy) -> Decision:
+    """The rules of CONTRACT.md for one scan, with the permit it uses or closes."""
     fired: list[tuple[str, str]] = []  # (verdict, reason)
+    rules = policy.rules(who.control_level)
+    fever_c = rules.fever_c if rules.fever_c is not None else policy.fever_c
 
     if scan.temperature_c is None:
         fired.append(("refer", "no_temperature"))
-    elif scan.temperature_c >= policy.fever_c:
+    elif scan.temperature_c >= fever_c:
         fired.append(("deny", "fever"))
     if not scan.mask:
         fired.append(("deny", "no_mask"))
@@ -189,29 +258,64 @@ def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
     if not who.is_resident and not who.is_known and scan.visitor is None:
         fired.append(("refer", "unknown_person"))
 
-    level = who.control_level
-    if level is ControlLevel.SEALED:
-        if scan.direction == "out":
+    uses = closes = None
+    if scan.direction == "out":
+        if who.held:
+            fired.append(("deny", "quarantine"))
+        if rules.exit != "free" and (who.is_resident or not is_visitor):
+            kinds = (
+                EMERGENCY_KINDS if rules.exit == "emergency_only" else ("outing", *EMERGENCY_KINDS)
+            )
+            mine = [p for p in who.permits if p.kind in kinds]
+            usable = [p for p in mine if p.usable_at(scan.scanned_at)]
+            if usable:
+                # the emergency kinds first, then the one that expires soonest
+                uses = min(usable, key=lambda p: (p.kind not in EMERGENCY_KINDS, p.valid_until))
+            elif rules.exit == "emergency_only":
+                fired.append(("deny", "sealed"))
+            elif mine:
+                fired.append(("deny", "permit_expired"))
+            else:
+                fired.append(("deny", "permit_required"))
+        elif rules.exit != "free" and is_visitor and rules.exit == "emergency_only":
             fired.append(("deny", "sealed"))
-        if is_visitor:
+    else:
+        out = [p for p in who.permits if p.state == "out"]
+        if out:
+            closes = min(out, key=lambda p: p.return_by or p.valid_until)
+            if closes.return_by is not None and scan.scanned_at > closes.return_by:
+                fired.append(("allow", "overdue_return"))  # informational
+
+    if is_visitor:
+        if rules.visitors == "deny":
             fired.append(("deny", "visitor_not_allowed"))
-    elif level is ControlLevel.CONTROLLED:
-        if scan.direction == "out" and who.is_resident:
-            fired.append(("deny", "permit_required"))
-        if is_visitor:
-            fired.append(("deny", "visitor_not_allowed"))
-    elif is_visitor and scan.direction == "in" and scan.visitor is not None:
-        v = scan.visitor
-        if v.from_region in policy.risk_regions:
-            valid = v.negative_test_at is not None and (
-                timedelta(0)
-                <= scan.scanned_at - v.negative_test_at
-                <= timedelta(hours=policy.visitor_test_validity_h)
-            )  # a test "taken" after the scan is not evidence of anything
-            if not valid:
-                fired.append(("deny", "visitor_risk_area"))
+        elif scan.direction == "in" and scan.visitor is not None:
+            v = scan.visitor
+            if v.from_region in policy.risk_regions:
+                valid = v.negative_test_at is not None and (
+                    timedelta(0)
+                    <= scan.scanned_at - v.negative_test_at
+                    <= timedelta(hours=policy.visitor_test_validity_h)
+                )  # a test "taken" after the scan is not evidence of anything
+                if not valid:
+                    fired.append(("deny", "visitor_risk_area"))
 
     if not fired:
-        return Verdict("allow", ())
+        return Decision(Verdict("allow", ()), uses_permit=uses, closes_permit=closes)
     worst = max(fired, key=lambda f: VERDICT_RANK[f[0]])[0]
-    return Verdict(worst, tuple(dict.fromkeys(r for _, r in fired)))  # type: ignore[arg-type]
+    verdict = Verdict(worst, tuple(dict.fromkeys(r for _, r in fired)))  # type: ignore[arg-type]
+    if worst != "allow":  # a person who does not pass neither uses nor closes a permit
+        uses = closes = None
+    return Decision(verdict, uses_permit=uses, closes_permit=closes)
+
+
+class DoorOpened(Event):
+    """A door sensor's event (CONTRACT.md §3), as the device publishes it."""
+
+    TYPE = "edge.DoorOpened"
+    event_id: Token
+    household_id: Token
+    opened_at: Timestamp
+
+    def subject(self) -> str:
+        return f"door.{self.household_id}.opened"

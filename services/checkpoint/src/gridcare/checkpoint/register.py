@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.expression import Executable
 
 from gridcare.shared.envelope import Envelope, utcnow
 from gridcare.shared.service import Service
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 class Entry:
     passage: dict[str, Any]  # a row of T.passages (its "reply" column is the reply)
     events: list[tuple[str, Envelope]]  # (subject, envelope) to go out through the outbox
+    effects: list[Executable] = field(default_factory=list)  # e.g. a permit's new state
 
     @property
     def key(self) -> tuple[str, str]:
@@ -66,8 +68,9 @@ class Register:
         if self._task:
             await self._task
 
-    async def record(self, entry: Entry) -> dict[str, Any]:
-        """Make ``entry`` durable; returns the reply to send (the stored one for a repeat)."""
+    async def record(self, entry: Entry) -> tuple[dict[str, Any], bool]:
+        """Make ``entry`` durable. Returns the reply to send and whether it was written now
+        (False: the register had this scan already; its stored reply is returned)."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.append((entry, fut))
         self._wake.set()
@@ -93,7 +96,7 @@ class Register:
                         fut.set_result(reply)
                 self.svc.relay.wake()
 
-    async def _commit(self, batch: list[Entry]) -> list[dict[str, Any]]:
+    async def _commit(self, batch: list[Entry]) -> list[tuple[dict[str, Any], bool]]:
         t0 = asyncio.get_running_loop().time()
         store = self.svc.store
         first: dict[tuple[str, str], Entry] = {}
@@ -114,6 +117,9 @@ class Register:
             new = [e for k, e in first.items() if k not in stored]
             if new:
                 await s.execute(sa.insert(T.passages), [e.passage for e in new])
+                for e in new:
+                    for stmt in e.effects:
+                        await s.execute(stmt)
                 now = utcnow()
                 rows = [
                     {
@@ -131,4 +137,9 @@ class Register:
                     await s.execute(sa.insert(store.tables.outbox), rows)
         self.batch_size.observe(len(batch))
         self.commit_seconds.observe(asyncio.get_running_loop().time() - t0)
-        return [stored.get(e.key, first[e.key].passage["reply"]) for e in batch]
+        return [
+            (stored[e.key], False)
+            if e.key in stored
+            else (first[e.key].passage["reply"], first[e.key] is e)
+            for e in batch
+        ]

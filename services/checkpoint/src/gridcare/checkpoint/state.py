@@ -1,69 +1,175 @@
 """What the gate path needs to know, in memory: the verdict never waits on a database.
 
-Loaded from the checkpoint's store at start and kept current by the reference-data
-projections (updated after each commit), so a change reaches every gate of this instance
-as soon as its event is handled.
+Loaded from the checkpoint's store at start and kept current by the consumers (updated
+after each commit), so a change reaches every gate of this instance as soon as its event
+is handled. Permit uses are applied here at decision time (and written with the passage),
+so two quick exits cannot both use a permit's last use.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridcare.shared.events import Building, Compound, ControlLevel, Gate, Household, Resident
+from gridcare.shared.events import (
+    HOLDING_STATUSES,
+    Building,
+    CommunityPolicy,
+    Compound,
+    ControlLevel,
+    Gate,
+    Household,
+    Resident,
+)
+from gridcare.shared.store import as_utc
 
 from . import tables as T
+from .domain import PermitView, Policy
 
 
 @dataclass
 class GateState:
     gate_compound: dict[str, str] = field(default_factory=dict)
     compound_level: dict[str, ControlLevel] = field(default_factory=dict)
+    compound_community: dict[str, str] = field(default_factory=dict)
     building_compound: dict[str, str] = field(default_factory=dict)
     household_building: dict[str, str] = field(default_factory=dict)
     resident_household: dict[str, str] = field(default_factory=dict)
+    policies: dict[str, Policy] = field(default_factory=dict)  # community -> policy
+    community_policy: dict[str, CommunityPolicy] = field(default_factory=dict)
+    controls: dict[str, tuple[ControlLevel, datetime]] = field(default_factory=dict)
+    held: dict[str, tuple[str, str | None, datetime]] = field(default_factory=dict)
+    quarantined_households: Counter = field(default_factory=Counter)
+    permits: dict[str, PermitView] = field(default_factory=dict)
+    permit_holder: dict[str, str] = field(default_factory=dict)
+    holder_permits: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    default_policy: Policy = field(default_factory=Policy)
 
     async def load(self, s: AsyncSession) -> None:
-        self.gate_compound = dict(
-            (await s.execute(sa.select(T.gates.c.gate_id, T.gates.c.compound_id))).tuples().all()
-        )
-        self.compound_level = {
-            cid: ControlLevel(level)
-            for cid, level in (
-                await s.execute(sa.select(T.compounds.c.compound_id, T.compounds.c.control_level))
-            ).tuples()
-        }
-        self.building_compound = dict(
-            (await s.execute(sa.select(T.buildings.c.building_id, T.buildings.c.compound_id)))
-            .tuples()
-            .all()
-        )
-        self.household_building = dict(
-            (await s.execute(sa.select(T.households.c.household_id, T.households.c.building_id)))
-            .tuples()
-            .all()
-        )
-        self.resident_household = dict(
-            (await s.execute(sa.select(T.residents.c.resident_id, T.residents.c.household_id)))
-            .tuples()
-            .all()
-        )
+        async def pairs(*cols):
+            return dict((await s.execute(sa.select(*cols))).tuples().all())
 
-    # --- updates from the projections (after commit) ------------------------------------------
+        self.gate_compound = await pairs(T.gates.c.gate_id, T.gates.c.compound_id)
+        for cid, community, level in (
+            await s.execute(
+                sa.select(
+                    T.compounds.c.compound_id,
+                    T.compounds.c.community_id,
+                    T.compounds.c.control_level,
+                )
+            )
+        ).tuples():
+            self.compound_community[cid] = community
+            self.compound_level[cid] = ControlLevel(level)
+        self.building_compound = await pairs(T.buildings.c.building_id, T.buildings.c.compound_id)
+        self.household_building = await pairs(
+            T.households.c.household_id, T.households.c.building_id
+        )
+        self.resident_household = await pairs(T.residents.c.resident_id, T.residents.c.household_id)
+        for (body,) in (await s.execute(sa.select(T.policies.c.policy))).tuples():
+            self.set_policy(CommunityPolicy.model_validate(body))
+        for cid, level, at in (
+            await s.execute(
+                sa.select(
+                    T.compound_controls.c.compound_id,
+                    T.compound_controls.c.level,
+                    T.compound_controls.c.set_at,
+                )
+            )
+        ).tuples():
+            self.controls[cid] = (ControlLevel(level), at)
+        for pid, status, household, at in (
+            await s.execute(
+                sa.select(
+                    T.person_status.c.person_id,
+                    T.person_status.c.status,
+                    T.person_status.c.household_id,
+                    T.person_status.c.decided_at,
+                )
+            )
+        ).tuples():
+            self.set_status(pid, status, household, at)
+        p = T.permits.c
+        for row in (await s.execute(sa.select(T.permits).where(p.state != "closed"))).all():
+            self.put_permit(
+                row.holder_id,
+                PermitView(
+                    permit_id=row.permit_id,
+                    kind=row.kind,
+                    valid_from=as_utc(row.valid_from),
+                    valid_until=as_utc(row.valid_until),
+                    uses_left=row.uses_left,
+                    state=row.state,
+                    return_by=as_utc(row.return_by),
+                    return_within_h=row.return_within_h,
+                ),
+            )
+
+    # --- updates from the consumers (after commit) ---------------------------------------
     def apply(self, entity: object) -> None:
         match entity:
             case Gate():
                 self.gate_compound[entity.gate_id] = entity.compound_id
             case Compound():
                 self.compound_level[entity.compound_id] = ControlLevel(entity.control_level)
+                self.compound_community[entity.compound_id] = entity.community_id
             case Building():
                 self.building_compound[entity.building_id] = entity.compound_id
             case Household():
                 self.household_building[entity.household_id] = entity.building_id
             case Resident():
                 self.resident_household[entity.resident_id] = entity.household_id
+            case CommunityPolicy():
+                self.set_policy(entity)
+
+    def set_policy(self, p: CommunityPolicy) -> None:
+        self.community_policy[p.community_id] = p
+        self.policies[p.community_id] = Policy.from_event(p)
+
+    def set_control(self, compound_id: str, level: ControlLevel, at: datetime) -> None:
+        self.controls[compound_id] = (level, at)
+
+    def set_status(self, person_id: str, status: str, household: str | None, at: datetime) -> None:
+        old = self.held.pop(person_id, None)
+        if old and old[1]:
+            self.quarantined_households[old[1]] -= 1
+            if self.quarantined_households[old[1]] <= 0:
+                del self.quarantined_households[old[1]]
+        if status in HOLDING_STATUSES:
+            household = household or self.resident_household.get(person_id)
+            self.held[person_id] = (status, household, at)
+            if household:
+                self.quarantined_households[household] += 1
+
+    def put_permit(self, holder: str, permit: PermitView) -> None:
+        self.permits[permit.permit_id] = permit
+        self.permit_holder[permit.permit_id] = holder
+        if permit.state == "closed":
+            self.holder_permits[holder].discard(permit.permit_id)
+        else:
+            self.holder_permits[holder].add(permit.permit_id)
+
+    def use_permit(self, permit: PermitView, at: datetime) -> PermitView:
+        """An exit on ``permit``: one use gone, out until ``return_by``."""
+        h = permit.return_within_h
+        return_by = at + timedelta(hours=h) if h else permit.valid_until
+        used = dataclasses.replace(
+            permit, uses_left=permit.uses_left - 1, state="out", return_by=return_by
+        )
+        self.put_permit(self.permit_holder[permit.permit_id], used)
+        return used
+
+    def close_permit(self, permit: PermitView) -> PermitView:
+        """A return on ``permit``: usable again if it has uses left, else closed."""
+        state = "issued" if permit.uses_left > 0 else "closed"
+        back = dataclasses.replace(permit, state=state, return_by=None)
+        self.put_permit(self.permit_holder[permit.permit_id], back)
+        return back
 
     # --- queries of the gate path ---------------------------------------------------------
     def home_compound(self, person_id: str) -> str | None:
@@ -72,4 +178,15 @@ class GateState:
         return self.building_compound.get(building) if building else None
 
     def level(self, compound_id: str) -> ControlLevel:
+        if compound_id in self.controls:
+            return self.controls[compound_id][0]
         return self.compound_level.get(compound_id, ControlLevel.PRECAUTION)
+
+    def policy(self, compound_id: str) -> Policy:
+        return self.policies.get(self.compound_community.get(compound_id, ""), self.default_policy)
+
+    def community_policy_of(self, compound_id: str) -> CommunityPolicy | None:
+        return self.community_policy.get(self.compound_community.get(compound_id, ""))
+
+    def permits_of(self, person_id: str) -> tuple[PermitView, ...]:
+        return tuple(self.permits[p] for p in self.holder_permits.get(person_id, ()))

@@ -58,6 +58,83 @@ passages = sa.Table(
     sa.Column("scanned_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reply", sa.JSON, nullable=False),
+    sa.Column("permit_id", sa.String(64), nullable=True),  # the permit this passage used
     sa.UniqueConstraint("gate_id", "scan_id", name="uq_passages_gate_scan"),
     sa.Index("ix_passages_scanned_at", "scanned_at"),
+    sa.Index("ix_passages_compound_person", "compound_id", "person_id", "scanned_at"),
+)
+
+# Each community's policy (the whole CommunityPolicy as JSON).
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("community_id", sa.String(64), primary_key=True),
+    sa.Column("policy", sa.JSON, nullable=False),
+)
+# A compound's control level as set by ops or screening; wins over compounds.control_level.
+compound_controls = sa.Table(
+    "compound_controls",
+    metadata,
+    sa.Column("compound_id", sa.String(64), primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Screening's latest decision about a person.
+person_status = sa.Table(
+    "person_status",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("household_id", sa.String(64), nullable=True),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+permits = sa.Table(
+    "permits",
+    metadata,
+    sa.Column("permit_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # outing | emergency | medical
+    sa.Column("holder_id", sa.String(64), nullable=False, index=True),
+    sa.Column("household_id", sa.String(64), nullable=False, index=True),
+    sa.Column("compound_id", sa.String(64), nullable=False),
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("uses_left", sa.Integer, nullable=False),
+    sa.Column("return_within_h", sa.Float, nullable=True),
+    sa.Column("issued_by", sa.String(200), nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # issued | out | closed
+    sa.Column("exited_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("return_by", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("overdue_alerted_at", sa.DateTime(timezone=True), nullable=True),
+)
+overrides = sa.Table(
+    "overrides",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gate_id", sa.String(64), nullable=False),
+    sa.Column("scan_id", sa.String(64), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=False),
+    sa.Column("staff_id", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("gate_id", "scan_id", name="uq_overrides_gate_scan"),
+)
+gate_health = sa.Table(
+    "gate_health",
+    metadata,
+    sa.Column("gate_id", sa.String(64), primary_key=True),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("firmware", sa.String(100), nullable=True),
+    sa.Column("online", sa.Boolean, nullable=False),
+)
+door_events = sa.Table(
+    "door_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False, index=True),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("quarantined", sa.Boolean, nullable=False),
 )

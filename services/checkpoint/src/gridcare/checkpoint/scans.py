@@ -1,0 +1,291 @@
+"""The gate scan responder (CONTRACT.md §1): nats-py directly, verdicts from memory.
+
+This is gridcare's hottest path (a district's morning rush), so it bypasses FastStream,
+whose per-message overhead would cost most of the throughput (see ``bench/``). Each scan:
+validate → decide from ``GateState`` → queue for the register's group commit → reply once
+durable. A device's retry (same gate and ``scan_id``) is answered from a cache of recent
+scans, or from the register, never decided twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from gridcare.shared import subjects
+from gridcare.shared.envelope import Envelope, Event, stable_id, utcnow
+from gridcare.shared.events import FeverDetected, PassageRecorded, QuarantineBreachAttempted
+from gridcare.shared.service import Service
+
+from . import tables as T
+from .domain import InvalidScan, PermitView, ScanRequest, Situation, evaluate, parse_scan
+from .register import Entry, Register
+from .state import GateState
+
+log = logging.getLogger(__name__)
+QUEUE_GROUP = "gridcare-checkpoint"
+NAME = "checkpoint"
+RECENT_SCANS = 200_000  # replies kept in memory for device retries
+RECENT_WINDOW = timedelta(minutes=15)  # ... and loaded back from the register at start
+
+
+class ScanResponder:
+    def __init__(self, svc: Service, state: GateState, register: Register) -> None:
+        self.svc = svc
+        self.state = state
+        self.register = register
+        self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
+        self._sub = None
+        self._inflight: set[asyncio.Task] = set()
+        self._recent: OrderedDict[tuple[str, str], asyncio.Future | dict] = OrderedDict()
+        m = svc.metrics
+        self.verdicts = m.counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
+        self.latency = m.histogram(
+            "scan_duration_seconds",
+            "Time from request to reply",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+
+    async def load_recent(self) -> None:
+        p = T.passages.c
+        since = utcnow() - RECENT_WINDOW
+        async with self.svc.store.sessions() as s:
+            rows = (
+                await s.execute(
+                    sa.select(p.gate_id, p.scan_id, p.reply)
+                    .where(p.scanned_at >= since)
+                    .order_by(p.id)
+                )
+            ).tuples()
+            for gate, scan_id, reply in rows:
+                self._remember((gate, scan_id), reply)
+
+    async def subscribe(self) -> None:
+        self._sub = await self.svc.nc.subscribe(
+            subjects.GATE_SCAN_ALL,
+            queue=QUEUE_GROUP,
+            cb=self._on_msg,
+            pending_msgs_limit=200_000,
+        )
+
+    async def drain(self) -> None:
+        """Stop taking scans; answer the ones already taken."""
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=10)
+
+    async def _on_msg(self, msg) -> None:
+        # nats-py runs one callback at a time per subscription: hand each scan to its own
+        # task so that many wait on the same register commit.
+        task = asyncio.create_task(self._answer(msg))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _answer(self, msg) -> None:
+        reply = await self.handle(msg.subject, msg.data)
+        if msg.reply:
+            try:
+                await msg.respond(json.dumps(reply, ensure_ascii=False).encode())
+            except Exception:  # the connection went away: the device will retry
+                log.warning("could not send a scan reply", exc_info=True)
+
+    async def handle(self, subject: str, body: bytes) -> dict[str, Any]:
+        """Never raises: every request gets a reply (CONTRACT.md §1)."""
+        t0 = time.perf_counter()
+        try:
+            reply = await self._handle(subject, body)
+            self.verdicts.labels(reply.get("verdict", "invalid")).inc()
+        except InvalidScan as exc:
+            self.verdicts.labels("invalid").inc()
+            reply = exc.reply()
+        except Exception:
+            log.exception("scan failed")
+            self.verdicts.labels("error").inc()
+            reply = {
+                "error": {
+                    "code": "unavailable",
+                    "detail": [{"field": "(service)", "error": "could not record the scan; retry"}],
+                }
+            }
+        self.latency.observe(time.perf_counter() - t0)
+        return reply
+
+    def _remember(self, key: tuple[str, str], value: asyncio.Future | dict) -> None:
+        self._recent[key] = value
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_SCANS:
+            self._recent.popitem(last=False)
+
+    async def _handle(self, subject: str, body: bytes) -> dict[str, Any]:
+        parts = subject.split(".")
+        subject_gate = parts[1] if len(parts) == 3 else ""
+        gate_compound = self.state.gate_compound.get(subject_gate, "")
+        scan = parse_scan(
+            body, subject_gate, utcnow(), self.max_future, self.state.policy(gate_compound)
+        )
+        if not gate_compound:
+            raise InvalidScan([{"field": "gate_id", "error": f"unknown gate {scan.gate_id!r}"}])
+        key = (scan.gate_id, scan.scan_id)
+        seen = self._recent.get(key)
+        if seen is not None:  # the device retried
+            return await seen if isinstance(seen, asyncio.Future) else seen
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._remember(key, fut)
+        try:
+            reply = await self._decide_and_record(scan, gate_compound)
+        except BaseException as exc:
+            self._recent.pop(key, None)
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning if nobody waits
+            raise
+        fut.set_result(reply)
+        self._recent[key] = reply
+        return reply
+
+    async def _decide_and_record(self, scan: ScanRequest, compound: str) -> dict[str, Any]:
+        st = self.state
+        home = st.home_compound(scan.person_id)
+        held = st.held.get(scan.person_id)
+        is_resident = home == compound
+        who = Situation(
+            compound_id=compound,
+            control_level=st.level(compound),
+            is_resident=is_resident,
+            is_known=home is not None,
+            held=held[0] if held else None,
+            permits=st.permits_of(scan.person_id) if is_resident else (),
+        )
+        decision = evaluate(scan, who, st.policy(compound))
+        verdict = decision.verdict
+        decided_at = utcnow()
+        reasons = list(verdict.reasons)
+        reply = {
+            "scan_id": scan.scan_id,
+            "verdict": verdict.verdict,
+            "reasons": reasons,
+            "message": verdict.message(),
+            "decided_at": decided_at.isoformat(),
+        }
+        # Permit effects are applied to memory now (so a second exit cannot use the same
+        # last use) and written with the passage; undone if the passage is not written.
+        effects, undo, permit_id = [], [], None
+        for before, after in self._permit_changes(decision, scan):
+            effects.append(
+                sa.update(T.permits)
+                .where(T.permits.c.permit_id == after.permit_id)
+                .values(
+                    uses_left=after.uses_left,
+                    state=after.state,
+                    return_by=after.return_by,
+                    exited_at=scan.scanned_at if after.state == "out" else T.permits.c.exited_at,
+                )
+            )
+            undo.append(before)
+            permit_id = after.permit_id
+        passage = {
+            "gate_id": scan.gate_id,
+            "scan_id": scan.scan_id,
+            "compound_id": compound,
+            "person_id": scan.person_id,
+            "direction": scan.direction,
+            "verdict": verdict.verdict,
+            "reasons": reasons,
+            "temperature_c": scan.temperature_c,
+            "scanned_at": scan.scanned_at,
+            "decided_at": decided_at,
+            "reply": reply,
+            "permit_id": permit_id,
+        }
+        events = self._events(scan, who, verdict.verdict, reasons, decided_at, held)
+        entry = Entry(passage, events, effects)
+        try:
+            reply, written = await self.register.record(entry)
+        except BaseException:
+            written = False
+            raise
+        finally:
+            if not written:
+                for before in undo:
+                    st.put_permit(scan.person_id, before)
+        return reply
+
+    def _permit_changes(self, decision, scan: ScanRequest):
+        changes: list[tuple[PermitView, PermitView]] = []
+        if decision.uses_permit is not None:
+            p = decision.uses_permit
+            changes.append((p, self.state.use_permit(p, scan.scanned_at)))
+        if decision.closes_permit is not None:
+            p = decision.closes_permit
+            changes.append((p, self.state.close_permit(p)))
+        return changes
+
+    def _events(
+        self,
+        scan: ScanRequest,
+        who: Situation,
+        verdict: str,
+        reasons: list[str],
+        decided_at: datetime,
+        held: tuple | None,
+    ) -> list[tuple[str, Envelope]]:
+        events: list[Event] = [
+            PassageRecorded(
+                scan_id=scan.scan_id,
+                gate_id=scan.gate_id,
+                compound_id=who.compound_id,
+                person_id=scan.person_id,
+                direction=scan.direction,
+                verdict=verdict,
+                reasons=reasons,
+                temperature_c=scan.temperature_c,
+                scanned_at=scan.scanned_at,
+                decided_at=decided_at,
+            )
+        ]
+        if "fever" in reasons and scan.temperature_c is not None:
+            events.append(
+                FeverDetected(
+                    scan_id=scan.scan_id,
+                    gate_id=scan.gate_id,
+                    compound_id=who.compound_id,
+                    person_id=scan.person_id,
+                    is_resident=who.is_resident,
+                    temperature_c=scan.temperature_c,
+                    scanned_at=scan.scanned_at,
+                )
+            )
+        if "quarantine" in reasons and held:
+            events.append(
+                QuarantineBreachAttempted(
+                    via="gate",
+                    compound_id=who.compound_id,
+                    person_id=scan.person_id,
+                    household_id=held[1],
+                    status=held[0],
+                    gate_id=scan.gate_id,
+                    ref=f"scan:{scan.gate_id}:{scan.scan_id}",
+                    at=scan.scanned_at,
+                )
+            )
+        correlation = stable_id("scan", scan.gate_id, scan.scan_id)
+        return [
+            (
+                ev.subject(),
+                Envelope.wrap(
+                    ev,
+                    source=NAME,
+                    event_id=stable_id(ev.TYPE, scan.gate_id, scan.scan_id),
+                    correlation_id=correlation,
+                ),
+            )
+            for ev in events
+        ]
