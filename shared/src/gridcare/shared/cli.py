@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated
@@ -25,12 +26,15 @@ from typing import Annotated
 import nats
 import sqlalchemy as sa
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from . import refdata
 from .devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, port_open
+from .envelope import Envelope
+from .events import CommunityPolicy, ControlLevel, ControlLevelSet
 from .natsconn import connect_options, ensure_streams
 from .settings import DEFAULT_HTTP_PORTS, Settings
 from .store import Store, alembic_config
@@ -42,8 +46,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations of a service's store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+policy_app = typer.Typer(help="Community gate policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+level_app = typer.Typer(help="Compound control levels.", no_args_is_help=True)
+app.add_typer(level_app, name="level")
+permit_app = typer.Typer(help="Outing permits.", no_args_is_help=True)
+app.add_typer(permit_app, name="permit")
 console = Console(stderr=True)
-out = Console()
+stdout = Console()
 
 EMBEDDED_NATS_PORT = int(os.environ.get("GRIDCARE_EMBEDDED_NATS_PORT", "14222"))
 ServiceName = Annotated[str, typer.Argument(help="checkpoint | screening | dispatch | notify")]
@@ -248,7 +258,153 @@ def scan(
     except Exception as exc:
         console.print(f"[red]no reply: {exc!r}[/]")
         raise typer.Exit(1) from None
-    out.print_json(reply.decode())
+    stdout.print_json(reply.decode())
+
+
+# --- office and duty staff: policy, levels, permits, register ------------------------------
+async def _publish_refdata(settings: Settings, entity) -> None:
+    nc = await nats.connect(
+        **{**connect_options(settings, "gridcare-cli"), "max_reconnect_attempts": 1}
+    )
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, settings)
+        env = Envelope.wrap(entity, source="gridcare-cli")
+        await js.publish(entity.subject(), env.to_bytes(), headers=env.headers(), timeout=10)
+    finally:
+        await nc.close()
+
+
+def _publish_or_exit(entity) -> None:
+    try:
+        asyncio.run(_publish_refdata(Settings(), entity))
+    except Exception as exc:
+        console.print(f"[red]could not publish: {exc!r}[/]")
+        raise typer.Exit(1) from None
+
+
+@policy_app.command("apply")
+def policy_apply(
+    file: Annotated[Path, typer.Argument(help="a TOML file: see docs/policy.md")],
+) -> None:
+    """Set a community's gate policy (takes effect at every gate at once, no restart)."""
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        unknown = sorted(set(raw) - set(CommunityPolicy.model_fields))
+        if unknown:  # a typo must not silently leave a default in force
+            console.print(f"[red]{file}: unknown setting(s): {', '.join(unknown)}[/]")
+            raise typer.Exit(1)
+        policy = CommunityPolicy.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        console.print(f"[red]{file}: {exc}[/]")
+        raise typer.Exit(1) from None
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            console.print(f"[red]{file}: {loc}: {err['msg']}[/]")
+        raise typer.Exit(1) from None
+    _publish_or_exit(policy)
+    console.print(f"policy of {policy.community_id} applied")
+
+
+@level_app.command("set")
+def level_set(
+    compound: Annotated[str, typer.Argument(help="compound id")],
+    level: Annotated[ControlLevel, typer.Argument(help="sealed | controlled | precaution")],
+    by: Annotated[str, typer.Option(help="who decides (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")] = "",
+) -> None:
+    """Set a compound's control level (ops); takes effect at its gates at once."""
+    try:
+        ev = ControlLevelSet(
+            compound_id=compound, level=level, set_by=by, reason=reason, set_at=datetime.now(UTC)
+        )
+    except ValidationError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    _publish_or_exit(ev)
+    console.print(f"{compound}: {level.value}")
+
+
+def _checkpoint_api(op: str, body: dict) -> None:
+    settings = Settings()
+
+    async def go() -> bytes:
+        nc = await nats.connect(
+            **{**connect_options(settings, "gridcare-cli"), "max_reconnect_attempts": 1}
+        )
+        try:
+            msg = await nc.request(f"api.checkpoint.{op}", json.dumps(body).encode(), timeout=10)
+            return msg.data
+        finally:
+            await nc.close()
+
+    try:
+        reply = json.loads(asyncio.run(go()))
+    except Exception as exc:
+        console.print(f"[red]no answer from the checkpoint: {exc!r}[/]")
+        raise typer.Exit(1) from None
+    stdout.print_json(data=reply)
+    if "error" in reply:
+        raise typer.Exit(1)
+
+
+@permit_app.command("issue")
+def permit_issue(
+    holder: Annotated[str, typer.Option(help="resident id")],
+    until: Annotated[datetime, typer.Option(help="valid until (e.g. 2026-03-14T18:00+08:00)")],
+    by: Annotated[str, typer.Option(help="who issues it")],
+    kind: Annotated[str, typer.Option(help="outing | emergency | medical")] = "outing",
+    uses: Annotated[int, typer.Option(help="exits allowed")] = 1,
+    return_within_h: Annotated[float | None, typer.Option(help="hours to come back")] = None,
+) -> None:
+    """Issue an outing (or emergency / medical) permit; the household quota applies."""
+    if until.tzinfo is None:
+        raise typer.BadParameter("give an offset, e.g. +08:00", param_hint="--until")
+    _checkpoint_api(
+        "permit.issue",
+        {
+            "holder_id": holder,
+            "kind": kind,
+            "uses": uses,
+            "valid_until": until.isoformat(),
+            "issued_by": by,
+            "return_within_h": return_within_h,
+        },
+    )
+
+
+@app.command()
+def override(
+    gate: Annotated[str, typer.Option(help="gate id")],
+    scan_id: Annotated[str, typer.Option(help="the denied scan")],
+    staff: Annotated[str, typer.Option(help="duty staff id")],
+    reason: Annotated[str, typer.Option(help="why")],
+) -> None:
+    """Duty staff let a denied person through (recorded with who and why)."""
+    _checkpoint_api(
+        "override", {"gate_id": gate, "scan_id": scan_id, "staff_id": staff, "reason": reason}
+    )
+
+
+@app.command()
+def out(compound: Annotated[str, typer.Argument(help="compound id")]) -> None:
+    """Who of a compound is out right now."""
+    _checkpoint_api("out", {"compound_id": compound})
+
+
+@app.command()
+def trace(
+    gate: Annotated[str, typer.Option(help="gate of the scan")],
+    scan_id: Annotated[str, typer.Option(help="the scan to trace around")],
+    minutes: Annotated[float, typer.Option(help="± minutes")] = 15,
+    whole_compound: Annotated[bool, typer.Option(help="every gate of the compound")] = False,
+) -> None:
+    """Who passed the gate (or any gate of its compound) within ±N minutes of a scan."""
+    _checkpoint_api(
+        "trace",
+        {"gate_id": gate, "scan_id": scan_id, "minutes": minutes, "whole_compound": whole_compound},
+    )
 
 
 # --- sink -----------------------------------------------------------------------------------
@@ -296,7 +452,7 @@ def show(
         grid.add_column(c.name, overflow="fold")
     for r in rows:
         grid.add_row(*("" if v is None else str(v) for v in r))
-    out.print(grid)
+    stdout.print(grid)
 
 
 # --- dead letters ---------------------------------------------------------------------------
@@ -337,7 +493,7 @@ def dead_letters(
                         str(r.created_at),
                         str(r.replayed_at or ""),
                     )
-                out.print(grid)
+                stdout.print(grid)
                 return
             async with store.transaction() as s:
                 row = (await s.execute(sa.select(t).where(t.c.id == replay))).first()
