@@ -138,8 +138,13 @@ class ReliableConsumer:
         model, id_field = self.edge
         payload = model.model_validate_json(msg.body)
         eid = stable_id("edge", msg.raw_message.subject, str(getattr(payload, id_field)))
-        return Envelope(event_id=eid, type=model.TYPE, source="device", correlation_id=eid,
-                        data=payload.model_dump(mode="json"))
+        return Envelope(
+            event_id=eid,
+            type=model.TYPE,
+            source="device",
+            correlation_id=eid,
+            data=payload.model_dump(mode="json"),
+        )
 
     def backoff(self, attempt: int) -> float:
         s = self.service.settings

@@ -244,6 +244,17 @@ class PassageRecorded(Event):
         return subjects.PASSAGE_RECORDED.format(gate_id=self.gate_id)
 
 
+class PassagesRecorded(Event):
+    """The passages of one register commit (the gate path writes in batches, and so
+    announces them in batches: one stream message per commit, not per scan)."""
+
+    TYPE = "checkpoint.PassagesRecorded"
+    passages: list[PassageRecorded]
+
+    def subject(self) -> str:
+        return subjects.PASSAGES_RECORDED
+
+
 class FeverDetected(Event):
     TYPE = "checkpoint.FeverDetected"
     scan_id: str
@@ -462,6 +473,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CommunityPolicy,
         ControlLevelSet,
         PassageRecorded,
+        PassagesRecorded,
         FeverDetected,
         QuarantineBreachAttempted,
         PermitIssued,

@@ -95,8 +95,14 @@ class Service:
         def deco(fn: Handler) -> Handler:
             consumer = self._consumers.get(durable)
             if consumer is None:
-                consumer = ReliableConsumer(self, durable, subject, stream, batch=batch,
-                                            edge=(model, edge_id) if edge_id else None)
+                consumer = ReliableConsumer(
+                    self,
+                    durable,
+                    subject,
+                    stream,
+                    batch=batch,
+                    edge=(model, edge_id) if edge_id else None,
+                )
                 self._consumers[durable] = consumer
             elif consumer.subject != subject:
                 raise ValueError(f"consumer {durable} already filters {consumer.subject}")
@@ -154,11 +160,17 @@ class Service:
         t = self.store.tables
         now = utcnow()
         async with self.store.transaction() as s:
-            await s.execute(sa.delete(t.outbox).where(
-                t.outbox.c.sent_at.is_not(None), t.outbox.c.sent_at < now - timedelta(days=1)))
-            await s.execute(sa.delete(t.processed).where(
-                t.processed.c.processed_at
-                < now - timedelta(days=self.settings.stream_max_age_days + 1)))
+            await s.execute(
+                sa.delete(t.outbox).where(
+                    t.outbox.c.sent_at.is_not(None), t.outbox.c.sent_at < now - timedelta(days=1)
+                )
+            )
+            await s.execute(
+                sa.delete(t.processed).where(
+                    t.processed.c.processed_at
+                    < now - timedelta(days=self.settings.stream_max_age_days + 1)
+                )
+            )
 
     async def _housekeep(self) -> None:
         while True:

@@ -26,6 +26,7 @@ REFDATA_ALL = "refdata.>"
 
 # --- domain events ------------------------------------------------------------------------
 PASSAGE_RECORDED = "checkpoint.passage.recorded.{gate_id}"
+PASSAGES_RECORDED = "checkpoint.passages.recorded"
 FEVER_DETECTED = "checkpoint.fever.detected.{gate_id}"
 QUARANTINE_BREACH = "checkpoint.quarantine.breach.{compound_id}"
 PERMIT_ISSUED = "checkpoint.permit.issued.{compound_id}"
@@ -82,7 +83,13 @@ DEADLETTER = StreamSpec("DEADLETTER", ("deadletter.>",), "Messages a consumer ga
 EDGE = StreamSpec("EDGE", ("door.*.opened",), "Door sensor events from devices")
 
 STREAMS: tuple[StreamSpec, ...] = (
-    REFDATA, CHECKPOINT, SCREENING, DISPATCH, NOTIFY, DEADLETTER, EDGE,
+    REFDATA,
+    CHECKPOINT,
+    SCREENING,
+    DISPATCH,
+    NOTIFY,
+    DEADLETTER,
+    EDGE,
 )
 
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from gridcare.shared import subjects
 from gridcare.shared.envelope import Envelope, Event, stable_id, utcnow
-from gridcare.shared.events import FeverDetected, PassageRecorded, QuarantineBreachAttempted
+from gridcare.shared.events import FeverDetected, QuarantineBreachAttempted
 from gridcare.shared.service import Service
 
 from . import tables as T
@@ -237,20 +237,8 @@ class ScanResponder:
         decided_at: datetime,
         held: tuple | None,
     ) -> list[tuple[str, Envelope]]:
-        events: list[Event] = [
-            PassageRecorded(
-                scan_id=scan.scan_id,
-                gate_id=scan.gate_id,
-                compound_id=who.compound_id,
-                person_id=scan.person_id,
-                direction=scan.direction,
-                verdict=verdict,
-                reasons=reasons,
-                temperature_c=scan.temperature_c,
-                scanned_at=scan.scanned_at,
-                decided_at=decided_at,
-            )
-        ]
+        # (The passage itself is announced with its whole commit: PassagesRecorded.)
+        events: list[Event] = []
         if "fever" in reasons and scan.temperature_c is not None:
             events.append(
                 FeverDetected(
