@@ -39,12 +39,18 @@ tasks = sa.Table(
     metadata,
     sa.Column("task_id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    # None for a task about a household (a quarantined household's door opened).
+    sa.Column("person_id", sa.String(64), nullable=True, index=True),
+    sa.Column("household_id", sa.String(64), nullable=True),
     sa.Column("case_id", sa.String(64), nullable=True),
+    # The fact a checkpoint alert reported (e.g. "gate:g1:<scan_id>"): one task per fact.
+    sa.Column("source_ref", sa.String(255), nullable=True),
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("grid_id", sa.String(64), nullable=False),
     sa.Column("assignee_id", sa.String(64), nullable=False, index=True),
     sa.Column("status", sa.String(16), nullable=False),  # open | done
     sa.Column("due_by", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("kind", "case_id", name="uq_tasks_kind_case"),
+    sa.UniqueConstraint("kind", "source_ref", name="uq_tasks_kind_source"),
 )

@@ -30,12 +30,16 @@ def apprise_url(chat_url: str, notification_id: str) -> str:
     return url
 
 
-async def send_chat(chat_url: str, notification_id: str, title: str, body: str) -> None:
+async def send_chat(
+    chat_url: str, notification_id: str, title: str, body: str, *, urgent: bool = False
+) -> None:
+    """Post one message; ``urgent`` marks it as a warning where the chat shows that."""
     if not chat_url:
         raise DeliveryFailed("no chat_url configured")
     ap = apprise.Apprise()
     if not ap.add(apprise_url(chat_url, notification_id)):
         raise DeliveryFailed("chat_url is not a URL Apprise understands")
-    result = await ap.async_notify(body=body, title=title)
+    kind = apprise.NotifyType.WARNING if urgent else apprise.NotifyType.INFO
+    result = await ap.async_notify(body=body, title=title, notify_type=kind)
     if result.status != AppriseResultStatus.SUCCESS:
         raise DeliveryFailed(f"chat delivery failed: {result.status.name}")

@@ -21,12 +21,23 @@ grids = sa.Table(
     sa.Column("chat_url", sa.String(1000), nullable=False),
 )
 
+# Gates are reached through their duty staff's chat (offline / back online alerts).
+gates = sa.Table(
+    "gates",
+    metadata,
+    sa.Column("gate_id", sa.String(64), primary_key=True),
+    sa.Column("compound_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("duty_chat_url", sa.String(1000), nullable=False),
+)
+
 # One row per notification that reached its channel: the guard against sending twice.
 deliveries = sa.Table(
     "deliveries",
     metadata,
     sa.Column("notification_id", sa.String(64), primary_key=True),
-    sa.Column("recipient_id", sa.String(64), nullable=False, index=True),
+    # A worker id, or "duty:<gate_id>" for a gate's duty staff.
+    sa.Column("recipient_id", sa.String(128), nullable=False, index=True),
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("cause_event_id", sa.String(128), nullable=False),
     sa.Column("cause_type", sa.String(64), nullable=False),
