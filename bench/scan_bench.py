@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -208,6 +209,26 @@ def write_community(folder: Path, n: int) -> list[str]:
     return generated
 
 
+def source_fingerprint() -> dict:
+    """Which checkpoint code ran: a hash of the checkpoint's and the shared library's source
+    (it is being edited while the benchmark runs) and the newest file's time."""
+    h = hashlib.sha256()
+    newest = 0.0
+    checkpoint, shared = ROOT / "services" / "checkpoint" / "src", ROOT / "shared" / "src"
+    files = sorted([*checkpoint.rglob("*.py"), *shared.rglob("*.py")])
+    for f in files:
+        try:
+            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+            newest = max(newest, f.stat().st_mtime)
+        except OSError:
+            pass
+    return {
+        "sha256": h.hexdigest()[:12],
+        "files": len(files),
+        "newest_utc": datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+    }
+
+
 def sqlite_count(db: Path, table: str, where: str = "") -> int:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -341,7 +362,7 @@ class Bench:
 
         threading.Thread(target=read, daemon=True).start()
         deadline = time.monotonic() + budget + p.timeout + 30
-        pids = {**pids, "loadgen": gen.pid}
+        pids = {**pids, "loadgen": gen.pid, "harness": os.getpid()}
         snaps: list[dict] = []
         result = None
         while result is None:
@@ -451,6 +472,7 @@ class Bench:
         self.import_community()
         t0 = time.monotonic()
         svc = self.start_gridcare(db)
+        source = source_fingerprint()  # what it imported at its start, give or take a second
         try:
             self.say(
                 f"gridcare checkpoint: ready in {time.monotonic() - t0:.1f}s (pid {svc.proc.pid})"
@@ -502,6 +524,8 @@ class Bench:
             svc.stop(wait_s=30.0)
             stop_s = time.monotonic() - t2
         res["stop_s"] = round(stop_s, 1)
+        res["source"] = source
+        res["source_changed_during_run"] = source_fingerprint()["sha256"] != source["sha256"]
         res["rows_stored"] = sqlite_count(db, "passages")
         res["outbox_unsent"] = sqlite_count(db, "outbox", "sent_at IS NULL")
         self.results["gridcare"] = res
@@ -603,10 +627,17 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
             c = (res.get(phase) or {}).get("cpu_cores")
             if not c:
                 continue
-            ours = sum(c.get(k) or 0 for k in ("loadgen", "responder", "nats"))
+            ours = sum(c.get(k) or 0 for k in ("loadgen", "responder", "nats", "harness"))
             other = (c.get("machine_busy") or 0) - ours + (c.get("machine_steal") or 0)
             if other >= DISTURBED_CORES:
-                disturbed.append(f"{name} {phase} ({other:.2f} cores)")
+                # only the phases the targets use make the run "disturbed"
+                if phase == "throughput" or name == "gridcare":
+                    disturbed.append(f"{name} {phase} ({other:.2f} cores)")
+                else:
+                    notes.append(
+                        f"{name} {phase}: {other:.2f} cores busy outside the benchmark's "
+                        "processes (no target uses this phase)."
+                    )
         lt = res.get("latency")
         if lt:
             capacity = tp["replies_per_s"] if tp else None
@@ -820,6 +851,13 @@ def render(report: dict) -> str:
         ):
             if k in res:
                 extra.append(f"{res[k]} {label}")
+        if "source" in res:
+            src = res["source"]
+            extra.append(
+                f"source measured: sha256 {src['sha256']} of {src['files']} files of "
+                f"services/checkpoint and shared, newest {src['newest_utc']}"
+                + (" (edited again while it ran)" if res.get("source_changed_during_run") else "")
+            )
         lines.append(f"- **{name}**: " + "; ".join(parts + extra))
     if report["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]

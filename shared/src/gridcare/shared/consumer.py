@@ -237,38 +237,67 @@ class ReliableConsumer:
         raw = msg.raw_message
         headers = {k: str(v) for k, v in (raw.headers or {}).items()}
         try:
-            async with svc.store.transaction() as session:
-                await session.execute(
-                    sa.insert(svc.store.tables.dead_letters).values(
-                        consumer=self.durable,
-                        subject=raw.subject,
-                        event_id=env.event_id if env else None,
-                        stream_seq=raw.metadata.sequence.stream,
-                        deliveries=attempt,
-                        reason=reason[:4000],
-                        payload=bytes(raw.data),
-                        headers=headers,
-                        created_at=utcnow(),
-                    )
-                )
-                dead = MessageDeadLettered(
-                    service=svc.name,
-                    consumer=self.durable,
-                    original_subject=raw.subject,
-                    event_id=env.event_id if env else None,
-                    reason=reason[:4000],
-                    deliveries=attempt,
-                    payload_b64=base64.b64encode(raw.data).decode(),
-                    headers=headers,
-                )
-                out = Envelope.wrap(dead, source=svc.name, cause=env)
-                await outbox.add(session, svc.store, out, dead.subject())
+            await record_dead_letter(
+                svc,
+                consumer=self.durable,
+                subject=raw.subject,
+                payload=bytes(raw.data),
+                headers=headers,
+                reason=reason,
+                deliveries=attempt,
+                cause=env,
+                stream_seq=raw.metadata.sequence.stream,
+            )
         except Exception:
             log.exception("could not record dead letter; message will be redelivered")
             await msg.nack(delay=self.backoff(attempt))
             return
-        svc.relay.wake()
-        log.error("dead-lettered: %s", reason)
-        svc.metrics.dead_letters.labels(self.durable).inc()
         svc.metrics.messages.labels(self.durable, "dead_lettered").inc()
         await msg.ack()
+
+
+async def record_dead_letter(
+    svc: Service,
+    *,
+    consumer: str,
+    subject: str,
+    payload: bytes,
+    reason: str,
+    headers: dict[str, str] | None = None,
+    deliveries: int = 1,
+    cause: Envelope | None = None,
+    stream_seq: int | None = None,
+) -> None:
+    """Keep a message a service gave up on: a ``dead_letters`` row (for inspection and
+    replay) and a ``deadletter.<service>`` event, in one transaction."""
+    headers = headers or {}
+    reason = reason[:4000]
+    async with svc.store.transaction() as session:
+        await session.execute(
+            sa.insert(svc.store.tables.dead_letters).values(
+                consumer=consumer,
+                subject=subject,
+                event_id=cause.event_id if cause else None,
+                stream_seq=stream_seq,
+                deliveries=deliveries,
+                reason=reason,
+                payload=payload,
+                headers=headers,
+                created_at=utcnow(),
+            )
+        )
+        dead = MessageDeadLettered(
+            service=svc.name,
+            consumer=consumer,
+            original_subject=subject,
+            event_id=cause.event_id if cause else None,
+            reason=reason,
+            deliveries=deliveries,
+            payload_b64=base64.b64encode(payload).decode(),
+            headers=headers,
+        )
+        out = Envelope.wrap(dead, source=svc.name, cause=cause)
+        await outbox.add(session, svc.store, out, dead.subject())
+    svc.relay.wake()
+    svc.metrics.dead_letters.labels(consumer).inc()
+    log.error("dead-lettered (%s): %s", consumer, reason)

@@ -10,10 +10,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from gridcare.shared import subjects
 from gridcare.shared.consumer import HandlerContext, Permanent
+from gridcare.shared.envelope import utcnow
 from gridcare.shared.events import (
     Building,
     CommunityPolicy,
@@ -177,6 +180,7 @@ def build(settings: Settings | None = None) -> Service:
     @svc.housekeeping
     async def overdue() -> None:
         await alert_overdue(svc, state)
+        state.forget_permits_before(utcnow() - timedelta(days=1))
 
     @svc.housekeeping
     async def retention() -> None:

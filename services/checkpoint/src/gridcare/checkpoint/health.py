@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gridcare.shared import outbox
+from gridcare.shared.consumer import record_dead_letter
 from gridcare.shared.envelope import Envelope, stable_id, utcnow
 from gridcare.shared.events import GateCameOnline, GateWentOffline, Timestamp, Token
 from gridcare.shared.service import Service
@@ -53,16 +54,14 @@ class GateHealth:
 
     async def load(self) -> None:
         async with self.svc.store.sessions() as s:
-            for gate, seen, fw, online in (
-                await s.execute(
-                    sa.select(
-                        T.gate_health.c.gate_id,
-                        T.gate_health.c.last_seen_at,
-                        T.gate_health.c.firmware,
-                        T.gate_health.c.online,
-                    )
+            for gate, seen, fw, online in await s.execute(
+                sa.select(
+                    T.gate_health.c.gate_id,
+                    T.gate_health.c.last_seen_at,
+                    T.gate_health.c.firmware,
+                    T.gate_health.c.online,
                 )
-            ).tuples():
+            ):
                 if seen is not None:
                     self.last_seen[gate] = as_utc(seen)
                 self.firmware[gate] = fw or ""
@@ -111,21 +110,13 @@ class GateHealth:
 
     async def _dead_letter(self, msg, reason: str) -> None:
         try:
-            async with self.svc.store.transaction() as s:
-                await s.execute(
-                    sa.insert(self.svc.store.tables.dead_letters).values(
-                        consumer="checkpoint-heartbeats",
-                        subject=msg.subject,
-                        event_id=None,
-                        stream_seq=None,
-                        deliveries=1,
-                        reason=reason[:4000],
-                        payload=msg.data,
-                        headers={},
-                        created_at=utcnow(),
-                    )
-                )
-            self.svc.metrics.dead_letters.labels("checkpoint-heartbeats").inc()
+            await record_dead_letter(
+                self.svc,
+                consumer="checkpoint-heartbeats",
+                subject=msg.subject,
+                payload=msg.data,
+                reason=reason,
+            )
         except Exception:
             log.exception("could not record a bad heartbeat")
 

@@ -112,7 +112,7 @@ class Register:
                             sa.tuple_(p.gate_id, p.scan_id).in_(list(first))
                         )
                     )
-                ).tuples()
+                )
             )
             new = [e for k, e in first.items() if k not in stored]
             if new:

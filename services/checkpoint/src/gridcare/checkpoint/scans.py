@@ -57,13 +57,9 @@ class ScanResponder:
         p = T.passages.c
         since = utcnow() - RECENT_WINDOW
         async with self.svc.store.sessions() as s:
-            rows = (
-                await s.execute(
-                    sa.select(p.gate_id, p.scan_id, p.reply)
-                    .where(p.scanned_at >= since)
-                    .order_by(p.id)
-                )
-            ).tuples()
+            rows = await s.execute(
+                sa.select(p.gate_id, p.scan_id, p.reply).where(p.scanned_at >= since).order_by(p.id)
+            )
             for gate, scan_id, reply in rows:
                 self._remember((gate, scan_id), reply)
 

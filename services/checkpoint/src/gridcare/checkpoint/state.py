@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridcare.shared.envelope import utcnow
 from gridcare.shared.events import (
     HOLDING_STATUSES,
     Building,
@@ -52,18 +53,16 @@ class GateState:
 
     async def load(self, s: AsyncSession) -> None:
         async def pairs(*cols):
-            return dict((await s.execute(sa.select(*cols))).tuples().all())
+            return dict((await s.execute(sa.select(*cols))).all())
 
         self.gate_compound = await pairs(T.gates.c.gate_id, T.gates.c.compound_id)
-        for cid, community, level in (
-            await s.execute(
-                sa.select(
-                    T.compounds.c.compound_id,
-                    T.compounds.c.community_id,
-                    T.compounds.c.control_level,
-                )
+        for cid, community, level in await s.execute(
+            sa.select(
+                T.compounds.c.compound_id,
+                T.compounds.c.community_id,
+                T.compounds.c.control_level,
             )
-        ).tuples():
+        ):
             self.compound_community[cid] = community
             self.compound_level[cid] = ControlLevel(level)
         self.building_compound = await pairs(T.buildings.c.building_id, T.buildings.c.compound_id)
@@ -71,31 +70,31 @@ class GateState:
             T.households.c.household_id, T.households.c.building_id
         )
         self.resident_household = await pairs(T.residents.c.resident_id, T.residents.c.household_id)
-        for (body,) in (await s.execute(sa.select(T.policies.c.policy))).tuples():
+        for (body,) in await s.execute(sa.select(T.policies.c.policy)):
             self.set_policy(CommunityPolicy.model_validate(body))
-        for cid, level, at in (
-            await s.execute(
-                sa.select(
-                    T.compound_controls.c.compound_id,
-                    T.compound_controls.c.level,
-                    T.compound_controls.c.set_at,
-                )
+        for cid, level, at in await s.execute(
+            sa.select(
+                T.compound_controls.c.compound_id,
+                T.compound_controls.c.level,
+                T.compound_controls.c.set_at,
             )
-        ).tuples():
+        ):
             self.controls[cid] = (ControlLevel(level), at)
-        for pid, status, household, at in (
-            await s.execute(
-                sa.select(
-                    T.person_status.c.person_id,
-                    T.person_status.c.status,
-                    T.person_status.c.household_id,
-                    T.person_status.c.decided_at,
-                )
+        for pid, status, household, at in await s.execute(
+            sa.select(
+                T.person_status.c.person_id,
+                T.person_status.c.status,
+                T.person_status.c.household_id,
+                T.person_status.c.decided_at,
             )
-        ).tuples():
+        ):
             self.set_status(pid, status, household, at)
         p = T.permits.c
-        for row in (await s.execute(sa.select(T.permits).where(p.state != "closed"))).all():
+        for row in (
+            await s.execute(
+                sa.select(T.permits).where(sa.or_(p.state != "closed", p.valid_until > utcnow()))
+            )
+        ).all():
             self.put_permit(
                 row.holder_id,
                 PermitView(
@@ -147,12 +146,18 @@ class GateState:
                 self.quarantined_households[household] += 1
 
     def put_permit(self, holder: str, permit: PermitView) -> None:
+        # A closed permit stays in view until its window ends: an exit on it is then
+        # `permit_expired` (used up), not `permit_required` (never had one).
         self.permits[permit.permit_id] = permit
         self.permit_holder[permit.permit_id] = holder
-        if permit.state == "closed":
-            self.holder_permits[holder].discard(permit.permit_id)
-        else:
-            self.holder_permits[holder].add(permit.permit_id)
+        self.holder_permits[holder].add(permit.permit_id)
+
+    def forget_permits_before(self, t: datetime) -> None:
+        """Drop permits whose window ended before ``t`` (housekeeping)."""
+        for pid, p in list(self.permits.items()):
+            if p.valid_until < t:
+                del self.permits[pid]
+                self.holder_permits[self.permit_holder.pop(pid)].discard(pid)
 
     def use_permit(self, permit: PermitView, at: datetime) -> PermitView:
         """An exit on ``permit``: one use gone, out until ``return_by``."""
