@@ -137,6 +137,18 @@ class Store:
             async with self.sessions() as session, session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[sa.ext.asyncio.AsyncConnection]:
+        """A Core connection in a transaction (no ORM session): for bulk writes on hot
+        paths. Committed on success, rolled back on error; serialised like
+        :meth:`transaction` on SQLite."""
+        if self._write_lock is not None:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))

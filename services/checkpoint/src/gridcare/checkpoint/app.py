@@ -39,7 +39,6 @@ from .api import Api
 from .domain import DoorOpened
 from .health import GateHealth
 from .housekeeping import alert_overdue, purge_register
-from .register import Register
 from .scans import NAME, ScanResponder
 from .state import GateState
 
@@ -47,8 +46,7 @@ from .state import GateState
 def build(settings: Settings | None = None) -> Service:
     svc = Service(NAME, T.metadata, T.MIGRATIONS, settings)
     state = GateState()
-    register = Register(svc)
-    scans = ScanResponder(svc, state, register)
+    scans = ScanResponder(svc, state)
     health = GateHealth(svc, state)
     api = Api(svc, state)
 
@@ -175,7 +173,6 @@ def build(settings: Settings | None = None) -> Service:
             await state.load(s)
         await scans.load_recent()
         await health.load()
-        register.start()
 
     @svc.housekeeping
     async def overdue() -> None:
@@ -191,7 +188,6 @@ def build(settings: Settings | None = None) -> Service:
     svc.on_ready(api.start)
     svc.on_stop(api.stop)
     svc.on_stop(scans.drain)
-    svc.on_stop(register.stop)
     svc.on_stop(health.stop)
     # for tests and tools in the same process
     svc.components = {
@@ -199,6 +195,6 @@ def build(settings: Settings | None = None) -> Service:
         "scans": scans,
         "health": health,
         "api": api,
-        "register": register,
+        "register": scans.register,
     }
     return svc

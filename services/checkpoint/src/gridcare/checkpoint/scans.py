@@ -1,10 +1,12 @@
 """The gate scan responder (CONTRACT.md §1): nats-py directly, verdicts from memory.
 
 This is gridcare's hottest path (a district's morning rush), so it bypasses FastStream,
-whose per-message overhead would cost most of the throughput (see ``bench/``). Each scan:
-validate → decide from ``GateState`` → queue for the register's group commit → reply once
-durable. A device's retry (same gate and ``scan_id``) is answered from a cache of recent
-scans, or from the register, never decided twice.
+whose per-message overhead would cost most of the throughput (see ``bench/``), and does
+no per-scan task or future: the subscription callback validates and decides from
+``GateState`` synchronously and queues the passage for the register's group commit, whose
+writer sends every reply of a batch once it is durable. A device's retry (same gate and
+``scan_id``) is answered from a cache of recent scans, or from the register: never decided
+twice.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,15 +39,23 @@ RECENT_SCANS = 200_000  # replies kept in memory for device retries
 RECENT_WINDOW = timedelta(minutes=15)  # ... and loaded back from the register at start
 
 
+UNAVAILABLE = {
+    "error": {
+        "code": "unavailable",
+        "detail": [{"field": "(service)", "error": "could not record the scan; retry"}],
+    }
+}
+
+
 class ScanResponder:
-    def __init__(self, svc: Service, state: GateState, register: Register) -> None:
+    def __init__(self, svc: Service, state: GateState) -> None:
         self.svc = svc
         self.state = state
-        self.register = register
+        self.register = Register(svc, settle=self._settle)
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
         self._sub = None
-        self._inflight: set[asyncio.Task] = set()
-        self._recent: OrderedDict[tuple[str, str], asyncio.Future | dict] = OrderedDict()
+        # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)
+        self._recent: OrderedDict[tuple[str, str], Entry | dict] = OrderedDict()
         m = svc.metrics
         self.verdicts = m.counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
         self.latency = m.histogram(
@@ -64,6 +75,7 @@ class ScanResponder:
                 self._remember((gate, scan_id), reply)
 
     async def subscribe(self) -> None:
+        self.register.start()
         self._sub = await self.svc.nc.subscribe(
             subjects.GATE_SCAN_ALL,
             queue=QUEUE_GROUP,
@@ -72,56 +84,34 @@ class ScanResponder:
         )
 
     async def drain(self) -> None:
-        """Stop taking scans; answer the ones already taken."""
+        """Stop taking scans; write and answer the ones already taken."""
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=10)
+        await self.register.stop()
 
+    # --- the path of one scan --------------------------------------------------------------
     async def _on_msg(self, msg) -> None:
-        # nats-py runs one callback at a time per subscription: hand each scan to its own
-        # task so that many wait on the same register commit.
-        task = asyncio.create_task(self._answer(msg))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _answer(self, msg) -> None:
-        reply = await self.handle(msg.subject, msg.data)
-        if msg.reply:
-            try:
-                await msg.respond(json.dumps(reply, ensure_ascii=False).encode())
-            except Exception:  # the connection went away: the device will retry
-                log.warning("could not send a scan reply", exc_info=True)
-
-    async def handle(self, subject: str, body: bytes) -> dict[str, Any]:
-        """Never raises: every request gets a reply (CONTRACT.md §1)."""
         t0 = time.perf_counter()
         try:
-            reply = await self._handle(subject, body)
-            self.verdicts.labels(reply.get("verdict", "invalid")).inc()
+            outcome = self.prepare(msg.subject, msg.data)
         except InvalidScan as exc:
-            self.verdicts.labels("invalid").inc()
-            reply = exc.reply()
+            await self._send(msg, exc.reply(), "invalid", t0)
+            return
         except Exception:
             log.exception("scan failed")
-            self.verdicts.labels("error").inc()
-            reply = {
-                "error": {
-                    "code": "unavailable",
-                    "detail": [{"field": "(service)", "error": "could not record the scan; retry"}],
-                }
-            }
-        self.latency.observe(time.perf_counter() - t0)
-        return reply
+            await self._send(msg, UNAVAILABLE, "error", t0)
+            return
+        if isinstance(outcome, dict):  # a retry of a scan already answered
+            await self._send(msg, outcome, outcome.get("verdict", "invalid"), t0)
+        else:
+            outcome.waiters.append((msg, t0))
+            if len(outcome.waiters) == 1:  # not a retry of a scan still being written
+                self.register.submit(outcome)
 
-    def _remember(self, key: tuple[str, str], value: asyncio.Future | dict) -> None:
-        self._recent[key] = value
-        self._recent.move_to_end(key)
-        while len(self._recent) > RECENT_SCANS:
-            self._recent.popitem(last=False)
-
-    async def _handle(self, subject: str, body: bytes) -> dict[str, Any]:
+    def prepare(self, subject: str, body: bytes) -> Entry | dict[str, Any]:
+        """Validate and decide; the reply of an earlier identical scan, or the new Entry.
+        Raises :class:`InvalidScan`."""
         parts = subject.split(".")
         subject_gate = parts[1] if len(parts) == 3 else ""
         gate_compound = self.state.gate_compound.get(subject_gate, "")
@@ -133,21 +123,59 @@ class ScanResponder:
         key = (scan.gate_id, scan.scan_id)
         seen = self._recent.get(key)
         if seen is not None:  # the device retried
-            return await seen if isinstance(seen, asyncio.Future) else seen
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._remember(key, fut)
-        try:
-            reply = await self._decide_and_record(scan, gate_compound)
-        except BaseException as exc:
-            self._recent.pop(key, None)
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: no "never retrieved" warning if nobody waits
-            raise
-        fut.set_result(reply)
-        self._recent[key] = reply
-        return reply
+            return seen
+        entry = self._decide(scan, gate_compound)
+        self._remember(key, entry)
+        return entry
 
-    async def _decide_and_record(self, scan: ScanRequest, compound: str) -> dict[str, Any]:
+    async def _settle(self, entry: Entry, reply: dict[str, Any] | None, written: bool) -> None:
+        """The register wrote ``entry`` (or found it there already, or failed): answer."""
+        if not written:
+            for fn in entry.undo:
+                fn()
+        if reply is None:
+            self._recent.pop(entry.key, None)
+            reply, label = UNAVAILABLE, "error"
+        else:
+            self._recent[entry.key] = reply
+            label = reply.get("verdict", "invalid")
+        for msg, t0 in entry.waiters:
+            await self._send(msg, reply, label, t0)
+
+    async def _send(self, msg, reply: dict[str, Any], label: str, t0: float) -> None:
+        self.verdicts.labels(label).inc()
+        self.latency.observe(time.perf_counter() - t0)
+        if isinstance(msg, _FutureReply):
+            msg.fut.set_result(reply)
+            return
+        if not msg.reply:
+            return
+        try:
+            await self.svc.nc.publish(msg.reply, json.dumps(reply, ensure_ascii=False).encode())
+        except Exception:  # the connection went away: the device will retry
+            log.warning("could not send a scan reply", exc_info=True)
+
+    async def handle(self, subject: str, body: bytes) -> dict[str, Any]:
+        """One scan, awaited (for tools and tests; the subscription does not use this)."""
+        try:
+            outcome = self.prepare(subject, body)
+        except InvalidScan as exc:
+            return exc.reply()
+        if isinstance(outcome, dict):
+            return outcome
+        fut = asyncio.get_running_loop().create_future()
+        outcome.waiters.append((_FutureReply(fut), time.perf_counter()))
+        if len(outcome.waiters) == 1:
+            self.register.submit(outcome)
+        return await fut
+
+    def _remember(self, key: tuple[str, str], value: Entry | dict) -> None:
+        self._recent[key] = value
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_SCANS:
+            self._recent.popitem(last=False)
+
+    def _decide(self, scan: ScanRequest, compound: str) -> Entry:
         st = self.state
         home = st.home_compound(scan.person_id)
         held = st.held.get(scan.person_id)
@@ -185,7 +213,7 @@ class ScanResponder:
                     exited_at=scan.scanned_at if after.state == "out" else T.permits.c.exited_at,
                 )
             )
-            undo.append(before)
+            undo.append(partial(st.put_permit, scan.person_id, before))
             permit_id = after.permit_id
         passage = {
             "gate_id": scan.gate_id,
@@ -201,18 +229,7 @@ class ScanResponder:
             "reply": reply,
             "permit_id": permit_id,
         }
-        events = self._events(scan, who, verdict.verdict, reasons, decided_at, held)
-        entry = Entry(passage, events, effects)
-        try:
-            reply, written = await self.register.record(entry)
-        except BaseException:
-            written = False
-            raise
-        finally:
-            if not written:
-                for before in undo:
-                    st.put_permit(scan.person_id, before)
-        return reply
+        return Entry(passage, self._events(scan, who, reasons, held), effects, undo)
 
     def _permit_changes(self, decision, scan: ScanRequest):
         changes: list[tuple[PermitView, PermitView]] = []
@@ -225,15 +242,9 @@ class ScanResponder:
         return changes
 
     def _events(
-        self,
-        scan: ScanRequest,
-        who: Situation,
-        verdict: str,
-        reasons: list[str],
-        decided_at: datetime,
-        held: tuple | None,
+        self, scan: ScanRequest, who: Situation, reasons: list[str], held: tuple | None
     ) -> list[tuple[str, Envelope]]:
-        # (The passage itself is announced with its whole commit: PassagesRecorded.)
+        """The scan's own events (rare); the passage goes out with its batch."""
         events: list[Event] = []
         if "fever" in reasons and scan.temperature_c is not None:
             events.append(
@@ -260,6 +271,8 @@ class ScanResponder:
                     at=scan.scanned_at,
                 )
             )
+        if not events:
+            return []
         correlation = stable_id("scan", scan.gate_id, scan.scan_id)
         return [
             (
@@ -273,3 +286,13 @@ class ScanResponder:
             )
             for ev in events
         ]
+
+
+class _FutureReply:
+    """A waiter for :meth:`ScanResponder.handle`: looks like a message with no reply
+    subject, and resolves a future instead."""
+
+    reply = ""
+
+    def __init__(self, fut: asyncio.Future) -> None:
+        self.fut = fut
