@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint format lock clean help
+.PHONY: install run test bench lint format lock clean help
 
 help:
 	@echo "make run     start NATS (embedded) and the four services; Ctrl-C stops"
 	@echo "make test    install and run the test suite"
+	@echo "make bench   gate-scan and enforcement benchmarks (reports in bench/results/)"
 	@echo "make lint    ruff"
 	@echo "make lock    re-resolve uv.lock after changing a pyproject.toml"
 
@@ -34,6 +35,10 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(VENV)/bin/python bench/scan_bench.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/enforcement_bench.py
 
 lint: install
 	$(VENV)/bin/ruff check .
