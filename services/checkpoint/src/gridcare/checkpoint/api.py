@@ -103,6 +103,7 @@ class Api:
                     subject, queue="gridcare-checkpoint-api", cb=self._on_msg
                 )
             )
+        await self.svc.nc.flush()
 
     async def stop(self) -> None:
         for sub in self._subs:

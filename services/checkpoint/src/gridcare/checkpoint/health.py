@@ -69,6 +69,7 @@ class GateHealth:
 
     async def start(self) -> None:
         self._sub = await self.svc.nc.subscribe("gate.*.heartbeat", cb=self._on_msg)
+        await self.svc.nc.flush()
         self._task = asyncio.create_task(self._watch(), name="gate-health")
 
     async def stop(self) -> None:

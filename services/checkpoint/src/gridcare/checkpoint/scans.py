@@ -82,6 +82,7 @@ class ScanResponder:
             cb=self._on_msg,
             pending_msgs_limit=200_000,
         )
+        await self.svc.nc.flush()  # the server has the subscription before we say ready
 
     async def drain(self) -> None:
         """Stop taking scans; write and answer the ones already taken."""
