@@ -77,6 +77,7 @@ class Plan:
     timeout: float = 5.0
     residents: int = 2000
     bare_again: bool = True
+    only: tuple[str, ...] = ()  # measure only these responders (a partial run)
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
@@ -227,6 +228,33 @@ def source_fingerprint() -> dict:
         "files": len(files),
         "newest_utc": datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
     }
+
+
+INSIDE = {  # the checkpoint's own metrics read around each phase
+    "gridcare_checkpoint_register_batch_size_count": "batches",
+    "gridcare_checkpoint_register_batch_size_sum": "scans",
+    "gridcare_checkpoint_register_commit_duration_seconds_sum": "commit_s",
+}
+
+
+def service_counters(http_port: int) -> dict[str, float]:
+    """The register's batch and commit counters from the checkpoint's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in INSIDE:
+            out[INSIDE[name]] = float(value)
+    return out
+
+
+def diff_counters(a: dict, b: dict) -> dict:
+    d = {k: b[k] - a.get(k, 0.0) for k in b}
+    if d.get("batches"):
+        d["scans_per_batch"] = round(d["scans"] / d["batches"], 1)
+        d["commit_ms_mean"] = round(1000 * d["commit_s"] / d["batches"], 3)
+    return d
 
 
 def sqlite_count(db: Path, table: str, where: str = "") -> int:
@@ -391,11 +419,17 @@ class Bench:
                 )
         return result
 
-    def measure(self, name: str, pids: dict[str, int], latency: bool = True, settle=None) -> dict:
-        """Throughput, then latency; ``settle()`` runs between them (returns notes)."""
+    def measure(
+        self, name: str, pids: dict[str, int], latency: bool = True, settle=None, inside=None
+    ) -> dict:
+        """Throughput, then latency; ``settle()`` runs between them (returns notes);
+        ``inside()`` reads the responder's own counters (diffed over each phase)."""
         out: dict = {}
         self.say(f"{name}: throughput, {self.plan.inflight} in flight")
+        before = inside() if inside else None
         out["throughput"] = tp = self.loadgen(name, "closed", pids)
+        if inside:
+            tp["inside"] = diff_counters(before, inside())
         self.say(
             f"{name}: {tp['replies_per_s']:.0f} replies/s "
             f"(errors {tp['errors']}, timeouts {tp['timeouts']})"
@@ -405,7 +439,10 @@ class Bench:
             if settle:
                 out["settle"] = settle()
             self.say(f"{name}: latency at {self.plan.rate:.0f} scans/s offered")
+            before = inside() if inside else None
             out["latency"] = lat = self.loadgen(name, "open", pids)
+            if inside:
+                lat["inside"] = diff_counters(before, inside())
             ms = lat["latency_ms"]
             self.say(
                 f"{name}: p50 {fmt_ms(ms['p50'])} p99 {fmt_ms(ms['p99'])} ms, answered "
@@ -516,7 +553,9 @@ class Bench:
                 }
 
             pids = {"responder": svc.proc.pid, "nats": self.nats.proc.pid}
-            res = self.measure("gridcare", pids, settle=settle)
+            res = self.measure(
+                "gridcare", pids, settle=settle, inside=lambda: service_counters(svc.http_port)
+            )
             res["projection_s"] = round(projection_s, 1)
             res["outbox_unsent_before_stop"] = sqlite_count(db, "outbox", "sent_at IS NULL")
         finally:
@@ -539,8 +578,10 @@ class Bench:
             ("naive", self.run_naive),
             ("gridcare", self.run_gridcare),
         ]
-        if self.plan.bare_again:
+        if self.plan.bare_again and not self.plan.only:
             steps.append(("bare_again", lambda: self.run_bare("bare_again", latency=False)))
+        if self.plan.only:
+            steps = [(n, f) for n, f in steps if n in self.plan.only]
         for name, step in steps:
             try:
                 step()
@@ -834,6 +875,12 @@ def render(report: dict) -> str:
                     f"{phase}: allow {v['allow']}, deny {v['deny']}, refer {v['refer']}, "
                     f"late replies {r['late_replies']}"
                     + (f", nats-server received {server:.0f} msgs/s" if server is not None else "")
+                    + (
+                        f", register: {r['inside']['scans_per_batch']} scans per commit, "
+                        f"{r['inside']['commit_ms_mean']} ms per commit"
+                        if r.get("inside", {}).get("batches")
+                        else ""
+                    )
                 )
         extra = []
         if "settle" in res:
@@ -876,10 +923,18 @@ def write_report(report: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = report["started_utc"].replace("-", "").replace(":", "").replace(" ", "T")
     md = render(report)
+    raw = json.dumps(report, indent=2, default=str)
+    if report["plan"]["only"]:  # a partial run: for development, not a result to keep
+        path = RESULTS / "partial.md"
+        path.write_text(md, encoding="utf-8")
+        (RESULTS / "partial.json").write_text(raw, encoding="utf-8")
+        print()
+        print(md)
+        print(f"written: {path.relative_to(ROOT)} (a partial run; not kept in git)")
+        return path
     path = RESULTS / f"scan_bench-{stamp}.md"
     path.write_text(md, encoding="utf-8")
     (RESULTS / "latest.md").write_text(md, encoding="utf-8")
-    raw = json.dumps(report, indent=2, default=str)
     (RESULTS / f"scan_bench-{stamp}.json").write_text(raw, encoding="utf-8")
     (RESULTS / "latest.json").write_text(raw, encoding="utf-8")
     print()
@@ -892,8 +947,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter phases (about a minute)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated responders to measure (bare,naive,gridcare), for development;\n"
+        "a partial run is written to bench/results/partial.md, not latest.md",
+    )
     args = ap.parse_args()
     plan = Plan.make(args.quick)
+    plan.only = tuple(x for x in args.only.split(",") if x)
+    unknown = set(plan.only) - {"bare", "naive", "gridcare"}
+    if unknown:
+        ap.error(f"--only: unknown responder(s) {', '.join(sorted(unknown))}")
 
     # Settings from the caller's environment would change what is measured: drop them.
     dropped = sorted(k for k in os.environ if k.startswith("GRIDCARE_") or k == "NATS_URL")

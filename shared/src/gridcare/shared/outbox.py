@@ -48,12 +48,14 @@ class Relay:
         *,
         batch: int = 100,
         poll_s: float = 0.5,
+        linger_s: float = 0.0,
     ) -> None:
         self.store = store
         self.publish = publish
         self.metrics = metrics
         self.batch = batch
         self.poll_s = poll_s
+        self.linger_s = linger_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -86,6 +88,10 @@ class Relay:
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
                 except TimeoutError:
                     pass
+                else:
+                    # Woken by a commit: let the next few commits join this pass (one
+                    # read, one pipelined publish and one update for all of them).
+                    await asyncio.sleep(self.linger_s)
                 self._wake.clear()
 
     async def relay_once(self) -> int:

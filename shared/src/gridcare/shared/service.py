@@ -62,6 +62,7 @@ class Service:
             self.metrics,
             batch=self.settings.outbox_batch,
             poll_s=self.settings.outbox_poll_s,
+            linger_s=self.settings.outbox_linger_s,
         )
         self._consumers: dict[str, ReliableConsumer] = {}
         self._on_start: list[Callable] = []

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
 
     # --- outbox relay -----------------------------------------------------------------------
     outbox_poll_s: float = Field(0.5, gt=0)
-    outbox_batch: int = Field(100, ge=1)
+    outbox_batch: int = Field(500, ge=1)
+    # after a wake-up the relay waits this long so one pass takes many commits' rows
+    outbox_linger_s: float = Field(0.02, ge=0)
 
     # --- HTTP (metrics, health) -------------------------------------------------------------
     http_host: str = "127.0.0.1"

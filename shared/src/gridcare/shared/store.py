@@ -9,11 +9,19 @@ its revisions in ``gridcare/<service>/migrations`` and :func:`migrate` runs them
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -126,6 +134,34 @@ class Store:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; serialising writers in-process avoids busy retries.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._sync_engine: sa.Engine | None = None
+
+    @property
+    def sync_engine(self) -> sa.Engine:
+        """A blocking engine on the same database (pysqlite / psycopg), for a hot path's
+        own writer thread: no event-loop round trip per statement. Use it under
+        :meth:`write_lock` so SQLite writers stay serialised."""
+        if self._sync_engine is None:
+            url = sa.make_url(self.url)
+            driver = "pysqlite" if self.is_sqlite else "psycopg"
+            url = url.set(drivername=f"{url.get_backend_name()}+{driver}")
+            kwargs: dict = {}
+            if not self.is_sqlite:
+                kwargs.update(pool_size=2, max_overflow=2, pool_pre_ping=True)
+            self._sync_engine = sa.create_engine(url, **kwargs)
+            if self.is_sqlite:
+                event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+        return self._sync_engine
+
+    @asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        """Held around a write made outside :meth:`transaction` / :meth:`connection`
+        (e.g. through :attr:`sync_engine`); nothing on PostgreSQL."""
+        if self._write_lock is None:
+            yield
+        else:
+            async with self._write_lock:
+                yield
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -164,6 +200,58 @@ class Store:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+
+
+class BulkInsert:
+    """An INSERT of many rows straight through the DBAPI cursor, for hot paths.
+
+    The SQL is written once in the driver's parameter style, and each value gets the
+    conversion SQLAlchemy itself would apply (datetimes as text on SQLite, JSON serialised),
+    so the rows read back through SQLAlchemy exactly as if it had written them; what is
+    skipped is SQLAlchemy's per-statement work (caching, compiling, result set-up). Columns
+    named in ``json_text`` take their JSON already serialised (text), e.g. a reply that was
+    encoded once to be sent. Run it inside a transaction of a blocking connection.
+    """
+
+    def __init__(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        dialect: sa.Dialect,
+        json_text: Collection[str] = (),
+    ) -> None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.columns = tuple(columns)
+        self.sql = (
+            f"INSERT INTO {table.name} ({', '.join(self.columns)}) "
+            f"VALUES ({', '.join([mark] * len(self.columns))})"
+        )
+        self._convert: list[tuple[int, Callable]] = []
+        for i, name in enumerate(self.columns):
+            if name in json_text:
+                continue
+            col_type = table.c[name].type
+            proc = col_type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self._convert.append((i, proc))
+
+    def rows(self, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
+        out = []
+        columns, convert = self.columns, self._convert
+        for row in rows:
+            values = [row[c] for c in columns]
+            for i, proc in convert:
+                values[i] = proc(values[i])
+            out.append(tuple(values))
+        return out
+
+    def execute(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (mappings by column name) in ``conn``'s transaction."""
+        values = self.rows(rows)
+        if values:
+            conn.connection.cursor().executemany(self.sql, values)
 
 
 async def upsert_row(session: AsyncSession, table: sa.Table, row: dict) -> None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -173,6 +174,9 @@ def build(settings: Settings | None = None) -> Service:
             await state.load(s)
         await scans.load_recent()
         await health.load()
+        # What was loaded lives as long as the process: keep it out of the collector's
+        # full passes, which would otherwise stall the scan path for tens of ms.
+        gc.freeze()
 
     @svc.housekeeping
     async def overdue() -> None:

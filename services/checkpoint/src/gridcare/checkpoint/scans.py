@@ -47,6 +47,18 @@ UNAVAILABLE = {
 }
 
 
+def reply_body(reply: dict[str, Any]) -> bytes:
+    return json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+UNAVAILABLE_BODY = reply_body(UNAVAILABLE)
+
+
+def verdict_of(body: bytes) -> str:
+    """The metric label of a stored reply (a retry's)."""
+    return json.loads(body).get("verdict", "invalid")
+
+
 class ScanResponder:
     def __init__(self, svc: Service, state: GateState) -> None:
         self.svc = svc
@@ -55,9 +67,12 @@ class ScanResponder:
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
         self._sub = None
         # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)
-        self._recent: OrderedDict[tuple[str, str], Entry | dict] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], Entry | bytes] = OrderedDict()
         m = svc.metrics
         self.verdicts = m.counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
+        self._verdicts = {
+            v: self.verdicts.labels(v) for v in ("allow", "deny", "refer", "invalid", "error")
+        }
         self.latency = m.histogram(
             "scan_duration_seconds",
             "Time from request to reply",
@@ -72,7 +87,7 @@ class ScanResponder:
                 sa.select(p.gate_id, p.scan_id, p.reply).where(p.scanned_at >= since).order_by(p.id)
             )
             for gate, scan_id, reply in rows:
-                self._remember((gate, scan_id), reply)
+                self._remember((gate, scan_id), reply_body(reply))
 
     async def subscribe(self) -> None:
         self.register.start()
@@ -97,22 +112,22 @@ class ScanResponder:
         try:
             outcome = self.prepare(msg.subject, msg.data)
         except InvalidScan as exc:
-            await self._send(msg, exc.reply(), "invalid", t0)
+            await self._send(msg, reply_body(exc.reply()), "invalid", t0)
             return
         except Exception:
             log.exception("scan failed")
-            await self._send(msg, UNAVAILABLE, "error", t0)
+            await self._send(msg, UNAVAILABLE_BODY, "error", t0)
             return
-        if isinstance(outcome, dict):  # a retry of a scan already answered
-            await self._send(msg, outcome, outcome.get("verdict", "invalid"), t0)
+        if isinstance(outcome, bytes):  # a retry of a scan already answered
+            await self._send(msg, outcome, verdict_of(outcome), t0)
         else:
             outcome.waiters.append((msg, t0))
             if len(outcome.waiters) == 1:  # not a retry of a scan still being written
                 self.register.submit(outcome)
 
-    def prepare(self, subject: str, body: bytes) -> Entry | dict[str, Any]:
-        """Validate and decide; the reply of an earlier identical scan, or the new Entry.
-        Raises :class:`InvalidScan`."""
+    def prepare(self, subject: str, body: bytes) -> Entry | bytes:
+        """Validate and decide; the reply (JSON) of an earlier identical scan, or the new
+        Entry. Raises :class:`InvalidScan`."""
         parts = subject.split(".")
         subject_gate = parts[1] if len(parts) == 3 else ""
         gate_compound = self.state.gate_compound.get(subject_gate, "")
@@ -136,23 +151,24 @@ class ScanResponder:
                 fn()
         if reply is None:
             self._recent.pop(entry.key, None)
-            reply, label = UNAVAILABLE, "error"
+            body, label = UNAVAILABLE_BODY, "error"
         else:
-            self._recent[entry.key] = reply
+            body = entry.reply_body if written else reply_body(reply)
+            self._recent[entry.key] = body  # bytes: the collector never walks the cache
             label = reply.get("verdict", "invalid")
         for msg, t0 in entry.waiters:
-            await self._send(msg, reply, label, t0)
+            await self._send(msg, body, label, t0)
 
-    async def _send(self, msg, reply: dict[str, Any], label: str, t0: float) -> None:
-        self.verdicts.labels(label).inc()
+    async def _send(self, msg, body: bytes, label: str, t0: float) -> None:
+        self._verdicts[label].inc()
         self.latency.observe(time.perf_counter() - t0)
         if isinstance(msg, _FutureReply):
-            msg.fut.set_result(reply)
+            msg.fut.set_result(json.loads(body))
             return
         if not msg.reply:
             return
         try:
-            await self.svc.nc.publish(msg.reply, json.dumps(reply, ensure_ascii=False).encode())
+            await self.svc.nc.publish(msg.reply, body)
         except Exception:  # the connection went away: the device will retry
             log.warning("could not send a scan reply", exc_info=True)
 
@@ -162,15 +178,15 @@ class ScanResponder:
             outcome = self.prepare(subject, body)
         except InvalidScan as exc:
             return exc.reply()
-        if isinstance(outcome, dict):
-            return outcome
+        if isinstance(outcome, bytes):
+            return json.loads(outcome)
         fut = asyncio.get_running_loop().create_future()
         outcome.waiters.append((_FutureReply(fut), time.perf_counter()))
         if len(outcome.waiters) == 1:
             self.register.submit(outcome)
         return await fut
 
-    def _remember(self, key: tuple[str, str], value: Entry | dict) -> None:
+    def _remember(self, key: tuple[str, str], value: Entry | bytes) -> None:
         self._recent[key] = value
         self._recent.move_to_end(key)
         while len(self._recent) > RECENT_SCANS:
@@ -230,7 +246,9 @@ class ScanResponder:
             "reply": reply,
             "permit_id": permit_id,
         }
-        return Entry(passage, self._events(scan, who, reasons, held), effects, undo)
+        entry = Entry(passage, self._events(scan, who, reasons, held), effects, undo)
+        entry.reply_body = reply_body(reply)
+        return entry
 
     def _permit_changes(self, decision, scan: ScanRequest):
         changes: list[tuple[PermitView, PermitView]] = []
