@@ -21,6 +21,7 @@ from gridcare.checkpoint.domain import (
     decide,
     parse_scan,
 )
+from gridcare.checkpoint.scans import reply_body, verdict_body
 from gridcare.shared.events import ControlLevel
 
 CST = timezone(timedelta(hours=8))
@@ -645,3 +646,26 @@ def test_known_neighbour_without_visitor_details_passes_in_precaution(direction)
 def test_known_neighbour_is_a_visitor_under_controls(level):
     v = decide(scan(direction="in"), neighbour(level), POLICY)
     assert v.verdict == "deny" and "visitor_not_allowed" in v.reasons
+
+
+# --- the reply as sent -----------------------------------------------------------------------
+@given(
+    verdict=st.sampled_from(["allow", "deny", "refer"]),
+    reasons=st.lists(st.sampled_from(sorted(MESSAGES)), unique=True, max_size=6),
+    scan_id=st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
+)
+def test_verdict_body_is_the_reply_as_json(verdict, reasons, scan_id):
+    """The responder assembles a verdict reply from cached pieces; it must be exactly the
+    JSON of the reply."""
+    v = Verdict(verdict, tuple(reasons))
+    decided = datetime.now(UTC).isoformat()
+    body = verdict_body(scan_id, v, decided)
+    reply = {
+        "scan_id": scan_id,
+        "verdict": verdict,
+        "reasons": reasons,
+        "message": v.message(),
+        "decided_at": decided,
+    }
+    assert json.loads(body) == reply
+    assert body == reply_body(reply)

@@ -120,24 +120,27 @@ class Relay:
             (r, res) for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)
         ]
         if failed:
-            async with self.store.transaction() as session:
+
+            def count_failures(conn: sa.Connection) -> None:
                 for row, exc in failed:
-                    await session.execute(
+                    conn.execute(
                         sa.update(t)
                         .where(t.c.id == row.id)
                         .values(attempts=t.c.attempts + 1, last_error=repr(exc)[:1000])
                     )
+
+            await self.store.blocking_write(count_failures)
             self.metrics.outbox_publish_errors.inc(len(failed))
             log.warning(
                 "outbox: %d of %d publishes failed, first: %r", len(failed), len(rows), failed[0][1]
             )
         if sent_ids:  # only rows whose PubAck came back
-            async with self.store.transaction() as session:
-                await session.execute(
-                    sa.update(t)
-                    .where(t.c.id.in_(sent_ids))
-                    .values(sent_at=utcnow(), attempts=t.c.attempts + 1)
-                )
+            mark_sent = (
+                sa.update(t)
+                .where(t.c.id.in_(sent_ids))
+                .values(sent_at=utcnow(), attempts=t.c.attempts + 1)
+            )
+            await self.store.blocking_write(lambda conn: conn.execute(mark_sent))
             self.metrics.outbox_published.inc(len(sent_ids))
         return len(sent_ids) if not failed else 0
 

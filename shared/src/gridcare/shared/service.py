@@ -20,6 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import uvicorn
+import uvloop
 from faststream.nats import NatsBroker
 from nats.js.api import PubAck
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -326,7 +327,10 @@ class Service:
 
     def main(self) -> None:
         logs.configure(self.name, self.settings.log_level)
-        asyncio.run(self.run())
+        if self.settings.event_loop == "uvloop":
+            uvloop.run(self.run())
+        else:
+            asyncio.run(self.run())
 
 
 class _QuietServer(uvicorn.Server):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,9 @@ class Settings(BaseSettings):
     # after a wake-up the relay waits this long so one pass takes many commits' rows
     outbox_linger_s: float = Field(0.02, ge=0)
 
+    # the event loop of a service process: uvloop (libuv) or Python's own asyncio loop
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
     # --- HTTP (metrics, health) -------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int | None = None  # default: DEFAULT_HTTP_PORTS[service]
@@ -71,6 +75,9 @@ class Settings(BaseSettings):
 
     # --- edge and register (checkpoint) ----------------------------------------------------
     scan_max_future_s: float = Field(300.0, ge=0)  # a scan from further ahead is invalid
+    # the register waits this long for more scans before committing a small batch (fewer,
+    # larger commits when traffic is light; 0 = commit at once)
+    register_linger_s: float = Field(0.002, ge=0, le=0.05)
     register_retention_days: float = Field(28.0, gt=0)  # passages and door events kept
     housekeeping_interval_s: float = Field(60.0, gt=0)  # overdue permits, purges
     gate_check_interval_s: float = Field(5.0, gt=0)  # how often gate heartbeats are checked

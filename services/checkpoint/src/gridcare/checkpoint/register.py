@@ -22,6 +22,7 @@ leaving such scans out, and they get their stored reply.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -78,15 +79,28 @@ def passage_event(p: dict[str, Any]) -> dict[str, Any]:
     """One passage as it appears in ``PassagesRecorded`` (JSON-ready)."""
     out = {k: p[k] for k in PASSAGE_EVENT_FIELDS}
     out["scanned_at"] = p["scanned_at"].isoformat()
-    out["decided_at"] = p["decided_at"].isoformat()
+    out["decided_at"] = p["reply"]["decided_at"]  # the same instant, already as text
     return out
 
 
+def _json_list(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False) if items else "[]"
+
+
 class Register:
-    def __init__(self, svc: Service, settle: Settle, max_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        svc: Service,
+        settle: Settle,
+        max_batch: int = 1000,
+        linger_s: float = 0.0,
+        small_batch: int = 32,
+    ) -> None:
         self.svc = svc
         self.settle = settle
         self.max_batch = max_batch
+        self.linger_s = linger_s
+        self.small_batch = small_batch
         self._queue: list[Entry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -127,6 +141,10 @@ class Register:
         while not self._stopping or self._queue:
             await self._wake.wait()
             self._wake.clear()
+            if self.linger_s and len(self._queue) < self.small_batch and not self._stopping:
+                # light traffic: let the next scans join this commit (each commit costs
+                # about as much CPU as deciding a dozen scans)
+                await asyncio.sleep(self.linger_s)
             while self._queue:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
@@ -159,7 +177,9 @@ class Register:
             self._conn = engine.connect()
             dialect = engine.dialect
             outbox = self.svc.store.tables.outbox
-            self._passages = BulkInsert(T.passages, PASSAGE_COLUMNS, dialect, json_text={"reply"})
+            self._passages = BulkInsert(
+                T.passages, PASSAGE_COLUMNS, dialect, json_text={"reply", "reasons"}
+            )
             self._outbox = BulkInsert(outbox, OUTBOX_COLUMNS, dialect)
             # the driver's own (BulkInsert bypasses SQLAlchemy's wrapping) and SQLAlchemy's
             self._integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
@@ -218,7 +238,14 @@ class Register:
                 }
                 for subject, env in envs
             ]
-            passages = [{**e.passage, "reply": e.reply_body.decode()} for e in new]
+            passages = [
+                {
+                    **e.passage,
+                    "reply": e.reply_body.decode(),
+                    "reasons": _json_list(e.passage["reasons"]),
+                }
+                for e in new
+            ]
             conn = self._connection()
             with conn.begin():
                 self._passages.execute(conn, passages)

@@ -12,6 +12,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -28,7 +29,15 @@ from gridcare.shared.events import FeverDetected, QuarantineBreachAttempted
 from gridcare.shared.service import Service
 
 from . import tables as T
-from .domain import InvalidScan, PermitView, ScanRequest, Situation, evaluate, parse_scan
+from .domain import (
+    InvalidScan,
+    PermitView,
+    ScanRequest,
+    Situation,
+    Verdict,
+    evaluate,
+    parse_scan,
+)
 from .register import Entry, Register
 from .state import GateState
 
@@ -54,6 +63,22 @@ def reply_body(reply: dict[str, Any]) -> bytes:
 UNAVAILABLE_BODY = reply_body(UNAVAILABLE)
 
 
+@functools.cache
+def _verdict_middle(verdict: Verdict) -> str:
+    """The part of a verdict reply that depends on the verdict alone (JSON)."""
+    whole = {"verdict": verdict.verdict, "reasons": list(verdict.reasons)}
+    whole["message"] = verdict.message()
+    return json.dumps(whole, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+
+def verdict_body(scan_id: str, verdict: Verdict, decided_iso: str) -> bytes:
+    """``reply_body`` of a verdict, from cached pieces: the same JSON, a few times faster.
+    ``scan_id`` (a Token) and an ISO time never need escaping."""
+    return (
+        f'{{"scan_id":"{scan_id}",{_verdict_middle(verdict)},"decided_at":"{decided_iso}"}}'
+    ).encode()
+
+
 def verdict_of(body: bytes) -> str:
     """The metric label of a stored reply (a retry's)."""
     return json.loads(body).get("verdict", "invalid")
@@ -63,7 +88,7 @@ class ScanResponder:
     def __init__(self, svc: Service, state: GateState) -> None:
         self.svc = svc
         self.state = state
-        self.register = Register(svc, settle=self._settle)
+        self.register = Register(svc, settle=self._settle, linger_s=svc.settings.register_linger_s)
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
         self._sub = None
         # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)
@@ -208,13 +233,14 @@ class ScanResponder:
         decision = evaluate(scan, who, st.policy(compound))
         verdict = decision.verdict
         decided_at = utcnow()
+        decided_iso = decided_at.isoformat()
         reasons = list(verdict.reasons)
         reply = {
             "scan_id": scan.scan_id,
             "verdict": verdict.verdict,
             "reasons": reasons,
             "message": verdict.message(),
-            "decided_at": decided_at.isoformat(),
+            "decided_at": decided_iso,
         }
         # Permit effects are applied to memory now (so a second exit cannot use the same
         # last use) and written with the passage; undone if the passage is not written.
@@ -247,7 +273,7 @@ class ScanResponder:
             "permit_id": permit_id,
         }
         entry = Entry(passage, self._events(scan, who, reasons, held), effects, undo)
-        entry.reply_body = reply_body(reply)
+        entry.reply_body = verdict_body(scan.scan_id, verdict, decided_iso)
         return entry
 
     def _permit_changes(self, decision, scan: ScanRequest):
