@@ -824,8 +824,9 @@ def render(report: dict) -> str:
         "## Throughput (closed loop)",
         "",
         "| responder | replies/s | × bare | errors | timeouts | p50 ms | p99 ms | "
+        "responder CPU µs per reply | "
         "CPU cores: loadgen / responder / nats / machine busy / steal |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, res in results.items():
         tp = res.get("throughput")
@@ -836,9 +837,14 @@ def render(report: dict) -> str:
             fmt(c.get(k)) for k in ("loadgen", "responder", "nats", "machine_busy", "machine_steal")
         )
         rel = f"{tp['replies_per_s'] / bare:.3f}" if bare else "-"
+        cores = c.get("responder")
+        per_reply = (
+            f"{1e6 * cores / tp['replies_per_s']:.0f}" if cores and tp["replies_per_s"] else "-"
+        )
         lines.append(
             f"| {name} | {tp['replies_per_s']:.0f} | {rel} | {tp['errors']} | {tp['timeouts']} | "
-            f"{fmt_ms(tp['latency_ms']['p50'])} | {fmt_ms(tp['latency_ms']['p99'])} | {cpu} |"
+            f"{fmt_ms(tp['latency_ms']['p50'])} | {fmt_ms(tp['latency_ms']['p99'])} | "
+            f"{per_reply} | {cpu} |"
         )
     lines += [
         "",

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     scan_max_future_s: float = Field(300.0, ge=0)  # a scan from further ahead is invalid
     # the register waits this long for more scans before committing a small batch (fewer,
     # larger commits when traffic is light; 0 = commit at once)
-    register_linger_s: float = Field(0.002, ge=0, le=0.05)
+    register_linger_s: float = Field(0.001, ge=0, le=0.05)
     register_retention_days: float = Field(28.0, gt=0)  # passages and door events kept
     housekeeping_interval_s: float = Field(60.0, gt=0)  # overdue permits, purges
     gate_check_interval_s: float = Field(5.0, gt=0)  # how often gate heartbeats are checked

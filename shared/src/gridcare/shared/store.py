@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -181,7 +181,14 @@ class _Checkpointer:
 class Store:
     """Engine and sessions of one service's database."""
 
-    def __init__(self, url: str, metadata: sa.MetaData, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        metadata: sa.MetaData,
+        *,
+        echo: bool = False,
+        checkpoint_interval_s: float = 1.0,
+    ) -> None:
         self.url = url
         self.metadata = metadata
         self.tables = messaging_tables(metadata)
@@ -199,24 +206,25 @@ class Store:
         self._checkpointer: _Checkpointer | None = None
         database = sa.make_url(url).database
         if self._write_lock is not None and database and database != ":memory:":
-            self._checkpointer = _Checkpointer(database, self._write_lock)
+            self._checkpointer = _Checkpointer(database, self._write_lock, checkpoint_interval_s)
 
     @property
     def sync_engine(self) -> sa.Engine:
-        """A blocking engine on the same database (pysqlite / psycopg), for a hot path's
-        own writer thread: no event-loop round trip per statement. Use it under
-        :meth:`write_lock` so SQLite writers stay serialised."""
+        """A blocking engine (pysqlite) on the same SQLite file, for :meth:`blocking_write`."""
+        if not self.is_sqlite:
+            raise RuntimeError("a blocking engine is only used on SQLite")
         if self._sync_engine is None:
-            url = sa.make_url(self.url)
-            driver = "pysqlite" if self.is_sqlite else "psycopg"
-            url = url.set(drivername=f"{url.get_backend_name()}+{driver}")
-            kwargs: dict = {}
-            if not self.is_sqlite:
-                kwargs.update(pool_size=2, max_overflow=2, pool_pre_ping=True)
-            self._sync_engine = sa.create_engine(url, **kwargs)
-            if self.is_sqlite:
-                event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            url = sa.make_url(self.url).set(drivername="sqlite+pysqlite")
+            self._sync_engine = sa.create_engine(url)
+            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
         return self._sync_engine
+
+    @property
+    def integrity_errors(self) -> tuple[type[Exception], ...]:
+        """What a constraint violation raises here: SQLAlchemy's, and the driver's own
+        (what :class:`BulkInsert`, which bypasses SQLAlchemy's wrapping, lets through)."""
+        dialect = self.sync_engine.dialect if self.is_sqlite else self.engine.dialect
+        return (sa.exc.IntegrityError, dialect.loaded_dbapi.IntegrityError)
 
     async def blocking_write(self, fn: Callable[[sa.Connection], T]) -> T:
         """``fn(conn)`` in a transaction, committed on success. On SQLite it runs on the
@@ -289,51 +297,62 @@ class Store:
 class BulkInsert:
     """An INSERT of many rows straight through the DBAPI cursor, for hot paths.
 
-    The SQL is written once in the driver's parameter style, and each value gets the
-    conversion SQLAlchemy itself would apply (datetimes as text on SQLite, JSON serialised),
-    so the rows read back through SQLAlchemy exactly as if it had written them; what is
-    skipped is SQLAlchemy's per-statement work (caching, compiling, result set-up). Columns
-    named in ``json_text`` take their JSON already serialised (text), e.g. a reply that was
-    encoded once to be sent. Run it inside a transaction of a blocking connection.
+    The SQL is written in the driver's parameter style, and each value gets the conversion
+    SQLAlchemy itself would apply (datetimes as text on SQLite, JSON serialised), so the
+    rows read back through SQLAlchemy exactly as if it had written them; what is skipped is
+    SQLAlchemy's per-statement work (caching, compiling, result set-up). Columns named in
+    ``json_text`` take their JSON already serialised (text), e.g. a reply that was encoded
+    once to be sent. Run it inside a transaction of a blocking connection (or of
+    :meth:`Store.blocking_write`).
     """
 
-    def __init__(
-        self,
-        table: sa.Table,
-        columns: Sequence[str],
-        dialect: sa.Dialect,
-        json_text: Collection[str] = (),
-    ) -> None:
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        self.columns = tuple(columns)
-        self.sql = (
-            f"INSERT INTO {table.name} ({', '.join(self.columns)}) "
-            f"VALUES ({', '.join([mark] * len(self.columns))})"
-        )
-        self._convert: list[tuple[int, Callable]] = []
-        for i, name in enumerate(self.columns):
-            if name in json_text:
-                continue
-            col_type = table.c[name].type
-            proc = col_type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
-                self._convert.append((i, proc))
+    MARKS: ClassVar[dict[str, Callable[[int], str]]] = {
+        "qmark": lambda i: "?",
+        "format": lambda i: "%s",
+        "pyformat": lambda i: "%s",
+        "numeric": lambda i: f":{i}",
+        "numeric_dollar": lambda i: f"${i}",
+    }
 
-    def rows(self, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
-        out = []
-        columns, convert = self.columns, self._convert
-        for row in rows:
-            values = [row[c] for c in columns]
-            for i, proc in convert:
-                values[i] = proc(values[i])
-            out.append(tuple(values))
-        return out
+    def __init__(
+        self, table: sa.Table, columns: Sequence[str], json_text: Collection[str] = ()
+    ) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.json_text = frozenset(json_text)
+        self._by_dialect: dict[str, tuple[str, list[tuple[int, Callable]]]] = {}
+
+    def _prepared(self, dialect: sa.Dialect) -> tuple[str, list[tuple[int, Callable]]]:
+        key = f"{dialect.name}+{dialect.driver}"
+        if key not in self._by_dialect:
+            mark = self.MARKS[dialect.paramstyle]
+            sql = (
+                f"INSERT INTO {self.table.name} ({', '.join(self.columns)}) "
+                f"VALUES ({', '.join(mark(i + 1) for i in range(len(self.columns)))})"
+            )
+            convert = []
+            for i, name in enumerate(self.columns):
+                if name in self.json_text:
+                    continue
+                col_type = self.table.c[name].type
+                proc = col_type.dialect_impl(dialect).bind_processor(dialect)
+                if proc is not None:
+                    convert.append((i, proc))
+            self._by_dialect[key] = (sql, convert)
+        return self._by_dialect[key]
 
     def execute(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (mappings by column name) in ``conn``'s transaction."""
-        values = self.rows(rows)
+        sql, convert = self._prepared(conn.dialect)
+        columns = self.columns
+        values = []
+        for row in rows:
+            v = [row[c] for c in columns]
+            for i, proc in convert:
+                v[i] = proc(v[i])
+            values.append(tuple(v))
         if values:
-            conn.connection.cursor().executemany(self.sql, values)
+            conn.connection.cursor().executemany(sql, values)
 
 
 async def upsert_row(session: AsyncSession, table: sa.Table, row: dict) -> None:

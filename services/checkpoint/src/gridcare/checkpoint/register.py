@@ -6,13 +6,12 @@ transaction (passages, permit changes, their outbox events, and one ``PassagesRe
 for the batch), and then every reply of the batch is sent. Under load the batches grow by
 themselves; when idle a scan waits for one small commit.
 
-The transaction runs on the store's blocking engine (pysqlite or psycopg), on the event
-loop's own thread, with the passages inserted by one ``executemany`` of driver SQL. That
-blocks the loop for the commit (a fraction of a millisecond on SQLite), and it is still the
-fastest way measured (bench/): an async driver pays a thread hop or a round of the loop per
-statement, and a writer thread waits for the GIL behind the busy loop (up to the 5 ms
-switch interval, several times per batch). It holds the store's write lock, so on SQLite it
-never waits on the busy handler behind the service's other writers.
+The transaction is a :meth:`Store.blocking_write`: on SQLite a blocking connection on the
+event loop's own thread, with the passages inserted through the DBAPI cursor in one
+``executemany`` (:class:`BulkInsert`). That blocks the loop for the commit (a fraction of a
+millisecond), and it is still the fastest way measured (bench/): aiosqlite pays a thread hop
+per statement, and a writer thread, or a commit in a thread, waits for the GIL behind the
+busy loop (up to the 5 ms switch interval). On PostgreSQL it runs through the async engine.
 
 A scan already in the register (a device retry the responder's memory did not catch, e.g.
 after a restart) violates the register's unique key; the batch is then written again
@@ -26,10 +25,10 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 
 from gridcare.shared.envelope import Envelope, new_id, utcnow
@@ -54,7 +53,10 @@ PASSAGE_EVENT_FIELDS = (
 # The columns the register writes (``id`` is the database's).
 PASSAGE_COLUMNS = tuple(c.name for c in T.passages.columns if c.name != "id")
 OUTBOX_COLUMNS = ("event_id", "subject", "payload", "headers", "created_at", "attempts")
+# a commit starting within this of the previous one means traffic is steady: linger
+BUSY_GAP_S = 0.01
 PASSAGES_SUBJECT = PassagesRecorded.model_construct().subject()
+PASSAGES = BulkInsert(T.passages, PASSAGE_COLUMNS, json_text={"reply", "reasons"})
 
 
 @dataclass
@@ -105,10 +107,8 @@ class Register:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopping = False
-        self._conn: sa.Connection | None = None
-        self._passages: BulkInsert | None = None
-        self._outbox: BulkInsert | None = None
-        self._integrity_errors: tuple[type[Exception], ...] = (IntegrityError,)
+        self._last_commit = -1e9  # loop time of the last commit's start
+        self._outbox = BulkInsert(svc.store.tables.outbox, OUTBOX_COLUMNS)
         m = svc.metrics
         self.batch_size = m.histogram(
             "register_batch_size",
@@ -130,7 +130,6 @@ class Register:
         self._wake.set()
         if self._task:
             await self._task
-        self._close()
 
     def submit(self, entry: Entry) -> None:
         """Queue ``entry``; ``settle`` is called once it is written (or could not be)."""
@@ -138,13 +137,21 @@ class Register:
         self._wake.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping or self._queue:
             await self._wake.wait()
             self._wake.clear()
-            if self.linger_s and len(self._queue) < self.small_batch and not self._stopping:
-                # light traffic: let the next scans join this commit (each commit costs
-                # about as much CPU as deciding a dozen scans)
+            if (
+                self.linger_s
+                and len(self._queue) < self.small_batch
+                and not self._stopping
+                and loop.time() - self._last_commit < BUSY_GAP_S
+            ):
+                # steady traffic, small batches: let the next scans join this commit (a
+                # commit costs about as much CPU as a dozen verdicts); an isolated scan
+                # is committed at once
                 await asyncio.sleep(self.linger_s)
+            self._last_commit = loop.time()
             while self._queue:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
@@ -163,58 +170,30 @@ class Register:
     async def _commit(self, batch: list[Entry]) -> list[tuple[dict[str, Any] | None, bool]]:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        async with self.svc.store.write_lock():
-            results = self._write_batch(batch)  # blocking, on purpose: see the module doc
+        store = self.svc.store
+        try:
+            results = await store.blocking_write(partial(self._write, batch, {}))
+        except store.integrity_errors:  # a scan is in the register already: leave it out
+            stored = await store.blocking_write(partial(self._stored, batch))
+            results = await store.blocking_write(partial(self._write, batch, stored))
         self.batch_size.observe(len(batch))
         self.commit_seconds.observe(loop.time() - t0)
         return results
 
-    # --- the blocking part ------------------------------------------------------------------
-    def _connection(self) -> sa.Connection:
-        """The writer's own connection, kept open between batches."""
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            engine = self.svc.store.sync_engine
-            self._conn = engine.connect()
-            dialect = engine.dialect
-            outbox = self.svc.store.tables.outbox
-            self._passages = BulkInsert(
-                T.passages, PASSAGE_COLUMNS, dialect, json_text={"reply", "reasons"}
-            )
-            self._outbox = BulkInsert(outbox, OUTBOX_COLUMNS, dialect)
-            # the driver's own (BulkInsert bypasses SQLAlchemy's wrapping) and SQLAlchemy's
-            self._integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
-        return self._conn
-
-    def _write_batch(self, batch: list[Entry]) -> list[tuple[dict[str, Any] | None, bool]]:
-        try:
-            try:
-                return self._write(batch, stored={})
-            except self._integrity_errors:  # a scan is in the register already: leave it out
-                return self._write(batch, stored=self._stored(batch))
-        except Exception:
-            self._close()  # a broken connection is not used again
-            raise
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                conn.close()
-            except Exception:
-                log.warning("closing the register's connection failed", exc_info=True)
-
-    def _stored(self, batch: list[Entry]) -> dict[tuple[str, str], Any]:
+    # --- in the transaction ---------------------------------------------------------------
+    @staticmethod
+    def _stored(batch: list[Entry], conn: sa.Connection) -> dict[tuple[str, str], Any]:
         p = T.passages.c
-        conn = self._connection()
-        with conn.begin():
-            rows = conn.execute(
-                sa.select(p.gate_id, p.scan_id, p.reply).where(
-                    sa.tuple_(p.gate_id, p.scan_id).in_([e.key for e in batch])
-                )
+        rows = conn.execute(
+            sa.select(p.gate_id, p.scan_id, p.reply).where(
+                sa.tuple_(p.gate_id, p.scan_id).in_([e.key for e in batch])
             )
-            return {(g, sid): reply for g, sid, reply in rows}
+        )
+        return {(g, sid): reply for g, sid, reply in rows}
 
-    def _write(self, batch: list[Entry], stored: dict) -> list[tuple[dict[str, Any] | None, bool]]:
+    def _write(
+        self, batch: list[Entry], stored: dict, conn: sa.Connection
+    ) -> list[tuple[dict[str, Any] | None, bool]]:
         new = [e for e in batch if e.key not in stored]
         if new:
             now = utcnow()
@@ -227,32 +206,34 @@ class Register:
             )
             envs = [(PASSAGES_SUBJECT, batch_env)]
             envs += [pair for e in new for pair in e.events]
-            outbox = [
-                {
-                    "event_id": env.event_id,
-                    "subject": subject,
-                    "payload": env.to_bytes(),
-                    "headers": env.headers(),
-                    "created_at": now,
-                    "attempts": 0,
-                }
-                for subject, env in envs
-            ]
-            passages = [
-                {
-                    **e.passage,
-                    "reply": e.reply_body.decode(),
-                    "reasons": _json_list(e.passage["reasons"]),
-                }
-                for e in new
-            ]
-            conn = self._connection()
-            with conn.begin():
-                self._passages.execute(conn, passages)
-                for e in new:
-                    for stmt in e.effects:
-                        conn.execute(stmt)
-                self._outbox.execute(conn, outbox)
+            PASSAGES.execute(
+                conn,
+                (
+                    {
+                        **e.passage,
+                        "reply": e.reply_body.decode(),
+                        "reasons": _json_list(e.passage["reasons"]),
+                    }
+                    for e in new
+                ),
+            )
+            for e in new:
+                for stmt in e.effects:
+                    conn.execute(stmt)
+            self._outbox.execute(
+                conn,
+                (
+                    {
+                        "event_id": env.event_id,
+                        "subject": subject,
+                        "payload": env.to_bytes(),
+                        "headers": env.headers(),
+                        "created_at": now,
+                        "attempts": 0,
+                    }
+                    for subject, env in envs
+                ),
+            )
         return [
             (stored[e.key], False) if e.key in stored else (e.passage["reply"], True) for e in batch
         ]
