@@ -1,10 +1,12 @@
 """The "bare" responder on ``gate.*.scan``: the ceiling scan_bench.py compares gridcare with.
 
-    python bench/bare_responder.py --url nats://127.0.0.1:PORT
+    python bench/bare_responder.py --url nats://127.0.0.1:PORT [--loop uvloop]
 
 Plain nats-py, one queue-group subscription, parses nothing, answers every request with the
 same small verdict. It measures what one Python process can answer on this machine through
 the client library, nats-server and loopback, with no work per scan. Stops on SIGTERM/SIGINT.
+``--loop uvloop`` runs it on uvloop, the event loop gridcare's services use (an extra
+reference row in the report; the target ratios use the plain asyncio one).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import signal
 
 import nats
+import uvloop
 
 REPLY = (
     '{"scan_id":"-","verdict":"allow","reasons":[],"message":{"zh":"请通行","en":"Please pass"},'
@@ -42,7 +45,12 @@ async def run(url: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", required=True)
-    asyncio.run(run(p.parse_args().url))
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    args = p.parse_args()
+    if args.loop == "uvloop":
+        uvloop.run(run(args.url))
+    else:
+        asyncio.run(run(args.url))
 
 
 if __name__ == "__main__":
