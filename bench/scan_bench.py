@@ -481,13 +481,14 @@ class Bench:
         self.run_script("naive", "naive_responder.py", ["--db", str(db)])
         self.results["naive"]["rows_stored"] = sqlite_count(db, "scans")
 
-    def start_gridcare(self, db: Path) -> ServiceProcess:
+    def start_gridcare(self, db: Path, extra_env: dict[str, str]) -> ServiceProcess:
         url = f"sqlite+aiosqlite:///{db}"
         env = {
             "GRIDCARE_NATS_URL": self.nats.url,
             "GRIDCARE_DATABASE_URL": url,
             "GRIDCARE_CHECKPOINT_DATABASE_URL": url,  # wins over the above if set outside
             "GRIDCARE_VAR_DIR": str(self.tmp / "var"),
+            **extra_env,
         }
         attempts = 3
         for attempt in range(1, attempts + 1):
@@ -504,11 +505,11 @@ class Bench:
                 time.sleep(20)
         raise AssertionError("unreachable")
 
-    def run_gridcare(self) -> None:
-        db = self.tmp / "checkpoint.db"
-        self.import_community()
+    def run_gridcare(self, name: str = "gridcare", extra_env: dict | None = None) -> None:
+        db = self.tmp / f"{name}.db"
+        self.import_community()  # again for a second run: its fresh store needs it all
         t0 = time.monotonic()
-        svc = self.start_gridcare(db)
+        svc = self.start_gridcare(db, extra_env or {})
         source = source_fingerprint()  # what it imported at its start, give or take a second
         try:
             self.say(
@@ -554,7 +555,7 @@ class Bench:
 
             pids = {"responder": svc.proc.pid, "nats": self.nats.proc.pid}
             res = self.measure(
-                "gridcare", pids, settle=settle, inside=lambda: service_counters(svc.http_port)
+                name, pids, settle=settle, inside=lambda: service_counters(svc.http_port)
             )
             res["projection_s"] = round(projection_s, 1)
             res["outbox_unsent_before_stop"] = sqlite_count(db, "outbox", "sent_at IS NULL")
@@ -567,7 +568,7 @@ class Bench:
         res["source_changed_during_run"] = source_fingerprint()["sha256"] != source["sha256"]
         res["rows_stored"] = sqlite_count(db, "passages")
         res["outbox_unsent"] = sqlite_count(db, "outbox", "sent_at IS NULL")
-        self.results["gridcare"] = res
+        self.results[name] = res
 
     # --- the whole run ----------------------------------------------------------------------
     def run(self) -> None:
@@ -578,6 +579,12 @@ class Bench:
             ("bare_uvloop", lambda: self.run_bare("bare_uvloop", loop="uvloop")),
             ("naive", self.run_naive),
             ("gridcare", self.run_gridcare),
+            (
+                "gridcare_sync_normal",
+                lambda: self.run_gridcare(
+                    "gridcare_sync_normal", {"GRIDCARE_SQLITE_SYNCHRONOUS": "NORMAL"}
+                ),
+            ),
         ]
         if self.plan.bare_again and not self.plan.only:
             steps.append(("bare_again", lambda: self.run_bare("bare_again", latency=False)))
@@ -650,6 +657,16 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
         }
     )
     derived["checks"] = checks
+    normal = results.get("gridcare_sync_normal", {})
+    if normal.get("latency") and normal.get("throughput"):
+        nl = normal["latency"]["latency_ms"]
+        notes.append(
+            "gridcare_sync_normal is the same checkpoint with GRIDCARE_SQLITE_SYNCHRONOUS=NORMAL "
+            "(no fsync per commit: a commit survives a crash of the service, not a power cut; "
+            f"docs/operations.md): {normal['throughput']['replies_per_s']:.0f} replies/s, p99 "
+            f"at {plan.rate:.0f}/s {fmt_ms(nl['p99'])} ms (for reference; the targets use the "
+            "default, FULL)."
+        )
     if g is not None and tps.get("bare_uvloop"):
         derived["gridcare_over_bare_uvloop"] = round(g / tps["bare_uvloop"], 3)
         notes.append(
@@ -680,7 +697,7 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
             other = (c.get("machine_busy") or 0) - ours + (c.get("machine_steal") or 0)
             if other >= DISTURBED_CORES:
                 # only the phases the targets use make the run "disturbed"
-                if phase == "throughput" or name == "gridcare":
+                if phase == "throughput" or name.startswith("gridcare"):
                     disturbed.append(f"{name} {phase} ({other:.2f} cores)")
                 else:
                     notes.append(
@@ -964,13 +981,14 @@ def main() -> int:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated responders to measure (bare,bare_uvloop,naive,gridcare), for\n"
+        help="comma-separated responders to measure (bare, bare_uvloop, naive, gridcare,\n"
+        "gridcare_sync_normal), for "
         "development; a partial run is written to bench/results/partial.md, not latest.md",
     )
     args = ap.parse_args()
     plan = Plan.make(args.quick)
     plan.only = tuple(x for x in args.only.split(",") if x)
-    unknown = set(plan.only) - {"bare", "bare_uvloop", "naive", "gridcare"}
+    unknown = set(plan.only) - {"bare", "bare_uvloop", "naive", "gridcare", "gridcare_sync_normal"}
     if unknown:
         ap.error(f"--only: unknown responder(s) {', '.join(sorted(unknown))}")
 

@@ -126,3 +126,18 @@ async def test_sqlite_wal_is_checkpointed_and_restarted_under_constant_writes(tm
         n = (await s.execute(sa.select(sa.func.count()).select_from(things))).scalar_one()
     await check.dispose()
     assert n == 2000
+
+
+@pytest.mark.parametrize(("setting", "level"), [("FULL", 2), ("NORMAL", 1)])
+async def test_sqlite_synchronous_setting_reaches_every_connection(tmp_path, setting, level):
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", md, sqlite_synchronous=setting)
+    await store.migrate(None)
+    try:
+        blocking = await store.blocking_write(
+            lambda conn: conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        )
+        async with store.engine.connect() as conn:
+            pooled = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+    finally:
+        await store.dispose()
+    assert blocking == pooled == level

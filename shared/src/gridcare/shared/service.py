@@ -50,7 +50,11 @@ class Service:
         self.name = name
         self.settings = settings or Settings()
         self.metrics = Metrics(name)
-        self.store = Store(self.settings.resolved_database_url(name), metadata)
+        self.store = Store(
+            self.settings.resolved_database_url(name),
+            metadata,
+            sqlite_synchronous=self.settings.sqlite_synchronous,
+        )
         self.migrations = migrations
         self.broker = NatsBroker(
             **connect_options(self.settings, f"gridcare-{name}"),

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # after a wake-up the relay waits this long so one pass takes many commits' rows
     outbox_linger_s: float = Field(0.02, ge=0)
 
+    # SQLite stores: FULL survives a power cut; NORMAL a crash of the service (docs/operations.md)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # the event loop of a service process: uvloop (libuv) or Python's own asyncio loop
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -114,16 +114,21 @@ def messaging_tables(md: sa.MetaData) -> MessagingTables:
     return MessagingTables(outbox, processed, dead)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    # No commit copies the WAL back into the database (milliseconds of work, on whichever
-    # writer crossed the threshold): the store's checkpointer thread does it.
-    cur.execute("PRAGMA wal_autocheckpoint=0")
-    cur.close()
+def _sqlite_pragmas(synchronous: str) -> Callable:
+    def on_connect(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed row survives a power cut; NORMAL: it survives a crash of the
+        # service, and a power cut loses at most the commits since the last checkpoint
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        # No commit copies the WAL back into the database (milliseconds of work, on
+        # whichever writer crossed the threshold): the store's checkpointer does it.
+        cur.execute("PRAGMA wal_autocheckpoint=0")
+        cur.close()
+
+    return on_connect
 
 
 class _Checkpointer:
@@ -188,6 +193,7 @@ class Store:
         *,
         echo: bool = False,
         checkpoint_interval_s: float = 1.0,
+        sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
         self.url = url
         self.metadata = metadata
@@ -198,7 +204,8 @@ class Store:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self._pragmas = _sqlite_pragmas(sqlite_synchronous)
+            event.listen(self.engine.sync_engine, "connect", self._pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; serialising writers in-process avoids busy retries.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -216,7 +223,7 @@ class Store:
         if self._sync_engine is None:
             url = sa.make_url(self.url).set(drivername="sqlite+pysqlite")
             self._sync_engine = sa.create_engine(url)
-            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self._sync_engine, "connect", self._pragmas)
         return self._sync_engine
 
     @property
