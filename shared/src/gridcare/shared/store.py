@@ -135,13 +135,16 @@ class _Checkpointer:
     """Copies an SQLite store's WAL back into its database, off the event loop's thread.
 
     Automatic checkpoints are off, so no writer pays for one inside its commit. Every
-    ``interval_s``: a PASSIVE checkpoint in a worker thread beside the writers (most of the
-    copying), then another under the store's write lock, which copies the few frames
-    committed meanwhile and so completes, letting the next commit start the WAL again from
-    its beginning: without that moment with no writer, a busy WAL only ever grows.
+    ``interval_s``: PASSIVE checkpoints in a worker thread beside the writers (most of the
+    copying) until few frames are left, then one more under the store's write lock, which
+    copies those and so completes, letting the next commit start the WAL again from its
+    beginning: without that moment with no writer, a busy WAL only ever grows.
     """
 
-    def __init__(self, path: str, write_lock: asyncio.Lock, interval_s: float = 1.0) -> None:
+    MAX_UNLOCKED_PASSES = 5
+    LOCKED_FRAMES = 100  # at most this many WAL pages are copied while writers wait
+
+    def __init__(self, path: str, write_lock: asyncio.Lock, interval_s: float = 0.5) -> None:
         self.path = path
         self.write_lock = write_lock
         self.interval_s = interval_s
@@ -176,9 +179,16 @@ class _Checkpointer:
         while True:
             await asyncio.sleep(self.interval_s)
             try:
-                await asyncio.to_thread(self._checkpoint, "PASSIVE")
+                # Unlocked passes until little is left (writers go on meanwhile), then one
+                # short pass with no writer, which completes.
+                for _ in range(self.MAX_UNLOCKED_PASSES):
+                    _busy, frames, copied = await asyncio.to_thread(self._checkpoint, "PASSIVE")
+                    if frames - copied <= self.LOCKED_FRAMES:
+                        break
                 async with self.write_lock:
-                    await asyncio.to_thread(self._checkpoint, "PASSIVE")
+                    # right here, not in a thread: it is short, and a thread's result
+                    # would wait for the busy loop while writers wait for the lock
+                    self._checkpoint("PASSIVE")
             except sqlite3.Error:
                 log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
 
@@ -192,7 +202,7 @@ class Store:
         metadata: sa.MetaData,
         *,
         echo: bool = False,
-        checkpoint_interval_s: float = 1.0,
+        checkpoint_interval_s: float = 0.5,
         sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
         self.url = url
