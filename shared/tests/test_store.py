@@ -4,7 +4,6 @@ SQLite's WAL is checkpointed by the store (so it stays small while writes never 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +29,7 @@ COLUMNS = ("name", "at", "tags", "doc", "blob", "weight")
 
 @pytest.fixture
 async def store(database_url):
-    s = Store(database_url, md, checkpoint_interval_s=0.05)
+    s = Store(database_url, md)
     await s.migrate(None)
     yield s
     await s.dispose()
@@ -103,29 +102,28 @@ def size_of(path: str) -> int:
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
-async def test_sqlite_wal_is_checkpointed_and_restarted_under_constant_writes(tmp_path):
+async def test_sqlite_wal_stays_small_under_constant_writes(tmp_path):
+    """Commit after commit, as a busy register does: SQLite's automatic checkpoint (every
+    1000 pages, by the committing writer, which holds our write lock) completes each time,
+    so the WAL restarts instead of growing with everything ever written."""
     path = tmp_path / "wal.db"
-    store = Store(f"sqlite+aiosqlite:///{path}", md, checkpoint_interval_s=0.05)
+    store = Store(f"sqlite+aiosqlite:///{path}", md)
     await store.migrate(None)
     wal = f"{path}-wal"
     bulk = BulkInsert(things, COLUMNS, json_text={"doc"})
     largest = 0
     try:
-        for i in range(400):  # one small commit after another, as a busy register does
+        for i in range(1500):
             await store.blocking_write(lambda conn, i=i: bulk.execute(conn, rows(5, f"w{i}-")))
             largest = max(largest, size_of(wal))
-            await asyncio.sleep(0.001)
+        async with store.sessions() as s:
+            n = (await s.execute(sa.select(sa.func.count()).select_from(things))).scalar_one()
     finally:
         await store.dispose()
-    # 400 commits of 5 rows write well over 3 MB of WAL frames; checkpointed and restarted
-    # every 50 ms, the file never holds more than a fraction of that
-    assert largest < 1_500_000, largest
-    assert size_of(wal) == 0  # truncated (or removed) when the store stopped
-    check = Store(f"sqlite+aiosqlite:///{path}", md)
-    async with check.sessions() as s:
-        n = (await s.execute(sa.select(sa.func.count()).select_from(things))).scalar_one()
-    await check.dispose()
-    assert n == 2000
+    assert n == 7500
+    written = 1500 * 2 * 4096  # at least two pages per commit went through the WAL
+    assert largest < min(written / 2, 6_000_000), (largest, written)
+    assert size_of(wal) == 0  # checkpointed and removed when the last connection closed
 
 
 @pytest.mark.parametrize(("setting", "level"), [("FULL", 2), ("NORMAL", 1)])

@@ -9,9 +9,7 @@ its revisions in ``gridcare/<service>/migrations`` and :func:`migrate` runs them
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sqlite3
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -123,74 +121,13 @@ def _sqlite_pragmas(synchronous: str) -> Callable:
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
-        # No commit copies the WAL back into the database (milliseconds of work, on
-        # whichever writer crossed the threshold): the store's checkpointer does it.
-        cur.execute("PRAGMA wal_autocheckpoint=0")
+        # SQLite's own automatic checkpoint (every 1000 pages, by the committing writer,
+        # with no other writer about: it completes, so the WAL restarts and stays small).
+        # A checkpointer beside the writers was tried: writers then met it in SQLite's
+        # busy handler, up to half a second.
         cur.close()
 
     return on_connect
-
-
-class _Checkpointer:
-    """Copies an SQLite store's WAL back into its database, off the event loop's thread.
-
-    Automatic checkpoints are off, so no writer pays for one inside its commit. Every
-    ``interval_s``: PASSIVE checkpoints in a worker thread beside the writers (most of the
-    copying) until few frames are left, then one more under the store's write lock, which
-    copies those and so completes, letting the next commit start the WAL again from its
-    beginning: without that moment with no writer, a busy WAL only ever grows.
-    """
-
-    MAX_UNLOCKED_PASSES = 5
-    LOCKED_FRAMES = 100  # at most this many WAL pages are copied while writers wait
-
-    def __init__(self, path: str, write_lock: asyncio.Lock, interval_s: float = 0.5) -> None:
-        self.path = path
-        self.write_lock = write_lock
-        self.interval_s = interval_s
-        self._conn: sqlite3.Connection | None = None
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sqlite-checkpoint")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._conn is not None:
-            async with self.write_lock:
-                await asyncio.to_thread(self._checkpoint, "TRUNCATE")  # leave a tidy file
-            self._conn.close()
-            self._conn = None
-
-    def _checkpoint(self, mode: str) -> tuple[int, int, int]:
-        if self._conn is None:
-            self._conn = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
-            )
-        busy, frames, copied = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        return busy, frames, copied
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                # Unlocked passes until little is left (writers go on meanwhile), then one
-                # short pass with no writer, which completes.
-                for _ in range(self.MAX_UNLOCKED_PASSES):
-                    _busy, frames, copied = await asyncio.to_thread(self._checkpoint, "PASSIVE")
-                    if frames - copied <= self.LOCKED_FRAMES:
-                        break
-                async with self.write_lock:
-                    # right here, not in a thread: it is short, and a thread's result
-                    # would wait for the busy loop while writers wait for the lock
-                    self._checkpoint("PASSIVE")
-            except sqlite3.Error:
-                log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
 
 
 class Store:
@@ -202,7 +139,6 @@ class Store:
         metadata: sa.MetaData,
         *,
         echo: bool = False,
-        checkpoint_interval_s: float = 0.5,
         sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
         self.url = url
@@ -220,10 +156,6 @@ class Store:
         # SQLite allows one writer; serialising writers in-process avoids busy retries.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_engine: sa.Engine | None = None
-        self._checkpointer: _Checkpointer | None = None
-        database = sa.make_url(url).database
-        if self._write_lock is not None and database and database != ":memory:":
-            self._checkpointer = _Checkpointer(database, self._write_lock, checkpoint_interval_s)
 
     @property
     def sync_engine(self) -> sa.Engine:
@@ -294,21 +226,17 @@ class Store:
 
     async def migrate(self, migrations_dir: Path | None) -> None:
         """Run the service's Alembic migrations. ``None`` (library tests only): create the
-        tables straight from the metadata. Starts the WAL checkpointer (SQLite)."""
+        tables straight from the metadata."""
         async with self.engine.begin() as conn:
             if migrations_dir is None:
                 await conn.run_sync(self.metadata.create_all)
             else:
                 await conn.run_sync(_upgrade, migrations_dir, self.metadata)
-        if self._checkpointer is not None:
-            self._checkpointer.start()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
-        if self._checkpointer is not None:
-            await self._checkpointer.stop()
 
 
 class BulkInsert:
