@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import sqlalchemy as sa
 from nats.js.api import PubAck
@@ -26,17 +27,23 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[str, bytes, dict[str, str]], Awaitable[PubAck]]
 
 
+def row(envelope: Envelope, subject: str, created_at: datetime | None = None) -> dict:
+    """The outbox row of ``envelope`` (its columns are :data:`COLUMNS`)."""
+    return {
+        "event_id": envelope.event_id,
+        "subject": subject,
+        "payload": envelope.to_bytes(),
+        "headers": envelope.headers(),
+        "created_at": created_at or utcnow(),
+        "attempts": 0,
+    }
+
+
+COLUMNS = ("event_id", "subject", "payload", "headers", "created_at", "attempts")
+
+
 async def add(session: AsyncSession, store: Store, envelope: Envelope, subject: str) -> None:
-    await session.execute(
-        sa.insert(store.tables.outbox).values(
-            event_id=envelope.event_id,
-            subject=subject,
-            payload=envelope.to_bytes(),
-            headers=envelope.headers(),
-            created_at=utcnow(),
-            attempts=0,
-        )
-    )
+    await session.execute(sa.insert(store.tables.outbox).values(row(envelope, subject)))
 
 
 class Relay:

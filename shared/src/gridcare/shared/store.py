@@ -9,7 +9,6 @@ its revisions in ``gridcare/<service>/migrations`` and :func:`migrate` runs them
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -36,7 +35,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NAMING = {
@@ -187,16 +185,6 @@ class Store:
         async with self._write_lock:
             with self.sync_engine.begin() as conn:
                 return fn(conn)
-
-    @asynccontextmanager
-    async def write_lock(self) -> AsyncIterator[None]:
-        """Held around a write made outside :meth:`transaction` / :meth:`connection`
-        (e.g. through :attr:`sync_engine`); nothing on PostgreSQL."""
-        if self._write_lock is None:
-            yield
-        else:
-            async with self._write_lock:
-                yield
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.expression import Executable
 
+from gridcare.shared import outbox
 from gridcare.shared.envelope import Envelope, new_id, utcnow
 from gridcare.shared.events import PassagesRecorded
 from gridcare.shared.service import Service
@@ -52,7 +53,6 @@ PASSAGE_EVENT_FIELDS = (
 )
 # The columns the register writes (``id`` is the database's).
 PASSAGE_COLUMNS = tuple(c.name for c in T.passages.columns if c.name != "id")
-OUTBOX_COLUMNS = ("event_id", "subject", "payload", "headers", "created_at", "attempts")
 # a commit starting within this of the previous one means traffic is steady: linger
 BUSY_GAP_S = 0.01
 PASSAGES_SUBJECT = PassagesRecorded.model_construct().subject()
@@ -85,10 +85,6 @@ def passage_event(p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _json_list(items: list[str]) -> str:
-    return json.dumps(items, ensure_ascii=False) if items else "[]"
-
-
 class Register:
     def __init__(
         self,
@@ -108,7 +104,7 @@ class Register:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._last_commit = -1e9  # loop time of the last commit's start
-        self._outbox = BulkInsert(svc.store.tables.outbox, OUTBOX_COLUMNS)
+        self._outbox = BulkInsert(svc.store.tables.outbox, outbox.COLUMNS)
         m = svc.metrics
         self.batch_size = m.histogram(
             "register_batch_size",
@@ -212,7 +208,7 @@ class Register:
                     {
                         **e.passage,
                         "reply": e.reply_body.decode(),
-                        "reasons": _json_list(e.passage["reasons"]),
+                        "reasons": json.dumps(e.passage["reasons"], ensure_ascii=False),
                     }
                     for e in new
                 ),
@@ -220,20 +216,7 @@ class Register:
             for e in new:
                 for stmt in e.effects:
                     conn.execute(stmt)
-            self._outbox.execute(
-                conn,
-                (
-                    {
-                        "event_id": env.event_id,
-                        "subject": subject,
-                        "payload": env.to_bytes(),
-                        "headers": env.headers(),
-                        "created_at": now,
-                        "attempts": 0,
-                    }
-                    for subject, env in envs
-                ),
-            )
+            self._outbox.execute(conn, (outbox.row(env, subject, now) for subject, env in envs))
         return [
             (stored[e.key], False) if e.key in stored else (e.passage["reply"], True) for e in batch
         ]
