@@ -4,7 +4,9 @@ SQLite's WAL is checkpointed by the store (so it stays small while writes never 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,6 +126,34 @@ async def test_sqlite_wal_stays_small_under_constant_writes(tmp_path):
     written = 1500 * 2 * 4096  # at least two pages per commit went through the WAL
     assert largest < min(written / 2, 6_000_000), (largest, written)
     assert size_of(wal) == 0  # checkpointed and removed when the last connection closed
+
+
+async def test_sqlite_checkpointer_copies_the_wal_beside_the_writers(tmp_path):
+    """A few commits, far below SQLite's automatic checkpoint (1000 pages): shortly after,
+    the store's checkpointer thread has copied all of the WAL into the database, while
+    writes went on, and no commit waited for it."""
+    path = tmp_path / "ckpt.db"
+    store = Store(f"sqlite+aiosqlite:///{path}", md)
+    await store.migrate(None)
+    bulk = BulkInsert(things, COLUMNS, json_text={"doc"})
+    ckpt = store.checkpointer
+    assert ckpt is not None and ckpt.last is None
+    try:
+        for i in range(50):
+            await store.blocking_write(lambda conn, i=i: bulk.execute(conn, rows(5, f"c{i}-")))
+            await asyncio.sleep(0.002)
+
+        def all_copied() -> bool:
+            return ckpt.last is not None and ckpt.last[1] == ckpt.last[2] > 0
+
+        deadline = time.monotonic() + 5
+        while not all_copied() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert all_copied(), ckpt.last
+        assert ckpt.last[1] < 1000  # SQLite's own checkpoint had not come into it
+    finally:
+        await store.dispose()
+    assert ckpt._thread is None  # stopped with the store
 
 
 @pytest.mark.parametrize(("setting", "level"), [("FULL", 2), ("NORMAL", 1)])

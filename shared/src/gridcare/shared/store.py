@@ -9,6 +9,10 @@ its revisions in ``gridcare/<service>/migrations`` and :func:`migrate` runs them
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import threading
+import time
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -36,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -119,13 +124,67 @@ def _sqlite_pragmas(synchronous: str) -> Callable:
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
-        # SQLite's own automatic checkpoint (every 1000 pages, by the committing writer,
-        # with no other writer about: it completes, so the WAL restarts and stays small).
-        # A checkpointer beside the writers was tried: writers then met it in SQLite's
-        # busy handler, up to half a second.
+        # SQLite's own automatic checkpoint stays on (every 1000 pages, by the committing
+        # writer): the store's checkpointer thread (below) normally leaves it nothing to do.
         cur.close()
 
     return on_connect
+
+
+class WalCheckpointer:
+    """Copies an SQLite store's WAL back into the database, in a thread of its own.
+
+    Left to itself, SQLite does this inside the commit that takes the WAL past 1000 pages:
+    that commit (on the gate path, the event loop's thread, replies waiting) then takes
+    several milliseconds instead of a fraction of one. Here, after commits, a thread runs
+    PASSIVE checkpoints on its own connection at most every ``interval_s``: they copy what
+    is committed without taking the write lock or waiting for anyone, and pysqlite releases
+    the GIL meanwhile, so the copying runs on another core while the loop goes on. Once a
+    pass has copied everything, the next commit starts the WAL again from its beginning, so
+    it stays small. (An earlier checkpointer also made one pass under the store's write lock
+    to be sure to complete; after a throughput burst that pass had the whole WAL to copy,
+    and writers waited up to half a second. There is no such pass: if the thread cannot
+    catch up, SQLite's automatic checkpoint still bounds the WAL.)
+    """
+
+    def __init__(self, path: str, interval_s: float = 0.02) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self._dirty = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.last: tuple[int, int, int] | None = None  # (busy, WAL pages, pages copied)
+
+    def committed(self) -> None:
+        """A write was committed: checkpoint soon."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"wal-checkpoint {Path(self.path).name}", daemon=True
+            )
+            self._thread.start()
+        self._dirty.set()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._dirty.set()
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            while not self._stopping:
+                if not self._dirty.wait(timeout=0.5):
+                    continue
+                time.sleep(self.interval_s)  # let a few commits pile up
+                self._dirty.clear()
+                try:
+                    self.last = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
+        finally:
+            conn.close()
 
 
 class Store:
@@ -154,6 +213,12 @@ class Store:
         # SQLite allows one writer; serialising writers in-process avoids busy retries.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_engine: sa.Engine | None = None
+        database = sa.make_url(url).database
+        self.checkpointer = (
+            WalCheckpointer(database)
+            if self.is_sqlite and database and database != ":memory:"
+            else None
+        )
 
     @property
     def sync_engine(self) -> sa.Engine:
@@ -184,7 +249,10 @@ class Store:
                 return await conn.run_sync(fn)
         async with self._write_lock:
             with self.sync_engine.begin() as conn:
-                return fn(conn)
+                result = fn(conn)
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
+            return result
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -225,6 +293,8 @@ class Store:
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
 
 
 class BulkInsert:
