@@ -14,6 +14,7 @@ resident R-3001 in H-0301).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
@@ -44,6 +45,7 @@ from gridcare.shared.events import (
 )
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
+from gridcare.shared.store import Store, as_utc
 from gridcare.shared.subjects import stream_for
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "community"
@@ -224,6 +226,15 @@ class Checkpoint:
         return reply["result"]
 
     # --- what the service wrote ----------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def store(self) -> AsyncIterator[Store]:
+        """The service's store while the service is stopped."""
+        store = Store(self.database_url, T.metadata)
+        try:
+            yield store
+        finally:
+            await store.dispose()
+
     async def rows(self, table: sa.Table, *where: Any) -> list:
         async with self.service.store.sessions() as s:
             return list((await s.execute(sa.select(table).where(*where))).all())
@@ -924,6 +935,21 @@ async def test_register_retention(cp: Checkpoint):
             )
         )
 
+    # a passage the feed has not announced yet stays, whatever its age, and goes once it
+    # has (the service stopped: its store alone, and the feed's cursor set by hand)
+    (old_id,) = [r.id for r in await cp.rows(T.passages, T.passages.c.scan_id == "g1-old")]
+    await cp.stop()
+    idle = build(cp.settings())  # not started: its store and settings alone
+    for sent_to in (old_id - 1, old_id):
+        async with idle.store.transaction() as s:
+            await s.execute(sa.update(T.passage_feed).values(sent_to=sent_to, pending_to=sent_to))
+        await purge_register(idle)
+        async with idle.store.sessions() as s:
+            left = set((await s.execute(sa.select(T.passages.c.scan_id))).scalars())
+        assert ("g1-old" in left) is (sent_to < old_id)
+    await idle.store.dispose()
+    await cp.start()
+
     await purge_register(cp.service)
     p = T.passages.c
     left = {r.scan_id for r in await cp.rows(T.passages)}
@@ -931,6 +957,69 @@ async def test_register_retention(cp: Checkpoint):
     assert {"g1-27d", recent["scan_id"]} <= left
     assert await cp.rows(T.door_events, T.door_events.c.event_id == "d-old") == []
     assert len(await cp.rows(T.passages, p.scan_id == recent["scan_id"])) == 1
+
+
+async def test_passages_are_announced_in_order_once_across_restarts(cp: Checkpoint):
+    subject = "checkpoint.passages.recorded"
+    p = T.passages.c
+
+    async def announced() -> list[dict[str, Any]]:
+        return [x for env in await cp.events(subject) for x in env.data["passages"]]
+
+    async def all_announced() -> bool:
+        rows = await cp.rows(T.passages)
+        return len(await announced()) == len(rows)
+
+    # one scan, then a burst that the register writes in a few commits
+    await cp.scan("g1", person_id="R-1001", temperature_c=38.2)
+    await asyncio.gather(
+        *(cp.scan(g, person_id=who) for g in ("g1", "g2") for who in ("R-1002", "R-1003") * 10)
+    )
+    await eventually(all_announced)
+    rows = sorted(await cp.rows(T.passages), key=lambda r: r.id)
+    seen = await announced()
+    # every passage once, in the register's order, as recorded
+    assert [(x["gate_id"], x["scan_id"]) for x in seen] == [(r.gate_id, r.scan_id) for r in rows]
+    for x, r in zip(seen, rows, strict=True):
+        assert (x["person_id"], x["direction"], x["verdict"], x["reasons"]) == (
+            r.person_id,
+            r.direction,
+            r.verdict,
+            r.reasons,
+        )
+        assert datetime.fromisoformat(x["scanned_at"]) == as_utc(r.scanned_at)
+        assert x["decided_at"] == r.reply["decided_at"]
+    assert seen[0]["temperature_c"] == 38.2 and seen[0]["reasons"] == ["fever"]
+    envs = await cp.events(subject)
+    assert all(e.type == "checkpoint.PassagesRecorded" and e.source == "checkpoint" for e in envs)
+
+    # the service stops after recording the last range as being published, before the
+    # PubAck: on start it publishes that range again, as the same message (deduplicated)
+    await cp.stop()
+    last = envs[-1]
+    first_id = rows[-len(last.data["passages"])].id - 1
+    async with cp.store() as store, store.transaction() as s:
+        await s.execute(sa.update(T.passage_feed).values(sent_to=first_id, pending_to=rows[-1].id))
+    await cp.start()
+    feed = cp.service.components["feed"]
+    await eventually(lambda: feed.sent_to == rows[-1].id)
+    assert [e.event_id for e in await cp.events(subject)] == [e.event_id for e in envs]
+    assert await cp.stream_count(subject) == len(envs)
+
+    # passages written while the feed was away (another writer, say) are read back from
+    # the register; after them the feed goes on from memory
+    await cp.stop()
+    async with cp.store() as store, store.transaction() as s:
+        r = rows[0]
+        extra = {c.name: getattr(r, c.name) for c in T.passages.columns if c.name != "id"}
+        await s.execute(sa.insert(T.passages).values({**extra, "scan_id": "g1-extra"}))
+    await cp.start()
+    await cp.scan("g2", person_id="R-2001")
+    await eventually(all_announced)
+    seen = await announced()
+    assert [x["scan_id"] for x in seen[-2:-1]] == ["g1-extra"]
+    assert len({(x["gate_id"], x["scan_id"]) for x in seen}) == len(seen)
+    assert len(await cp.rows(T.passages, p.scan_id == "g1-extra")) == 1
 
 
 # --- 12. a restart keeps everything ----------------------------------------------------------

@@ -63,7 +63,7 @@ class Service:
         )
         self.relay = Relay(
             self.store,
-            self._publish,
+            self.publish_to_stream,
             self.metrics,
             batch=self.settings.outbox_batch,
             poll_s=self.settings.outbox_poll_s,
@@ -192,10 +192,13 @@ class Service:
         """The raw nats-py connection (for hot paths that bypass FastStream)."""
         return self.broker.config.connection_state.connection
 
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
-        """One outbox row to its stream, through nats-py's JetStream context directly (the
-        relay publishes many per pass; the broker's publish path costs several times more
-        per message and adds nothing the outbox needs)."""
+    async def publish_to_stream(
+        self, subject: str, payload: bytes, headers: dict[str, str]
+    ) -> PubAck:
+        """One message (an outbox row, say) to its stream, awaiting the PubAck, through
+        nats-py's JetStream context directly (the relay publishes many per pass; the
+        broker's publish path costs several times more per message and adds nothing the
+        outbox needs). Only for what was made durable first (outbox, register)."""
         js = self.broker.config.connection_state.stream
         return await js.publish(
             subject, payload, timeout=5.0, stream=stream_for(subject).name, headers=headers

@@ -1,6 +1,7 @@
 """The checkpoint service, wired: what it consumes, serves and runs.
 
 - ``scans.py``        gate scans (CONTRACT.md §1): verdicts from memory, register by group commit
+- ``feed.py``         ``PassagesRecorded``: the register's passages, announced in order
 - ``health.py``       gate heartbeats (§2) and offline reports
 - ``api.py``          permits, overrides, who is out, contact tracing (request/reply)
 - ``housekeeping.py`` overdue permits, retention
@@ -38,6 +39,7 @@ from gridcare.shared.store import as_utc, upsert_row
 from . import tables as T
 from .api import Api
 from .domain import DoorOpened
+from .feed import PassageFeed
 from .health import GateHealth
 from .housekeeping import alert_overdue, purge_register
 from .scans import NAME, ScanResponder
@@ -47,7 +49,8 @@ from .state import GateState
 def build(settings: Settings | None = None) -> Service:
     svc = Service(NAME, T.metadata, T.MIGRATIONS, settings)
     state = GateState()
-    scans = ScanResponder(svc, state)
+    feed = PassageFeed(svc, batch=svc.settings.outbox_batch, linger_s=svc.settings.outbox_linger_s)
+    scans = ScanResponder(svc, state, on_commit=feed.committed)
     health = GateHealth(svc, state)
     api = Api(svc, state)
 
@@ -187,11 +190,13 @@ def build(settings: Settings | None = None) -> Service:
     async def retention() -> None:
         await purge_register(svc)
 
+    svc.on_ready(feed.start)
     svc.on_ready(scans.subscribe)
     svc.on_ready(health.start)
     svc.on_ready(api.start)
     svc.on_stop(api.stop)
     svc.on_stop(scans.drain)
+    svc.on_stop(feed.stop)  # after the last scans are written
     svc.on_stop(health.stop)
     # for tests and tools in the same process
     svc.components = {
@@ -200,5 +205,6 @@ def build(settings: Settings | None = None) -> Service:
         "health": health,
         "api": api,
         "register": scans.register,
+        "feed": feed,
     }
     return svc

@@ -14,6 +14,7 @@ from gridcare.shared.service import Service
 from gridcare.shared.store import as_utc
 
 from . import tables as T
+from .feed import NAME as FEED
 from .state import GateState
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,19 @@ async def alert_overdue(svc: Service, state: GateState) -> int:
 
 
 async def purge_register(svc: Service) -> None:
-    """Nothing older than the retention period stays in the register."""
+    """Nothing older than the retention period stays in the register (except passages the
+    feed has not announced yet: they go on the first purge after it has)."""
     cutoff = utcnow() - timedelta(days=svc.settings.register_retention_days)
+    announced = (
+        sa.select(T.passage_feed.c.sent_to).where(T.passage_feed.c.name == FEED).scalar_subquery()
+    )
     async with svc.store.transaction() as s:
         n = (
-            await s.execute(sa.delete(T.passages).where(T.passages.c.scanned_at < cutoff))
+            await s.execute(
+                sa.delete(T.passages).where(
+                    T.passages.c.scanned_at < cutoff, T.passages.c.id <= announced
+                )
+            )
         ).rowcount
         await s.execute(sa.delete(T.door_events).where(T.door_events.c.opened_at < cutoff))
         await s.execute(sa.delete(T.overrides).where(T.overrides.c.at < cutoff))

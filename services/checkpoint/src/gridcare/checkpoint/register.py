@@ -2,9 +2,10 @@
 
 Every verdict is made durable *before* its reply is sent, without a transaction per scan:
 scans queue while the previous batch commits, then the whole queue is written in one
-transaction (passages, permit changes, their outbox events, and one ``PassagesRecorded``
-for the batch), and then every reply of the batch is sent. Under load the batches grow by
-themselves; when idle a scan waits for one small commit.
+transaction (passages, permit changes and their rare outbox events, e.g. a fever), and then
+every reply of the batch is sent. Under load the batches grow by themselves; when idle a
+scan waits for one small commit. The passages are announced (``PassagesRecorded``) by
+``feed.py``, which follows the passages table: a commit writes no outbox row for them.
 
 The transaction is a :meth:`Store.blocking_write`: on SQLite a blocking connection on the
 event loop's own thread, with the passages inserted through the DBAPI cursor in one
@@ -32,8 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.expression import Executable
 
 from gridcare.shared import outbox
-from gridcare.shared.envelope import Envelope, new_id, utcnow
-from gridcare.shared.events import PassagesRecorded
+from gridcare.shared.envelope import Envelope, utcnow
 from gridcare.shared.service import Service
 from gridcare.shared.store import BulkInsert
 
@@ -55,7 +55,6 @@ PASSAGE_EVENT_FIELDS = (
 PASSAGE_COLUMNS = tuple(c.name for c in T.passages.columns if c.name != "id")
 # a commit starting within this of the previous one means traffic is steady: linger
 BUSY_GAP_S = 0.01
-PASSAGES_SUBJECT = PassagesRecorded.model_construct().subject()
 PASSAGES = BulkInsert(T.passages, PASSAGE_COLUMNS, json_text={"reply", "reasons"})
 
 
@@ -75,6 +74,10 @@ class Entry:
 
 # settle(entry, reply, written): reply is None when the batch could not be written.
 Settle = Callable[[Entry, dict[str, Any] | None, bool], Awaitable[None]]
+Result = tuple[dict[str, Any] | None, bool]  # (the reply, written now) of one scan
+# what one commit added: passages.id after (start, end], and those passages as announced
+Written = tuple[int, int, list[dict[str, Any]]]
+TOP_ID = sa.select(sa.func.max(T.passages.c.id))
 
 
 def passage_event(p: dict[str, Any]) -> dict[str, Any]:
@@ -93,12 +96,14 @@ class Register:
         max_batch: int = 1000,
         linger_s: float = 0.0,
         small_batch: int = 32,
+        on_commit: Callable[[int, int, list[dict[str, Any]]], None] = lambda *_: None,
     ) -> None:
         self.svc = svc
         self.settle = settle
         self.max_batch = max_batch
         self.linger_s = linger_s
         self.small_batch = small_batch
+        self.on_commit = on_commit  # after each commit that added passages (the feed's)
         self._queue: list[Entry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -152,29 +157,31 @@ class Register:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
                 try:
-                    results = await self._commit(batch)
+                    results, added = await self._commit(batch)
                 except Exception:
                     log.exception("register commit failed for %d scans", len(batch))
-                    results = [(None, False)] * len(batch)
+                    results, added = [(None, False)] * len(batch), None
                 for entry, (reply, written) in zip(batch, results, strict=True):
                     try:
                         await self.settle(entry, reply, written)
                     except Exception:
                         log.exception("could not settle scan %s", entry.key)
                 self.svc.relay.wake()
+                if added is not None:
+                    self.on_commit(*added)
 
-    async def _commit(self, batch: list[Entry]) -> list[tuple[dict[str, Any] | None, bool]]:
+    async def _commit(self, batch: list[Entry]) -> tuple[list[Result], Written | None]:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         store = self.svc.store
         try:
-            results = await store.blocking_write(partial(self._write, batch, {}))
+            out = await store.blocking_write(partial(self._write, batch, {}))
         except store.integrity_errors:  # a scan is in the register already: leave it out
             stored = await store.blocking_write(partial(self._stored, batch))
-            results = await store.blocking_write(partial(self._write, batch, stored))
+            out = await store.blocking_write(partial(self._write, batch, stored))
         self.batch_size.observe(len(batch))
         self.commit_seconds.observe(loop.time() - t0)
-        return results
+        return out
 
     # --- in the transaction ---------------------------------------------------------------
     @staticmethod
@@ -189,19 +196,10 @@ class Register:
 
     def _write(
         self, batch: list[Entry], stored: dict, conn: sa.Connection
-    ) -> list[tuple[dict[str, Any] | None, bool]]:
+    ) -> tuple[list[Result], Written | None]:
         new = [e for e in batch if e.key not in stored]
+        written = None
         if new:
-            now = utcnow()
-            batch_env = Envelope(
-                event_id=new_id(),
-                type=PassagesRecorded.TYPE,
-                source="checkpoint",
-                correlation_id=new_id(),
-                data={"passages": [passage_event(e.passage) for e in new]},
-            )
-            envs = [(PASSAGES_SUBJECT, batch_env)]
-            envs += [pair for e in new for pair in e.events]
             PASSAGES.execute(
                 conn,
                 (
@@ -216,7 +214,15 @@ class Register:
             for e in new:
                 for stmt in e.effects:
                     conn.execute(stmt)
-            self._outbox.execute(conn, (outbox.row(env, subject, now) for subject, env in envs))
-        return [
+            events = [pair for e in new for pair in e.events]
+            if events:
+                now = utcnow()
+                self._outbox.execute(
+                    conn, (outbox.row(env, subject, now) for subject, env in events)
+                )
+            top = conn.execute(TOP_ID).scalar_one()
+            written = (top - len(new), top, [passage_event(e.passage) for e in new])
+        results = [
             (stored[e.key], False) if e.key in stored else (e.passage["reply"], True) for e in batch
         ]
+        return results, written

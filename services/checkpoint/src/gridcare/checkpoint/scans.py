@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -85,10 +86,20 @@ def verdict_of(body: bytes) -> str:
 
 
 class ScanResponder:
-    def __init__(self, svc: Service, state: GateState) -> None:
+    def __init__(
+        self,
+        svc: Service,
+        state: GateState,
+        on_commit: Callable[[int, int, list[dict[str, Any]]], None] = lambda *_: None,
+    ) -> None:
         self.svc = svc
         self.state = state
-        self.register = Register(svc, settle=self._settle, linger_s=svc.settings.register_linger_s)
+        self.register = Register(
+            svc,
+            settle=self._settle,
+            linger_s=svc.settings.register_linger_s,
+            on_commit=on_commit,
+        )
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
         self._sub = None
         # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)

@@ -64,6 +64,15 @@ passages = sa.Table(
     sa.Index("ix_passages_compound_person", "compound_id", "person_id", "scanned_at"),
 )
 
+# How far PassagesRecorded has announced the register (feed.py): one row.
+passage_feed = sa.Table(
+    "passage_feed",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("sent_to", sa.BigInteger, nullable=False),  # passages.id published up to here
+    sa.Column("pending_to", sa.BigInteger, nullable=False),  # ... and being published to here
+)
+
 # Each community's policy (the whole CommunityPolicy as JSON).
 policies = sa.Table(
     "policies",
