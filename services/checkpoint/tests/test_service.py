@@ -50,6 +50,7 @@ from gridcare.shared.subjects import stream_for
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "community"
 CST = timezone(timedelta(hours=8))  # devices in the community write +08:00
+STOP_TIMEOUT_S = 60
 SEALED, CONTROLLED, PRECAUTION = (
     ControlLevel.SEALED,
     ControlLevel.CONTROLLED,
@@ -117,9 +118,15 @@ class Checkpoint:
         await self.svc.start()
 
     async def stop(self) -> None:
+        """Stop the service; a stop that hangs fails the test with every task's stack."""
         if self.svc is not None:
             svc, self.svc = self.svc, None
-            await svc.stop()
+            try:
+                await asyncio.wait_for(svc.stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                for task in asyncio.all_tasks():
+                    task.print_stack()
+                raise AssertionError(f"the service did not stop within {STOP_TIMEOUT_S}s") from None
 
     async def restart(self) -> None:
         await self.stop()

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from nats.js.api import PubAck
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .aio import stop_task, wait_event
 from .envelope import Envelope, utcnow
 from .metrics import Metrics
 from .store import Store
@@ -74,12 +75,8 @@ class Relay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
@@ -91,11 +88,7 @@ class Relay:
                 log.exception("outbox relay pass failed; retrying")
                 sent = 0
             if sent < self.batch:  # drained: wait for a wake-up or the poll interval
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
-                except TimeoutError:
-                    pass
-                else:
+                if await wait_event(self._wake, self.poll_s):
                     # Woken by a commit: let the next few commits join this pass (one
                     # read, one pipelined publish and one update for all of them).
                     await asyncio.sleep(self.linger_s)

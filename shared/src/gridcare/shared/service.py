@@ -26,6 +26,7 @@ from nats.js.api import PubAck
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs
+from .aio import stop_task
 from .consumer import Handler, HandlerContext, ReliableConsumer
 from .envelope import Event, utcnow
 from .events import RefEntity
@@ -238,8 +239,8 @@ class Service:
                 delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
-        if self._housekeeper:
-            self._housekeeper.cancel()
+        await stop_task(self._housekeeper)
+        self._housekeeper = None
         for fn in self._on_stop:
             try:
                 await fn()

@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gridcare.shared.aio import stop_task, wait_event
 from gridcare.shared.envelope import Envelope, stable_id
 from gridcare.shared.events import PassagesRecorded
 from gridcare.shared.service import Service
@@ -123,11 +124,7 @@ class PassageFeed:
         """Publish what is committed (bounded), then stop."""
         if self._task is None:
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await stop_task(self._task)
         self._task = None
         try:
             await asyncio.wait_for(self.drain(), 5.0)
@@ -150,15 +147,14 @@ class PassageFeed:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("passage feed pass failed; retrying")
-                sent = 0
+                log.exception("passage feed pass failed; retrying in %.1f s", self.poll_s)
+                await asyncio.sleep(self.poll_s)  # NATS away, say: not once per commit
+                continue
             if sent < self.batch:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
-                except TimeoutError:  # quiet: record that the last range was acknowledged
-                    await self._mark_acknowledged()
-                else:
+                if await wait_event(self._wake, self.poll_s):
                     await asyncio.sleep(self.linger_s)  # let a few more commits join
+                else:  # quiet: record that the last range was acknowledged
+                    await self._mark_acknowledged()
                 self._wake.clear()
 
     async def publish_once(self) -> int:

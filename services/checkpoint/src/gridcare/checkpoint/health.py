@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gridcare.shared import outbox
+from gridcare.shared.aio import stop_task
 from gridcare.shared.consumer import record_dead_letter
 from gridcare.shared.envelope import Envelope, stable_id, utcnow
 from gridcare.shared.events import GateCameOnline, GateWentOffline, Timestamp, Token
@@ -75,12 +76,8 @@ class GateHealth:
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.unsubscribe()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._task)
+        self._task = None
         try:
             await self._persist()
         except Exception:
