@@ -8,6 +8,8 @@ measures three responders one after another, never two at once:
 
   bare      bench/bare_responder.py: nats-py, fixed reply, no work (the ceiling)
   naive     bench/naive_responder.py: FastStream + pydantic + one SQLite commit per scan
+  durable_bare  bench/durable_responder.py: nats-py + group commit of the raw requests to
+            SQLite (FULL) before a fixed reply: the floor of "durable before the reply"
   gridcare  the real checkpoint service (python -m gridcare.checkpoint), with a community
             of 2000 extra residents imported through ``gridcare import``
 
@@ -476,6 +478,11 @@ class Bench:
     def run_bare(self, name: str = "bare", latency: bool = True, loop: str = "asyncio") -> None:
         self.run_script(name, "bare_responder.py", ["--loop", loop], latency)
 
+    def run_durable(self) -> None:
+        db = self.tmp / "durable.db"
+        self.run_script("durable_bare", "durable_responder.py", ["--db", str(db)])
+        self.results["durable_bare"]["rows_stored"] = sqlite_count(db, "scans")
+
     def run_naive(self) -> None:
         db = self.tmp / "naive.db"
         self.run_script("naive", "naive_responder.py", ["--db", str(db)])
@@ -578,6 +585,7 @@ class Bench:
             ("bare", self.run_bare),
             ("bare_uvloop", lambda: self.run_bare("bare_uvloop", loop="uvloop")),
             ("naive", self.run_naive),
+            ("durable_bare", self.run_durable),
             ("gridcare", self.run_gridcare),
             (
                 "gridcare_sync_normal",
@@ -981,14 +989,16 @@ def main() -> int:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated responders to measure (bare, bare_uvloop, naive, gridcare,\n"
+        help="comma-separated responders to measure (bare, bare_uvloop, naive, durable_bare,\n"
+        "gridcare, "
         "gridcare_sync_normal), for "
         "development; a partial run is written to bench/results/partial.md, not latest.md",
     )
     args = ap.parse_args()
     plan = Plan.make(args.quick)
     plan.only = tuple(x for x in args.only.split(",") if x)
-    unknown = set(plan.only) - {"bare", "bare_uvloop", "naive", "gridcare", "gridcare_sync_normal"}
+    known = {"bare", "bare_uvloop", "naive", "durable_bare", "gridcare", "gridcare_sync_normal"}
+    unknown = set(plan.only) - known
     if unknown:
         ap.error(f"--only: unknown responder(s) {', '.join(sorted(unknown))}")
 
