@@ -1029,6 +1029,45 @@ async def test_passages_are_announced_in_order_once_across_restarts(cp: Checkpoi
     assert len(await cp.rows(T.passages, p.scan_id == "g1-extra")) == 1
 
 
+async def test_passages_wait_out_a_failing_publish_and_go_once(cp: Checkpoint):
+    """The stream refuses the feed's publishes for a while (NATS away, say): the scans are
+    answered and recorded meanwhile, and once publishing works again every passage is
+    announced once, the range that failed going out again as the same message."""
+    subject = "checkpoint.passages.recorded"
+    svc = cp.service
+    real, failures = svc.publish_to_stream, []
+
+    async def refusing(subj, payload, headers):
+        if subj == subject and len(failures) < 3:
+            failures.append(headers["Nats-Msg-Id"])
+            raise ConnectionError("stream unavailable")
+        return await real(subj, payload, headers)
+
+    svc.publish_to_stream = refusing
+    try:
+        for who in ("R-1001", "R-1002", "R-1003"):
+            assert "verdict" in await cp.scan("g1", person_id=who)
+
+        async def announced() -> list[str]:
+            return [x["scan_id"] for e in await cp.events(subject) for x in e.data["passages"]]
+
+        await eventually(lambda: len(failures) >= 1)
+        rows = await cp.rows(T.passages)
+        expected = sorted(r.scan_id for r in rows)
+
+        async def all_announced() -> bool:
+            return sorted(await announced()) == expected
+
+        await eventually(all_announced, timeout=15)
+    finally:
+        svc.publish_to_stream = real
+    envs = await cp.events(subject)
+    assert len(set(failures)) == 1  # every retry was the same range, the same message ...
+    assert failures[0] in {e.event_id for e in envs}  # ... which went out once it could
+    seen = await announced()
+    assert len(seen) == len(set(seen)) == len(rows)
+
+
 # --- 12. a restart keeps everything ----------------------------------------------------------
 async def test_restart_keeps_state_and_answers_retries_from_the_register(cp: Checkpoint):
     envs = [
