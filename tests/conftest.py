@@ -20,6 +20,9 @@ def service_db_urls(db_backend, request, tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def system(tmp_path, service_db_urls, sink) -> Iterator[System]:
-    s = System(tmp_path, service_db_urls, sink).start()
-    yield s
-    s.stop()
+    s = System(tmp_path, service_db_urls, sink)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()  # also what did start when another service did not

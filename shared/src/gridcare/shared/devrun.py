@@ -136,9 +136,11 @@ class ServiceProcess:
     log_file: Path
     http_port: int
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    _log_from: int = field(default=0, repr=False)  # where this start's log lines begin
 
     def start(self) -> ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log_from = self.log_file.stat().st_size if self.log_file.exists() else 0
         out = open(self.log_file, "ab")
         env = {**os.environ, **self.env, "GRIDCARE_HTTP_PORT": str(self.http_port)}
         self.proc = subprocess.Popen(
@@ -163,10 +165,28 @@ class ServiceProcess:
         except OSError:
             return False
 
-    def wait_ready(self, wait_s: float = 60.0) -> None:
+    def _port_was_taken(self) -> bool:
+        """This start failed because its HTTP port was taken meanwhile: ``free_port`` only
+        says a port was free when asked, and an outgoing connection may get it before the
+        service binds it."""
+        try:
+            with open(self.log_file, "rb") as f:
+                f.seek(self._log_from)
+                return b"address already in use" in f.read()
+        except OSError:
+            return False
+
+    def wait_ready(self, wait_s: float = 60.0, port_retries: int = 3) -> None:
+        """Wait until ``/readyz`` answers; a start that lost its port to another process
+        is made again on a new free port (at most ``port_retries`` times)."""
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if not self.alive:
+                if port_retries > 0 and self._port_was_taken():
+                    port_retries -= 1
+                    self.http_port = free_port()
+                    self.start()
+                    continue
                 raise RuntimeError(
                     f"{self.name} exited with {self.proc.returncode}; see {self.log_file}"
                 )
