@@ -42,30 +42,19 @@ from gridcare.shared.service import Service
 from gridcare.shared.store import as_utc
 
 from . import tables as T
+from .register import PASSAGE_EVENT_FIELDS
 
 log = logging.getLogger(__name__)
 
 NAME = "passages"  # the row of passage_feed
 SUBJECT = PassagesRecorded.model_construct().subject()
-COLUMNS = (
-    "id",
-    "scan_id",
-    "gate_id",
-    "compound_id",
-    "person_id",
-    "direction",
-    "verdict",
-    "reasons",
-    "temperature_c",
-    "scanned_at",
-    "decided_at",
-)
+COLUMNS = ("id", *PASSAGE_EVENT_FIELDS, "scanned_at", "decided_at")  # what is read back
 
 
 def passage_event(row: Any) -> dict[str, Any]:
     """One register row as it appears in ``PassagesRecorded`` (JSON-ready): the same as
     ``register.passage_event`` of the passage before it was written."""
-    out = {c: getattr(row, c) for c in COLUMNS[1:-2]}
+    out = {c: getattr(row, c) for c in PASSAGE_EVENT_FIELDS}
     out["scanned_at"] = as_utc(row.scanned_at).isoformat()
     out["decided_at"] = as_utc(row.decided_at).isoformat()
     return out
@@ -101,10 +90,6 @@ class PassageFeed:
         self.backlog = m.gauge(
             "passages_unpublished", "Committed passages waiting in memory to be announced"
         )
-
-    def wake(self) -> None:
-        """Publish soon, not at the next poll."""
-        self._wake.set()
 
     def committed(self, start: int, end: int, passages: list[dict[str, Any]]) -> None:
         """The register committed ``passages``, ids ``(start, end]``: publish them soon."""
@@ -213,11 +198,11 @@ class PassageFeed:
             row = (
                 await s.execute(sa.select(f.sent_to, f.pending_to).where(f.name == NAME))
             ).first()
-        if row is None:
             # a new feed starts after what is already in the register (a store from before
             # the feed existed announced its passages through the outbox)
-            async with self.svc.store.sessions() as s:
+            if row is None:
                 top = (await s.execute(sa.select(sa.func.max(T.passages.c.id)))).scalar() or 0
+        if row is None:
             await self.svc.store.blocking_write(
                 lambda conn: conn.execute(
                     sa.insert(T.passage_feed).values(name=NAME, sent_to=top, pending_to=top)
