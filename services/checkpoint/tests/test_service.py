@@ -909,6 +909,52 @@ async def test_api_out_trace_override_and_invalid_requests(cp: Checkpoint):
     assert stranger["error"]["code"] == "unknown_person"
 
 
+async def test_who_is_out_survives_a_restart_and_follows_retention(cp: Checkpoint):
+    """Who is out lives in memory: rebuilt from the register at start (overrides too), and
+    what the retention purge removes from the register is gone from it as well."""
+    t = now()
+
+    async def out_of(compound: str) -> list[tuple[str, str]]:
+        reply = await cp.api("out", {"compound_id": compound})
+        return [(o["person_id"], o["gate_id"]) for o in reply["result"]["out"]]
+
+    body = cp.scan_body("g1", person_id="R-1001", direction="out", scanned_at=rfc3339(t))
+    assert reasons_of(await cp.send("g1", body)) == ("allow", [])
+    # a later scan of an earlier exit (a device that was offline) does not bring them back
+    early = cp.scan_body(
+        "g2", person_id="R-1001", direction="in", scanned_at=rfc3339(t - timedelta(minutes=5))
+    )
+    assert reasons_of(await cp.send("g2", early)) == ("allow", [])
+    denied = cp.scan_body("g2", person_id="R-1002", direction="out", temperature_c=38.4)
+    assert (await cp.send("g2", denied))["verdict"] == "deny"
+    assert await out_of("C-01") == [("R-1001", "g1")]
+    override = {"gate_id": "g2", "scan_id": denied["scan_id"], "staff_id": "S-07", "reason": "checked"}
+    assert "result" in await cp.api("override", override)
+    assert await out_of("C-01") == [("R-1001", "g1"), ("R-1002", "g2")]
+    # a visitor or a resident of another compound passing C-01's gates is not listed
+    assert reasons_of(await cp.scan("g1", person_id="R-3001", direction="out"))[0] == "allow"
+    assert await out_of("C-01") == [("R-1001", "g1"), ("R-1002", "g2")]
+
+    await cp.restart()
+    assert await out_of("C-01") == [("R-1001", "g1"), ("R-1002", "g2")]
+    since = (await cp.api("out", {"compound_id": "C-01"}))["result"]["out"][0]["since"]
+    assert datetime.fromisoformat(since) == t  # in UTC, as before the restart
+
+    # the retention purge (the service's own housekeeping) once every passage is announced
+    # and older than the retention period: nobody is out any more
+    async def announced() -> bool:
+        (feed,) = await cp.rows(T.passage_feed)
+        return feed.sent_to == max(r.id for r in await cp.rows(T.passages))
+
+    await eventually(announced)
+    cp.service.settings.register_retention_days = 1e-9
+    (retention,) = [fn for fn in cp.service._housekeeping if fn.__name__ == "retention"]
+    await retention()
+    assert await cp.rows(T.passages) == []
+    assert await out_of("C-01") == []
+
+
+
 # --- 11. retention ---------------------------------------------------------------------------
 async def test_register_retention(cp: Checkpoint):
     recent = await cp.scan("g1", person_id="R-1001")

@@ -265,46 +265,28 @@ class Api:
             await outbox.add(
                 s, self.svc.store, Envelope.wrap(ev, source="checkpoint"), ev.subject()
             )
+        self.state.passed(
+            passage.compound_id,
+            passage.person_id,
+            passage.gate_id,
+            passage.direction,
+            as_utc(passage.scanned_at),
+        )
         self.svc.relay.wake()
         return ev.model_dump(mode="json")
 
     # --- queries ---------------------------------------------------------------------------
     async def who_is_out(self, req: WhoIsOut) -> dict[str, Any]:
         """Residents of the compound whose last passage through its gates was an exit that
-        was let through (allowed, or overridden by duty staff)."""
-        pc, oc = T.passages.c, T.overrides.c
-        passed = sa.or_(pc.verdict == "allow", oc.scan_id.is_not(None))
-        j = T.passages.outerjoin(
-            T.overrides, sa.and_(oc.gate_id == pc.gate_id, oc.scan_id == pc.scan_id)
-        )
-        last = (
-            sa.select(pc.person_id, sa.func.max(pc.scanned_at).label("t"))
-            .select_from(j)
-            .where(pc.compound_id == req.compound_id, passed)
-            .group_by(pc.person_id)
-            .subquery()
-        )
-        q = (
-            sa.select(pc.person_id, pc.gate_id, pc.scanned_at)
-            .select_from(
-                j.join(last, sa.and_(last.c.person_id == pc.person_id, last.c.t == pc.scanned_at))
-            )
-            .where(pc.compound_id == req.compound_id, pc.direction == "out", passed)
-            .order_by(pc.scanned_at)
-        )
-        async with self.svc.store.sessions() as s:
-            rows = (await s.execute(q)).all()
-        residents = [r for r in rows if self.state.home_compound(r.person_id) == req.compound_id]
+        was let through (allowed, or overridden by duty staff): from memory
+        (``GateState.last_passed``), which the register keeps current."""
+        out = self.state.out_of(req.compound_id)
         return {
             "compound_id": req.compound_id,
-            "count": len(residents),
+            "count": len(out),
             "out": [
-                {
-                    "person_id": r.person_id,
-                    "gate_id": r.gate_id,
-                    "since": as_utc(r.scanned_at).isoformat(),
-                }
-                for r in residents
+                {"person_id": person, "gate_id": gate, "since": at.isoformat()}
+                for person, gate, at in out
             ],
         }
 

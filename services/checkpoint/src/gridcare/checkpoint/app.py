@@ -188,7 +188,7 @@ def build(settings: Settings | None = None) -> Service:
 
     @svc.housekeeping
     async def retention() -> None:
-        await purge_register(svc)
+        state.forget_passages_before(await purge_register(svc))
 
     svc.on_ready(feed.start)
     svc.on_ready(scans.subscribe)

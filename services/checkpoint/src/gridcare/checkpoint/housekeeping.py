@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -56,9 +56,10 @@ async def alert_overdue(svc: Service, state: GateState) -> int:
     return len(rows)
 
 
-async def purge_register(svc: Service) -> None:
+async def purge_register(svc: Service) -> datetime:
     """Nothing older than the retention period stays in the register (except passages the
-    feed has not announced yet: they go on the first purge after it has)."""
+    feed has not announced yet: they go on the first purge after it has). Returns the
+    cutoff: what was scanned before it is gone."""
     cutoff = utcnow() - timedelta(days=svc.settings.register_retention_days)
     announced = (
         sa.select(T.passage_feed.c.sent_to).where(T.passage_feed.c.name == FEED).scalar_subquery()
@@ -80,3 +81,4 @@ async def purge_register(svc: Service) -> None:
         )
     if n:
         log.info("purged %d passages older than %s", n, cutoff.isoformat())
+    return cutoff

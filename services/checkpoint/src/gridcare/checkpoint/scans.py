@@ -192,6 +192,11 @@ class ScanResponder:
             body = entry.reply_body if written else reply_body(reply)
             self._recent[entry.key] = body  # bytes: the collector never walks the cache
             label = reply.get("verdict", "invalid")
+            if written and label == "allow":
+                p = entry.passage
+                self.state.passed(
+                    p["compound_id"], p["person_id"], p["gate_id"], p["direction"], p["scanned_at"]
+                )
         for msg, t0 in entry.waiters:
             await self._send(msg, body, label, t0)
 

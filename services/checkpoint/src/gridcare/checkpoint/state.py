@@ -3,7 +3,9 @@
 Loaded from the checkpoint's store at start and kept current by the consumers (updated
 after each commit), so a change reaches every gate of this instance as soon as its event
 is handled. Permit uses are applied here at decision time (and written with the passage),
-so two quick exits cannot both use a permit's last use.
+so two quick exits cannot both use a permit's last use. Who is out of each compound is
+kept here too (each person's last passage let through its gates), so the register needs
+no index by compound and person, which every gate commit would have to update.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +52,11 @@ class GateState:
     permit_holder: dict[str, str] = field(default_factory=dict)
     holder_permits: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     default_policy: Policy = field(default_factory=Policy)
+    # compound -> person -> (gate, direction, scanned_at) of their last passage let through
+    # the compound's gates (allowed, or overridden by duty staff): who is out
+    last_passed: defaultdict[str, dict[str, tuple[str, str, datetime]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
 
     async def load(self, s: AsyncSession) -> None:
         async def pairs(*cols):
@@ -108,6 +115,33 @@ class GateState:
                     return_within_h=row.return_within_h,
                 ),
             )
+        await self.load_last_passed(s)
+
+    async def load_last_passed(self, s: AsyncSession) -> None:
+        """Each person's last passage let through, per compound, from the register (one
+        pass over it at start; the passages that follow arrive through :meth:`passed`)."""
+        pc, oc = T.passages.c, T.overrides.c
+        passed = T.passages.outerjoin(
+            T.overrides, sa.and_(oc.gate_id == pc.gate_id, oc.scan_id == pc.scan_id)
+        )
+        last = (
+            sa.select(pc.compound_id, pc.person_id, sa.func.max(pc.scanned_at).label("t"))
+            .select_from(passed)
+            .where(sa.or_(pc.verdict == "allow", oc.scan_id.is_not(None)))
+            .group_by(pc.compound_id, pc.person_id)
+            .subquery()
+        )
+        q = sa.select(pc.compound_id, pc.person_id, pc.gate_id, pc.direction, pc.scanned_at).join(
+            last,
+            sa.and_(
+                last.c.compound_id == pc.compound_id,
+                last.c.person_id == pc.person_id,
+                last.c.t == pc.scanned_at,
+            ),
+        )
+        self.last_passed.clear()
+        for compound, person, gate, direction, at in await s.execute(q):
+            self.passed(compound, person, gate, direction, as_utc(at))
 
     # --- updates from the consumers (after commit) ---------------------------------------
     def apply(self, entity: object) -> None:
@@ -158,6 +192,33 @@ class GateState:
             if p.valid_until < t:
                 del self.permits[pid]
                 self.holder_permits[self.permit_holder.pop(pid)].discard(pid)
+
+    def passed(self, compound: str, person: str, gate: str, direction: str, at: datetime) -> None:
+        """A passage of ``person`` let through a gate of ``compound`` is in the register
+        (written, or overridden); the latest by scan time counts."""
+        at = as_utc(at).astimezone(UTC)  # a device's own offset (+08:00) is kept out
+        people = self.last_passed[compound]
+        known = people.get(person)
+        if known is None or at >= known[2]:
+            people[person] = (gate, direction, at)
+
+    def forget_passages_before(self, t: datetime) -> None:
+        """The register forgets passages scanned before ``t`` (retention): so does this."""
+        for people in self.last_passed.values():
+            for person in [p for p, last in people.items() if last[2] < t]:
+                del people[person]
+
+    def out_of(self, compound: str) -> list[tuple[str, str, datetime]]:
+        """(person, gate, since) of the residents of ``compound`` whose last passage let
+        through its gates was an exit, the earliest first."""
+        return sorted(
+            (
+                (person, gate, at)
+                for person, (gate, direction, at) in self.last_passed.get(compound, {}).items()
+                if direction == "out" and self.home_compound(person) == compound
+            ),
+            key=lambda r: r[2],
+        )
 
     def use_permit(self, permit: PermitView, at: datetime) -> PermitView:
         """An exit on ``permit``: one use gone, out until ``return_by``."""

@@ -61,7 +61,8 @@ passages = sa.Table(
     sa.Column("permit_id", sa.String(64), nullable=True),  # the permit this passage used
     sa.UniqueConstraint("gate_id", "scan_id", name="uq_passages_gate_scan"),
     sa.Index("ix_passages_scanned_at", "scanned_at"),
-    sa.Index("ix_passages_compound_person", "compound_id", "person_id", "scanned_at"),
+    # No index by compound and person: every commit of the gate path would update it (a
+    # random page per scan); who is out is kept in memory (state.GateState.last_passed).
 )
 
 # How far PassagesRecorded has announced the register (feed.py): one row.
