@@ -928,7 +928,12 @@ async def test_who_is_out_survives_a_restart_and_follows_retention(cp: Checkpoin
     denied = cp.scan_body("g2", person_id="R-1002", direction="out", temperature_c=38.4)
     assert (await cp.send("g2", denied))["verdict"] == "deny"
     assert await out_of("C-01") == [("R-1001", "g1")]
-    override = {"gate_id": "g2", "scan_id": denied["scan_id"], "staff_id": "S-07", "reason": "checked"}
+    override = {
+        "gate_id": "g2",
+        "scan_id": denied["scan_id"],
+        "staff_id": "S-07",
+        "reason": "checked",
+    }
     assert "result" in await cp.api("override", override)
     assert await out_of("C-01") == [("R-1001", "g1"), ("R-1002", "g2")]
     # a visitor or a resident of another compound passing C-01's gates is not listed
@@ -952,7 +957,6 @@ async def test_who_is_out_survives_a_restart_and_follows_retention(cp: Checkpoin
     await retention()
     assert await cp.rows(T.passages) == []
     assert await out_of("C-01") == []
-
 
 
 # --- 11. retention ---------------------------------------------------------------------------
