@@ -936,6 +936,11 @@ async def test_who_is_out_survives_a_restart_and_follows_retention(cp: Checkpoin
     }
     assert "result" in await cp.api("override", override)
     assert await out_of("C-01") == [("R-1001", "g1"), ("R-1002", "g2")]
+    # a refused scan at the very instant of the last exit changes nothing
+    same_instant = cp.scan_body(
+        "g1", person_id="R-1001", direction="in", temperature_c=38.4, scanned_at=rfc3339(t)
+    )
+    assert (await cp.send("g1", same_instant))["verdict"] == "deny"
     # a visitor or a resident of another compound passing C-01's gates is not listed
     assert reasons_of(await cp.scan("g1", person_id="R-3001", direction="out"))[0] == "allow"
     assert await out_of("C-01") == [("R-1001", "g1"), ("R-1002", "g2")]

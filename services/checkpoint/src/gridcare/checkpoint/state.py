@@ -121,23 +121,30 @@ class GateState:
         """Each person's last passage let through, per compound, from the register (one
         pass over it at start; the passages that follow arrive through :meth:`passed`)."""
         pc, oc = T.passages.c, T.overrides.c
-        passed = T.passages.outerjoin(
+        with_overrides = T.passages.outerjoin(
             T.overrides, sa.and_(oc.gate_id == pc.gate_id, oc.scan_id == pc.scan_id)
         )
+        let_through = sa.or_(pc.verdict == "allow", oc.scan_id.is_not(None))
         last = (
             sa.select(pc.compound_id, pc.person_id, sa.func.max(pc.scanned_at).label("t"))
-            .select_from(passed)
-            .where(sa.or_(pc.verdict == "allow", oc.scan_id.is_not(None)))
+            .select_from(with_overrides)
+            .where(let_through)
             .group_by(pc.compound_id, pc.person_id)
             .subquery()
         )
-        q = sa.select(pc.compound_id, pc.person_id, pc.gate_id, pc.direction, pc.scanned_at).join(
-            last,
-            sa.and_(
-                last.c.compound_id == pc.compound_id,
-                last.c.person_id == pc.person_id,
-                last.c.t == pc.scanned_at,
-            ),
+        q = (
+            sa.select(pc.compound_id, pc.person_id, pc.gate_id, pc.direction, pc.scanned_at)
+            .select_from(
+                with_overrides.join(
+                    last,
+                    sa.and_(
+                        last.c.compound_id == pc.compound_id,
+                        last.c.person_id == pc.person_id,
+                        last.c.t == pc.scanned_at,
+                    ),
+                )
+            )
+            .where(let_through)  # not a refused scan made at the same instant
         )
         self.last_passed.clear()
         for compound, person, gate, direction, at in await s.execute(q):
