@@ -270,7 +270,7 @@ class Api:
             passage.person_id,
             passage.gate_id,
             passage.direction,
-            as_utc(passage.scanned_at),
+            passage.scanned_at,
         )
         self.svc.relay.wake()
         return ev.model_dump(mode="json")

@@ -148,7 +148,7 @@ class GateState:
         )
         self.last_passed.clear()
         for compound, person, gate, direction, at in await s.execute(q):
-            self.passed(compound, person, gate, direction, as_utc(at))
+            self.passed(compound, person, gate, direction, at)
 
     # --- updates from the consumers (after commit) ---------------------------------------
     def apply(self, entity: object) -> None:
@@ -203,7 +203,8 @@ class GateState:
     def passed(self, compound: str, person: str, gate: str, direction: str, at: datetime) -> None:
         """A passage of ``person`` let through a gate of ``compound`` is in the register
         (written, or overridden); the latest by scan time counts."""
-        at = as_utc(at).astimezone(UTC)  # a device's own offset (+08:00) is kept out
+        # as UTC: a device's own offset (+08:00) is kept out; SQLite gives naive UTC
+        at = as_utc(at).astimezone(UTC)
         people = self.last_passed[compound]
         known = people.get(person)
         if known is None or at >= known[2]:
