@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 NAME = "passages"  # the row of passage_feed
 SUBJECT = PassagesRecorded.model_construct().subject()
 COLUMNS = ("id", *PASSAGE_EVENT_FIELDS, "scanned_at", "decided_at")  # what is read back
+# built once: SQLAlchemy then compiles it once too (the feed saves many times a second)
+SAVE = (
+    sa.update(T.passage_feed)
+    .where(T.passage_feed.c.name == NAME)
+    .values(sent_to=sa.bindparam("sent_to"), pending_to=sa.bindparam("pending_to"))
+)
 
 
 def passage_event(row: Any) -> dict[str, Any]:
@@ -216,12 +222,7 @@ class PassageFeed:
     async def _save(self, sent_to: int, pending_to: int) -> None:
         if (sent_to, pending_to) == self._saved:
             return
-        f = T.passage_feed.c
-        stmt = (
-            sa.update(T.passage_feed)
-            .where(f.name == NAME)
-            .values(sent_to=sent_to, pending_to=pending_to)
-        )
-        await self.svc.store.blocking_write(lambda conn: conn.execute(stmt))
+        values = {"sent_to": sent_to, "pending_to": pending_to}
+        await self.svc.store.blocking_write(lambda conn: conn.execute(SAVE, values))
         self.sent_to, self.pending_to = sent_to, pending_to
         self._saved = (sent_to, pending_to)

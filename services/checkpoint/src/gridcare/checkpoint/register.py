@@ -66,6 +66,7 @@ class Entry:
     undo: list[Callable[[], None]] = field(default_factory=list)  # if it is not written
     waiters: list[Any] = field(default_factory=list)  # who gets the reply (the responder's)
     reply_body: bytes = b""  # the reply as sent (and stored), JSON
+    reasons_json: str = ""  # the passage's reasons as stored (JSON text)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -207,7 +208,8 @@ class Register:
                     {
                         **e.passage,
                         "reply": e.reply_body.decode(),
-                        "reasons": json.dumps(e.passage["reasons"], ensure_ascii=False),
+                        "reasons": e.reasons_json
+                        or json.dumps(e.passage["reasons"], ensure_ascii=False),
                     }
                     for e in new
                 ),

@@ -72,6 +72,18 @@ def _verdict_middle(verdict: Verdict) -> str:
     return json.dumps(whole, ensure_ascii=False, separators=(",", ":"))[1:-1]
 
 
+@functools.cache
+def _message(verdict: Verdict) -> dict[str, str]:
+    """``verdict.message()``, built once per verdict (read only: it is shared)."""
+    return verdict.message()
+
+
+@functools.cache
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    """The register's ``reasons`` column (JSON text) of a verdict's reasons."""
+    return json.dumps(list(reasons), ensure_ascii=False)
+
+
 def verdict_body(scan_id: str, verdict: Verdict, decided_iso: str) -> bytes:
     """``reply_body`` of a verdict, from cached pieces: the same JSON, a few times faster.
     ``scan_id`` (a Token) and an ISO time never need escaping."""
@@ -102,6 +114,7 @@ class ScanResponder:
         )
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
         self._sub = None
+        self._nc: Any = None  # svc.nc, looked up once (it goes through FastStream's config)
         # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)
         self._recent: OrderedDict[tuple[str, str], Entry | bytes] = OrderedDict()
         m = svc.metrics
@@ -127,13 +140,14 @@ class ScanResponder:
 
     async def subscribe(self) -> None:
         self.register.start()
-        self._sub = await self.svc.nc.subscribe(
+        self._nc = self.svc.nc
+        self._sub = await self._nc.subscribe(
             subjects.GATE_SCAN_ALL,
             queue=QUEUE_GROUP,
             cb=self._on_msg,
             pending_msgs_limit=200_000,
         )
-        await self.svc.nc.flush()  # the server has the subscription before we say ready
+        await self._nc.flush()  # the server has the subscription before we say ready
 
     async def drain(self) -> None:
         """Stop taking scans; write and answer the ones already taken."""
@@ -209,7 +223,7 @@ class ScanResponder:
         if not msg.reply:
             return
         try:
-            await self.svc.nc.publish(msg.reply, body)
+            await self._nc.publish(msg.reply, body)
         except Exception:  # the connection went away: the device will retry
             log.warning("could not send a scan reply", exc_info=True)
 
@@ -255,7 +269,7 @@ class ScanResponder:
             "scan_id": scan.scan_id,
             "verdict": verdict.verdict,
             "reasons": reasons,
-            "message": verdict.message(),
+            "message": _message(verdict),
             "decided_at": decided_iso,
         }
         # Permit effects are applied to memory now (so a second exit cannot use the same
@@ -290,6 +304,7 @@ class ScanResponder:
         }
         entry = Entry(passage, self._events(scan, who, reasons, held), effects, undo)
         entry.reply_body = verdict_body(scan.scan_id, verdict, decided_iso)
+        entry.reasons_json = _reasons_json(verdict.reasons)
         return entry
 
     def _permit_changes(self, decision, scan: ScanRequest):

@@ -263,4 +263,5 @@ class GateState:
         return self.community_policy.get(self.compound_community.get(compound_id, ""))
 
     def permits_of(self, person_id: str) -> tuple[PermitView, ...]:
-        return tuple(self.permits[p] for p in self.holder_permits.get(person_id, ()))
+        held = self.holder_permits.get(person_id)
+        return tuple(self.permits[p] for p in held) if held else ()
