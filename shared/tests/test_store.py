@@ -93,6 +93,11 @@ async def test_blocking_write_rolls_back_on_error(store):
     async with store.sessions() as s:
         n = (await s.execute(sa.select(sa.func.count()).select_from(things))).scalar_one()
     assert n == 0
+    # the writer goes on after a failed transaction (on SQLite it keeps its connection)
+    await store.blocking_write(lambda conn: conn.execute(sa.insert(things), _plain(rows(2))))
+    async with store.sessions() as s:
+        n = (await s.execute(sa.select(sa.func.count()).select_from(things))).scalar_one()
+    assert n == 2
 
 
 def _plain(data: list[dict]) -> list[dict]:
