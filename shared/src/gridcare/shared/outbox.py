@@ -66,6 +66,20 @@ class Relay:
         self.linger_s = linger_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        # Built once, so SQLAlchemy compiles each once too: a busy service relays many
+        # times a second (the checkpoint, for every few fevers).
+        t = store.tables.outbox
+        self._pending = (
+            sa.select(t.c.id, t.c.subject, t.c.payload, t.c.headers)
+            .where(t.c.sent_at.is_(None))
+            .order_by(t.c.id)
+            .limit(sa.bindparam("batch"))
+        )
+        self._mark_sent = (
+            sa.update(t)
+            .where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .values(sent_at=sa.bindparam("now"), attempts=t.c.attempts + 1)
+        )
 
     def wake(self) -> None:
         """Called after a commit that added outbox rows: publish now, not at the next poll."""
@@ -97,15 +111,8 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish up to one batch of pending rows, in order. Returns how many were sent."""
         t = self.store.tables.outbox
-        async with self.store.sessions() as session:
-            rows = (
-                await session.execute(
-                    sa.select(t.c.id, t.c.subject, t.c.payload, t.c.headers)
-                    .where(t.c.sent_at.is_(None))
-                    .order_by(t.c.id)
-                    .limit(self.batch)
-                )
-            ).all()
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(self._pending, {"batch": self.batch})).all()
         self.metrics.outbox_pending.set(len(rows))
         # Publish the whole batch pipelined (the server keeps the order of one connection),
         # then mark sent exactly the rows whose PubAck came back.
@@ -135,12 +142,8 @@ class Relay:
                 "outbox: %d of %d publishes failed, first: %r", len(failed), len(rows), failed[0][1]
             )
         if sent_ids:  # only rows whose PubAck came back
-            mark_sent = (
-                sa.update(t)
-                .where(t.c.id.in_(sent_ids))
-                .values(sent_at=utcnow(), attempts=t.c.attempts + 1)
-            )
-            await self.store.blocking_write(lambda conn: conn.execute(mark_sent))
+            values = {"ids": sent_ids, "now": utcnow()}
+            await self.store.blocking_write(lambda conn: conn.execute(self._mark_sent, values))
             self.metrics.outbox_published.inc(len(sent_ids))
         return len(sent_ids) if not failed else 0
 
