@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,7 +66,6 @@ class Entry:
     undo: list[Callable[[], None]] = field(default_factory=list)  # if it is not written
     waiters: list[Any] = field(default_factory=list)  # who gets the reply (the responder's)
     reply_body: bytes = b""  # the reply as sent (and stored), JSON
-    reasons_json: str = ""  # the passage's reasons as stored (JSON text)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -79,6 +78,12 @@ Result = tuple[dict[str, Any] | None, bool]  # (the reply, written now) of one s
 # what one commit added: passages.id after (start, end], and those passages as announced
 Written = tuple[int, int, list[dict[str, Any]]]
 TOP_ID = f"SELECT max(id) FROM {T.passages.name}"  # through the DBAPI cursor: cheaper
+
+
+@cache
+def reasons_json(reasons: tuple[str, ...]) -> str:
+    """The ``reasons`` column (JSON text): a few distinct values, each encoded once."""
+    return json.dumps(list(reasons), ensure_ascii=False)
 
 
 def passage_event(p: dict[str, Any]) -> dict[str, Any]:
@@ -208,8 +213,7 @@ class Register:
                     {
                         **e.passage,
                         "reply": e.reply_body.decode(),
-                        "reasons": e.reasons_json
-                        or json.dumps(e.passage["reasons"], ensure_ascii=False),
+                        "reasons": reasons_json(tuple(e.passage["reasons"])),
                     }
                     for e in new
                 ),

@@ -78,12 +78,6 @@ def _message(verdict: Verdict) -> dict[str, str]:
     return verdict.message()
 
 
-@functools.cache
-def _reasons_json(reasons: tuple[str, ...]) -> str:
-    """The register's ``reasons`` column (JSON text) of a verdict's reasons."""
-    return json.dumps(list(reasons), ensure_ascii=False)
-
-
 def verdict_body(scan_id: str, verdict: Verdict, decided_iso: str) -> bytes:
     """``reply_body`` of a verdict, from cached pieces: the same JSON, a few times faster.
     ``scan_id`` (a Token) and an ISO time never need escaping."""
@@ -304,7 +298,6 @@ class ScanResponder:
         }
         entry = Entry(passage, self._events(scan, who, reasons, held), effects, undo)
         entry.reply_body = verdict_body(scan.scan_id, verdict, decided_iso)
-        entry.reasons_json = _reasons_json(verdict.reasons)
         return entry
 
     def _permit_changes(self, decision, scan: ScanRequest):
