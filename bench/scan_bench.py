@@ -679,6 +679,16 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
         }
     )
     derived["checks"] = checks
+    bare_lat = results.get("bare", {}).get("latency")
+    floor = bare_lat["latency_ms"]["p99"] if bare_lat else None
+    derived["bare_p99_ms"] = floor
+    if floor is not None and floor > TARGET_P99_MS / 2:
+        notes.append(
+            f"the bare responder's own p99 at {plan.rate:.0f}/s was {fmt_ms(floor)} ms, more "
+            f"than half the {TARGET_P99_MS:g} ms target (on a quiet machine here it is under "
+            "2 ms): the machine added delays of its own to this run's latencies, invisible as "
+            "CPU used by other processes; read gridcare's p99 with that in mind, or run again."
+        )
     normal = results.get("gridcare_sync_normal", {})
     if normal.get("latency") and normal.get("throughput"):
         nl = normal["latency"]["latency_ms"]
@@ -857,6 +867,12 @@ def render(report: dict) -> str:
         ]
     else:
         lines += ["", "No phase was disturbed by other work on the machine."]
+    if d.get("bare_p99_ms") is not None:
+        lines += [
+            "",
+            f"The machine's latency floor in this run: the bare responder's p99 at "
+            f"{plan['rate']:.0f}/s was {fmt_ms(d['bare_p99_ms'])} ms.",
+        ]
     lines += [
         "",
         "Ratios use the bare ceiling "
