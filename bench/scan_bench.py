@@ -682,6 +682,11 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
     bare_lat = results.get("bare", {}).get("latency")
     floor = bare_lat["latency_ms"]["p99"] if bare_lat else None
     derived["bare_p99_ms"] = floor
+    bare_tp = results.get("bare", {}).get("throughput")
+    if bare_tp and bare_tp.get("cpu_cores", {}).get("responder") and bare_tp["replies_per_s"]:
+        derived["bare_cpu_us_per_reply"] = round(
+            1e6 * bare_tp["cpu_cores"]["responder"] / bare_tp["replies_per_s"], 1
+        )
     if floor is not None and floor > TARGET_P99_MS / 2:
         notes.append(
             f"the bare responder's own p99 at {plan.rate:.0f}/s was {fmt_ms(floor)} ms, more "
@@ -868,10 +873,14 @@ def render(report: dict) -> str:
     else:
         lines += ["", "No phase was disturbed by other work on the machine."]
     if d.get("bare_p99_ms") is not None:
+        speed = d.get("bare_cpu_us_per_reply")
         lines += [
             "",
-            f"The machine's latency floor in this run: the bare responder's p99 at "
-            f"{plan['rate']:.0f}/s was {fmt_ms(d['bare_p99_ms'])} ms.",
+            f"The machine in this run: the bare responder's p99 at {plan['rate']:.0f}/s was "
+            f"{fmt_ms(d['bare_p99_ms'])} ms"
+            + (f", and it spent {speed:g} µs of CPU per reply" if speed else "")
+            + " (on a quiet hour here: under 2 ms, and 8 µs; more µs means a slower host, "
+            "which makes every responder's CPU per scan, and gridcare's latency, larger).",
         ]
     lines += [
         "",
