@@ -640,6 +640,12 @@ def fmt(v, digits: int = 2) -> str:
     return str(v)
 
 
+def cpu_us_per_reply(tp: dict) -> float | None:
+    """The responder's CPU per reply in a throughput phase (µs), if it was measured."""
+    cores = tp.get("cpu_cores", {}).get("responder")
+    return round(1e6 * cores / tp["replies_per_s"], 1) if cores and tp["replies_per_s"] else None
+
+
 def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
     """Ratios, target checks and warnings about the measurement itself."""
     tps = {k: v["throughput"]["replies_per_s"] for k, v in results.items() if "throughput" in v}
@@ -683,10 +689,7 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
     floor = bare_lat["latency_ms"]["p99"] if bare_lat else None
     derived["bare_p99_ms"] = floor
     bare_tp = results.get("bare", {}).get("throughput")
-    if bare_tp and bare_tp.get("cpu_cores", {}).get("responder") and bare_tp["replies_per_s"]:
-        derived["bare_cpu_us_per_reply"] = round(
-            1e6 * bare_tp["cpu_cores"]["responder"] / bare_tp["replies_per_s"], 1
-        )
+    derived["bare_cpu_us_per_reply"] = cpu_us_per_reply(bare_tp) if bare_tp else None
     if floor is not None and floor > TARGET_P99_MS / 2:
         notes.append(
             f"the bare responder's own p99 at {plan.rate:.0f}/s was {fmt_ms(floor)} ms, more "
@@ -909,10 +912,8 @@ def render(report: dict) -> str:
             fmt(c.get(k)) for k in ("loadgen", "responder", "nats", "machine_busy", "machine_steal")
         )
         rel = f"{tp['replies_per_s'] / bare:.3f}" if bare else "-"
-        cores = c.get("responder")
-        per_reply = (
-            f"{1e6 * cores / tp['replies_per_s']:.0f}" if cores and tp["replies_per_s"] else "-"
-        )
+        us = cpu_us_per_reply(tp)
+        per_reply = f"{us:.0f}" if us is not None else "-"
         lines.append(
             f"| {name} | {tp['replies_per_s']:.0f} | {rel} | {tp['errors']} | {tp['timeouts']} | "
             f"{fmt_ms(tp['latency_ms']['p50'])} | {fmt_ms(tp['latency_ms']['p99'])} | "

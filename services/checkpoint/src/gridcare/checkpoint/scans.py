@@ -65,17 +65,17 @@ UNAVAILABLE_BODY = reply_body(UNAVAILABLE)
 
 
 @functools.cache
-def _verdict_middle(verdict: Verdict) -> str:
-    """The part of a verdict reply that depends on the verdict alone (JSON)."""
-    whole = {"verdict": verdict.verdict, "reasons": list(verdict.reasons)}
-    whole["message"] = verdict.message()
-    return json.dumps(whole, ensure_ascii=False, separators=(",", ":"))[1:-1]
-
-
-@functools.cache
 def _message(verdict: Verdict) -> dict[str, str]:
     """``verdict.message()``, built once per verdict (read only: it is shared)."""
     return verdict.message()
+
+
+@functools.cache
+def _verdict_middle(verdict: Verdict) -> str:
+    """The part of a verdict reply that depends on the verdict alone (JSON)."""
+    whole = {"verdict": verdict.verdict, "reasons": list(verdict.reasons)}
+    whole["message"] = _message(verdict)
+    return json.dumps(whole, ensure_ascii=False, separators=(",", ":"))[1:-1]
 
 
 def verdict_body(scan_id: str, verdict: Verdict, decided_iso: str) -> bytes:
