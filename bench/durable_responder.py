@@ -2,6 +2,7 @@
 scan durably before it replies. A reference row in scan_bench.py (not a target).
 
     python bench/durable_responder.py --url nats://127.0.0.1:PORT --db PATH
+    python bench/durable_responder.py --url ... --db PATH --rules   # the "durable_rules" row
 
 nats-py on uvloop (as gridcare's services), one queue-group subscription, no parsing: each
 request's subject and body go into a queue; a writer task commits the whole queue to SQLite
@@ -9,7 +10,16 @@ request's subject and body go into a queue; a writer task commits the whole queu
 gridcare's register does) and then answers every request of the batch with a fixed verdict.
 What it lacks next to gridcare is everything else: validation, rules, state, the reply's own
 content, events, metrics. So its latency at 2,000 scans/s is the floor, on this machine, of
-"durable before the reply" in one Python process. Stops on SIGTERM/SIGINT.
+"durable before the reply" in one Python process.
+
+``--rules`` adds the per-scan work of gridcare's own code and nothing else: the checkpoint's
+validation (``domain.parse_scan``), its rules (``domain.evaluate``, every scanner a resident
+of the gate's compound at the precaution level, as in the benchmark's community), its reply
+(``scans.verdict_body``), its register row in a ``passages`` table made from
+``tables.passages`` (the same columns, unique key and index), and its two per-scan metrics.
+No state, permits, retries, events, feed or outbox. So its throughput is the most a Python
+process can keep of the bare ceiling while doing the work every verdict needs. Stops on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -18,6 +28,9 @@ import argparse
 import asyncio
 import signal
 import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import nats
 import uvloop
@@ -28,19 +41,79 @@ REPLY = (
 ).encode()
 
 
-async def run(url: str, db: str) -> None:
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+def fixed_reply(conn: sqlite3.Connection) -> tuple[str, Callable]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS scans (id INTEGER PRIMARY KEY, subject TEXT, body BLOB)"
     )
+    return "INSERT INTO scans (subject, body) VALUES (?, ?)", lambda m: (REPLY, (m.subject, m.data))
+
+
+def gridcare_rules(conn: sqlite3.Connection, db: str) -> tuple[str, Callable]:
+    """gridcare's validation, rules, reply, register row and metrics for one scan."""
+    import sqlalchemy as sa
+    from prometheus_client import Counter, Histogram
+
+    from gridcare.checkpoint import tables as T
+    from gridcare.checkpoint.domain import InvalidScan, Policy, Situation, evaluate, parse_scan
+    from gridcare.checkpoint.register import PASSAGE_COLUMNS, reasons_json
+    from gridcare.checkpoint.scans import reply_body, verdict_body
+    from gridcare.shared.events import ControlLevel
+
+    T.passages.create(sa.create_engine(f"sqlite:///{db}"), checkfirst=True)
+    insert = (
+        f"INSERT INTO passages ({', '.join(PASSAGE_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(PASSAGE_COLUMNS))})"
+    )
+    policy, max_future = Policy(), timedelta(minutes=5)
+    verdicts = Counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
+    by_label = {v: verdicts.labels(v) for v in ("allow", "deny", "refer", "invalid")}
+    latency = Histogram("scan_duration_seconds", "Time from request to reply")
+
+    def work(msg) -> tuple[bytes, tuple | None]:
+        t0 = time.perf_counter()
+        now = datetime.now(UTC)
+        try:
+            scan = parse_scan(msg.data, msg.subject.split(".")[1], now, max_future, policy)
+        except InvalidScan as exc:
+            by_label["invalid"].inc()
+            return reply_body(exc.reply()), None
+        compound = "C-01"
+        who = Situation(compound, ControlLevel.PRECAUTION, is_resident=True, is_known=True)
+        verdict = evaluate(scan, who, policy).verdict
+        decided = now.isoformat()
+        body = verdict_body(scan.scan_id, verdict, decided)
+        row = dict(
+            gate_id=scan.gate_id,
+            scan_id=scan.scan_id,
+            compound_id=compound,
+            person_id=scan.person_id,
+            direction=scan.direction,
+            verdict=verdict.verdict,
+            reasons=reasons_json(verdict.reasons),
+            temperature_c=scan.temperature_c,
+            scanned_at=scan.scanned_at.isoformat(),
+            decided_at=decided,
+            reply=body.decode(),
+            permit_id=None,
+        )
+        by_label[verdict.verdict].inc()
+        latency.observe(time.perf_counter() - t0)
+        return body, tuple(row[c] for c in PASSAGE_COLUMNS)
+
+    return insert, work
+
+
+async def run(url: str, db: str, rules: bool) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    insert, work = gridcare_rules(conn, db) if rules else fixed_reply(conn)
     nc = await nats.connect(url, name="bench-durable")
     queue: list = []
     wake = asyncio.Event()
 
     async def on_scan(msg) -> None:
-        queue.append(msg)
+        queue.append((msg, *work(msg)))
         wake.set()
 
     async def writer() -> None:
@@ -51,13 +124,10 @@ async def run(url: str, db: str) -> None:
                 batch = queue[:1000]
                 del queue[:1000]
                 conn.execute("BEGIN")
-                conn.executemany(
-                    "INSERT INTO scans (subject, body) VALUES (?, ?)",
-                    [(m.subject, m.data) for m in batch],
-                )
+                conn.executemany(insert, [row for _, _, row in batch if row is not None])
                 conn.execute("COMMIT")
-                for m in batch:
-                    await nc.publish(m.reply, REPLY)
+                for m, body, _ in batch:
+                    await nc.publish(m.reply, body)
 
     task = asyncio.create_task(writer())
     await nc.subscribe("gate.*.scan", queue="bench-durable", cb=on_scan, pending_msgs_limit=200_000)
@@ -78,8 +148,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", required=True)
     p.add_argument("--db", required=True)
+    p.add_argument("--rules", action="store_true", help="gridcare's per-scan work (see above)")
     args = p.parse_args()
-    uvloop.run(run(args.url, args.db))
+    uvloop.run(run(args.url, args.db, args.rules))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ measures three responders one after another, never two at once:
   naive     bench/naive_responder.py: FastStream + pydantic + one SQLite commit per scan
   durable_bare  bench/durable_responder.py: nats-py + group commit of the raw requests to
             SQLite (FULL) before a fixed reply: the floor of "durable before the reply"
+  durable_rules  the same with gridcare's own per-scan work (``--rules``): its validation,
+            rules, reply, register row and metrics, and nothing else (no state or events)
   gridcare  the real checkpoint service (python -m gridcare.checkpoint), with a community
             of 2000 extra residents imported through ``gridcare import``
 
@@ -478,10 +480,10 @@ class Bench:
     def run_bare(self, name: str = "bare", latency: bool = True, loop: str = "asyncio") -> None:
         self.run_script(name, "bare_responder.py", ["--loop", loop], latency)
 
-    def run_durable(self) -> None:
-        db = self.tmp / "durable.db"
-        self.run_script("durable_bare", "durable_responder.py", ["--db", str(db)])
-        self.results["durable_bare"]["rows_stored"] = sqlite_count(db, "scans")
+    def run_durable(self, name: str = "durable_bare", rules: bool = False) -> None:
+        db = self.tmp / f"{name}.db"
+        self.run_script(name, "durable_responder.py", ["--db", str(db)] + ["--rules"] * rules)
+        self.results[name]["rows_stored"] = sqlite_count(db, "passages" if rules else "scans")
 
     def run_naive(self) -> None:
         db = self.tmp / "naive.db"
@@ -600,6 +602,7 @@ class Bench:
             ("bare_uvloop", lambda: self.run_bare("bare_uvloop", loop="uvloop")),
             ("naive", self.run_naive),
             ("durable_bare", self.run_durable),
+            ("durable_rules", lambda: self.run_durable("durable_rules", rules=True)),
             ("gridcare", self.run_gridcare),
             (
                 "gridcare_sync_normal",
@@ -713,6 +716,16 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
             f"gridcare runs on uvloop; the bare responder on uvloop answered "
             f"{tps['bare_uvloop']:.0f}/s: gridcare/bare(uvloop) = {g / tps['bare_uvloop']:.3f} "
             "(for reference; the target uses the plain bare responder, as the issue defines it)."
+        )
+
+    if bare and tps.get("durable_rules"):
+        rules = tps["durable_rules"] / bare
+        derived["durable_rules_over_bare"] = round(rules, 3)
+        notes.append(
+            f"durable_rules keeps {rules:.3f} of the bare ceiling: gridcare's own validation, "
+            "rules, reply, register row and metrics, written durably and with nothing else "
+            "(no state, retries, events or feed), is the most a Python responder doing the "
+            "work every verdict needs keeps on this machine (bench/durable_responder.py)."
         )
 
     cores = os.cpu_count() or 1
@@ -1032,14 +1045,21 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated responders to measure (bare, bare_uvloop, naive, durable_bare,\n"
-        "gridcare, "
-        "gridcare_sync_normal), for "
+        "durable_rules, gridcare, gridcare_sync_normal), for "
         "development; a partial run is written to bench/results/partial.md, not latest.md",
     )
     args = ap.parse_args()
     plan = Plan.make(args.quick)
     plan.only = tuple(x for x in args.only.split(",") if x)
-    known = {"bare", "bare_uvloop", "naive", "durable_bare", "gridcare", "gridcare_sync_normal"}
+    known = {
+        "bare",
+        "bare_uvloop",
+        "naive",
+        "durable_bare",
+        "durable_rules",
+        "gridcare",
+        "gridcare_sync_normal",
+    }
     unknown = set(plan.only) - known
     if unknown:
         ap.error(f"--only: unknown responder(s) {', '.join(sorted(unknown))}")
