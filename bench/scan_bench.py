@@ -725,7 +725,7 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
         notes.append(
             f"durable_rules keeps {rules:.3f} of the bare ceiling: gridcare's own validation, "
             "rules, reply, register row and metrics, written durably and with nothing else "
-            "(no state, retries, events or feed), is the most a Python responder doing the "
+            "(no state, retries, events or feed): about the most a Python responder doing the "
             "work every verdict needs keeps on this machine (bench/durable_responder.py)."
         )
 
