@@ -74,6 +74,8 @@ class System:
     sink: WebhookSink
     nats: NatsServer | None = None
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    # the last error of count() per (service, table), kept for a failing test's message
+    count_errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def start(self) -> System:
         self.nats = NatsServer(store_dir=self.root / "nats").start()
@@ -147,7 +149,8 @@ class System:
     async def count(self, service: str, table: str, where: str = "") -> int:
         try:
             return len(await self.rows(service, table, where))
-        except Exception:  # the table may not exist yet while a service migrates
+        except Exception as exc:  # the table may not exist yet while a service migrates
+            self.count_errors[service, table] = repr(exc)[:300]
             return -1
 
     async def wait_for(self, check, timeout: float = 60.0, what: str = "") -> Any:

@@ -38,6 +38,23 @@ async def device(nats_url: str, scans: list[dict], replies: dict[str, dict]) -> 
         await nc.close()
 
 
+# each hop of a fever scan's chain: the service and the table that gets one row per scan
+HOPS = {"checkpoint": "passages", "screening": "cases", "dispatch": "tasks", "notify": "deliveries"}
+
+
+async def messaging_state(system) -> str:
+    """Each service's unsent outbox rows, processed messages and dead letters."""
+    parts = []
+    for name in SERVICES:
+        unsent = await system.count(name, "outbox", "sent_at IS NULL")
+        processed = await system.count(name, "processed_messages")
+        dead = [(d.consumer, d.reason) for d in await system.rows(name, "dead_letters")]
+        parts.append(f"{name}: outbox unsent {unsent}, processed {processed}, dead {dead}")
+    if system.count_errors:
+        parts.append(f"last errors reading the stores: {system.count_errors}")
+    return "; ".join(parts)
+
+
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 @pytest.mark.parametrize("victim", SERVICES)
 async def test_sigkill_mid_slice_loses_nothing(system, sink, tmp_path, victim):
@@ -59,17 +76,20 @@ async def test_sigkill_mid_slice_loses_nothing(system, sink, tmp_path, victim):
     assert len(replies) == SCANS
     assert all(r["verdict"] == "deny" and "fever" in r["reasons"] for r in replies.values())
 
-    async def all_hops_done() -> bool:
-        return (
-            await system.count("checkpoint", "passages") == SCANS
-            and await system.count("screening", "cases") == SCANS
-            and await system.count("dispatch", "tasks") == SCANS
-            and await system.count("notify", "deliveries") == SCANS
-        )
+    counts: dict[str, int] = {}
 
-    await system.wait_for(
-        all_hops_done, timeout=120, what=f"all {SCANS} slices after killing {victim}"
-    )
+    async def all_hops_done() -> bool:
+        for service, table in HOPS.items():
+            counts[table] = await system.count(service, table)
+        return all(n == SCANS for n in counts.values())
+
+    try:
+        await system.wait_for(all_hops_done, timeout=120, what=f"all {SCANS} slices")
+    except AssertionError as exc:  # say where the chain stopped
+        raise AssertionError(
+            f"after killing {victim}, rows (of {SCANS}): {counts}; "
+            f"{await messaging_state(system)}\n{exc}"
+        ) from None
     # exactly once in every store (counts above are of unique rows: nothing doubled)
     assert {p.person_id for p in await system.rows("checkpoint", "passages")} == set(people)
     assert {c.person_id for c in await system.rows("screening", "cases")} == set(people)
