@@ -76,6 +76,7 @@ class System:
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     # the last error of count() per (service, table), kept for a failing test's message
     count_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    residents: int = 0  # in the last community imported: what wait_projected waits for
 
     def start(self) -> System:
         self.nats = NatsServer(store_dir=self.root / "nats").start()
@@ -118,6 +119,8 @@ class System:
         )
 
     def import_refdata(self, folder: Path) -> subprocess.CompletedProcess:
+        with (folder / "residents.csv").open(encoding="utf-8") as f:
+            self.residents = sum(1 for _ in csv.DictReader(f))
         env = {**os.environ, "GRIDCARE_NATS_URL": self.nats.url}
         gridcare = Path(sys.executable).parent / "gridcare"
         return subprocess.run(
@@ -166,14 +169,17 @@ class System:
         )
 
     async def wait_projected(self) -> None:
+        """Until every store holds the whole community last imported: a test that kills a
+        service mid-import tests something else (a redelivery after the ack wait)."""
+
         async def projected() -> bool:
             return (
                 await self.count("checkpoint", "gates") == 3
-                and await self.count("checkpoint", "residents") > 0
+                and await self.count("checkpoint", "residents") == self.residents
                 and await self.count("dispatch", "grids") == 2
-                and await self.count("dispatch", "residents") > 0
+                and await self.count("dispatch", "residents") == self.residents
                 and await self.count("notify", "grids") == 2
-                and await self.count("screening", "residents") > 0
+                and await self.count("screening", "residents") == self.residents
             )
 
         await self.wait_for(projected, what="reference data in every store")
