@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import nats
 import pytest
@@ -59,7 +60,13 @@ async def test_transient_failure_is_retried_then_succeeds(test_service, eventual
     assert m.labels(test_service.durable, "retried")._value.get() == 2
 
 
+def consuming_for_a_while(ts) -> None:
+    """As if the service had been consuming for longer than one ack wait."""
+    ts.svc._consumers[ts.durable].started -= ts.svc.settings.ack_wait_s
+
+
 async def test_persistent_failure_is_dead_lettered_with_reason(test_service, eventually):
+    consuming_for_a_while(test_service)
     test_service.behaviour.permanent.add(9)
     env = await publish_ping(test_service, 9)
 
@@ -84,6 +91,23 @@ async def test_persistent_failure_is_dead_lettered_with_reason(test_service, eve
         assert dead_env.causation_id == env.event_id
     finally:
         await nc.close()
+
+
+async def test_last_attempt_waits_for_what_a_killed_predecessor_held(test_service, eventually):
+    """Just after a start, a message that fails (its reference data, held unacked by the
+    killed predecessor, comes back only after the ack wait) is not dead-lettered at once:
+    its last attempt is put off until the service has been consuming for one ack wait."""
+    ts = test_service
+    ts.behaviour.fail_until[5] = time.monotonic() + 1.5  # back well within the ack wait (5 s)
+    await publish_ping(ts, 5)
+
+    async def done():
+        return await ts.effect_count() == 1
+
+    await eventually(done)
+    assert await dead_letters(ts) == []
+    # max_deliveries (3) attempts within a fraction of a second, the last one put off
+    assert ts.behaviour.calls[5] == 4
 
 
 async def test_permanent_error_is_dead_lettered_at_once(test_service, eventually):

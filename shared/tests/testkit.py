@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class Behaviour:
     fail_times: dict[int, int] = field(default_factory=dict)  # n -> failures before success
     permanent: set[int] = field(default_factory=set)
     calls: dict[int, int] = field(default_factory=dict)
+    fail_until: dict[int, float] = field(default_factory=dict)  # n -> time.monotonic()
 
 
 @dataclass
@@ -79,6 +81,8 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
             raise RuntimeError(f"boom {ev.n}")
         if behaviour.calls[ev.n] <= behaviour.fail_times.get(ev.n, 0):
             raise RuntimeError(f"transient {ev.n}")
+        if time.monotonic() < behaviour.fail_until.get(ev.n, 0):
+            raise RuntimeError(f"not yet {ev.n}")  # e.g. the data it needs is on its way
         if ev.n < 0:
             raise Permanent("negative numbers are never valid")
 

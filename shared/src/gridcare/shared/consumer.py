@@ -6,12 +6,16 @@ For each delivery of a durable pull consumer:
 1. The envelope and the payload are validated; a message that can never be handled
    (bad JSON, bad schema) is dead-lettered at once.
 2. A message delivered more than ``max_deliveries`` times (the service crashed or timed out
-   on it before) is dead-lettered with that reason.
+   on it before; one more if its last attempt was put off, see 4) is dead-lettered with
+   that reason.
 3. In one transaction: the ``processed_messages`` row (consumer, event id) is written next
    to the handler's effect and its outbox rows. A message already in that table is a
    duplicate: acked, not handled again.
 4. After the commit the message is acked. On an exception the transaction rolls back and
-   the message is NACKed with exponential backoff; on the last attempt it is dead-lettered.
+   the message is NACKed with exponential backoff; on the last attempt it is dead-lettered,
+   unless this process started consuming less than one ``ack_wait`` ago: what a killed
+   predecessor held unacknowledged (the reference data the message needs, say) comes back
+   only within that time, so the last attempt is made once it has passed.
 
 A dead letter is a row in the service's ``dead_letters`` table (with the payload, headers
 and reason, for inspection and replay) and a ``deadletter.<service>`` event.
@@ -114,6 +118,8 @@ class ReliableConsumer:
     # envelope is made here, its id a stable hash of the device's own id field.
     edge: tuple[type[Event], str] | None = None
 
+    started: float = field(default_factory=time.monotonic)  # set again when consuming starts
+
     def on(self, model: type[Event], fn: Handler) -> None:
         self.handlers[model.TYPE] = (model, fn)
 
@@ -174,7 +180,7 @@ class ReliableConsumer:
             except ValidationError as exc:
                 await self._dead_letter(msg, env, attempt, f"invalid {env.type}: {exc}")
                 return
-            if attempt > svc.settings.max_deliveries:
+            if attempt > svc.settings.max_deliveries + 1:
                 await self._dead_letter(
                     msg,
                     env,
@@ -188,11 +194,13 @@ class ReliableConsumer:
                 await self._dead_letter(msg, env, attempt, f"rejected: {exc}")
                 return
             except Exception as exc:
-                if attempt >= svc.settings.max_deliveries:
+                wait_for_predecessor = self.started + svc.settings.ack_wait_s - time.monotonic()
+                put_off = attempt == svc.settings.max_deliveries and wait_for_predecessor > 0
+                if attempt >= svc.settings.max_deliveries and not put_off:
                     log.exception("handler failed on the last attempt")
                     await self._dead_letter(msg, env, attempt, f"failed {attempt} times: {exc!r}")
                 else:
-                    delay = self.backoff(attempt)
+                    delay = wait_for_predecessor if put_off else self.backoff(attempt)
                     log.warning(
                         "handler failed (attempt %d), retry in %.1fs: %r", attempt, delay, exc
                     )

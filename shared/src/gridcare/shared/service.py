@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import signal
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
@@ -215,6 +216,8 @@ class Service:
         await self._connect()
         await ensure_streams(self.broker.config.connection_state.stream, self.settings)
         await self.broker.start()
+        for consumer in self._consumers.values():
+            consumer.started = time.monotonic()  # the grace for a predecessor's messages
         self.relay.start()
         for fn in self._on_ready:
             await fn()
