@@ -48,7 +48,7 @@ def fixed_reply(conn: sqlite3.Connection) -> tuple[str, Callable]:
     return "INSERT INTO scans (subject, body) VALUES (?, ?)", lambda m: (REPLY, (m.subject, m.data))
 
 
-def gridcare_rules(conn: sqlite3.Connection, db: str) -> tuple[str, Callable]:
+def gridcare_rules(db: str) -> tuple[str, Callable]:
     """gridcare's validation, rules, reply, register row and metrics for one scan."""
     import sqlalchemy as sa
     from prometheus_client import Counter, Histogram
@@ -107,7 +107,7 @@ async def run(url: str, db: str, rules: bool) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    insert, work = gridcare_rules(conn, db) if rules else fixed_reply(conn)
+    insert, work = gridcare_rules(db) if rules else fixed_reply(conn)
     nc = await nats.connect(url, name="bench-durable")
     queue: list = []
     wake = asyncio.Event()
