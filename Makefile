@@ -24,7 +24,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+$(STAMP): $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $(STAMP)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gridcare.shared.devrun import NatsServer, WebhookSink, port_open
+from gridcare.cli.devrun import NatsServer, WebhookSink, port_open
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = os.environ.get(

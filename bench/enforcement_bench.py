@@ -27,7 +27,7 @@ from pathlib import Path
 import nats
 from scan_bench import fsync_ms  # this directory is on sys.path when run as a script
 
-from gridcare.shared.devrun import NatsServer, ServiceProcess, free_port
+from gridcare.cli.devrun import NatsServer, ServiceProcess, free_port
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.events import PersonStatusChanged
 

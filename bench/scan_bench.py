@@ -51,7 +51,7 @@ from pathlib import Path
 
 import nats
 
-from gridcare.shared.devrun import NatsServer, ServiceProcess, free_port
+from gridcare.cli.devrun import NatsServer, ServiceProcess, free_port
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -30,7 +30,7 @@ import nats
 
 from gridcare.checkpoint.app import build
 from gridcare.shared import refdata
-from gridcare.shared.devrun import NatsServer
+from gridcare.cli.devrun import NatsServer
 from gridcare.shared.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "community"

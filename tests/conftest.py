@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from system import System
 
-from gridcare.shared.devrun import SERVICES
+from gridcare.cli.devrun import SERVICES
 
 
 @pytest.fixture

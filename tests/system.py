@@ -19,7 +19,7 @@ import nats
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gridcare.shared.devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, free_port
+from gridcare.cli.devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "community"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from gridcare.shared.devrun import NatsServer, ServiceProcess
+from gridcare.cli.devrun import NatsServer, ServiceProcess
 
 
 def test_a_service_whose_port_was_taken_starts_again_on_another(tmp_path):

@@ -11,7 +11,7 @@ import nats
 import pytest
 from system import fever_scan, write_community
 
-from gridcare.shared.devrun import SERVICES
+from gridcare.cli.devrun import SERVICES
 
 pytestmark = pytest.mark.e2e
 SCANS = 40

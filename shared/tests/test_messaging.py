@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from testkit import Ping, make_service
 
 from gridcare.shared import outbox
-from gridcare.shared.devrun import NatsServer
+from gridcare.cli.devrun import NatsServer
 from gridcare.shared.envelope import Envelope
 
 

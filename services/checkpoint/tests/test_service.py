@@ -33,7 +33,7 @@ from gridcare.checkpoint import tables as T
 from gridcare.checkpoint.app import build
 from gridcare.checkpoint.housekeeping import alert_overdue, purge_register
 from gridcare.shared import refdata
-from gridcare.shared.devrun import NatsServer
+from gridcare.cli.devrun import NatsServer
 from gridcare.shared.envelope import Envelope, Event
 from gridcare.shared.events import (
     CommunityPolicy,

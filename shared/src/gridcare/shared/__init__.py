@@ -1,16 +1,19 @@
-"""The gridcare library: what every gridcare service shares.
+"""The gridcare library: what every gridcare service shares. It names no service.
 
-One obvious place for each rule:
+One obvious place for each piece:
 
-- ``envelope``  the event envelope every message on a stream carries
-- ``events``    the pydantic models of every internal event (the schemas services share)
-- ``subjects``  every subject and stream, with its retention
-- ``settings``  configuration from ``GRIDCARE_*`` environment variables
-- ``natsconn``  connecting to NATS (reconnect forever, credentials, TLS) and declaring streams
-- ``store``     the per-service SQLAlchemy store, its messaging tables and migrations
-- ``outbox``    the transactional outbox and its relay
-- ``consumer``  the reliable consumer: explicit acks, backoff, idempotency, dead letters
-- ``service``   the runtime that wires one service process together (HTTP, metrics, logs)
-- ``refdata``   reference data read from the office's CSV files
-- ``cli``       the ``gridcare`` command
+- ``schema``      identifiers, timestamps, phones, languages, time zones (schema parts)
+- ``envelope``    the envelope every stream message carries; the ``Event`` base class
+- ``streams``     what a stream is (the contracts declare which exist)
+- ``localtime``   the community's clock: what people read, and "a day"
+- ``settings``    configuration from ``GRIDCARE_*`` environment variables
+- ``natsconn``    connecting to NATS (reconnect forever, credentials, TLS); declaring streams
+- ``store``       the per-service SQLAlchemy store, its messaging tables and migrations
+- ``uow``         the unit of work: SQL and in-memory, outbox and inbox in its commit
+- ``outbox``      the transactional outbox's relay
+- ``consumers``   reliable stream consumers: explicit acks, backoff, dead letters
+- ``deadletters`` what a consumer gave up on, kept for replay
+- ``api``         request/reply service APIs, and the operations every service answers
+- ``lease``       one writer per store, for a service that keeps state in memory
+- ``service``     the runtime of one service process (FastStream app, HTTP, metrics, logs)
 """

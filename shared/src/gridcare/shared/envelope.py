@@ -3,16 +3,21 @@
 The JSON body of a stream message is an :class:`Envelope`. Its ``event_id`` doubles as the
 ``Nats-Msg-Id`` header (JetStream de-duplicates retries within the stream's window) and as
 the idempotency key of every consumer (the ``processed_messages`` table).
+
+``Envelope[SomeEvent]`` is the same envelope with its ``data`` validated as ``SomeEvent``:
+what a consumer declares it takes (and what its AsyncAPI document shows).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+#: The envelope's own version. An event's schema has its own (``Event.VERSION``), carried in
+#: ``schema_version``: adding an optional field keeps it, anything else is a new event type.
 SCHEMA_VERSION = 1
 
 
@@ -32,17 +37,25 @@ def utcnow() -> datetime:
 
 
 class Event(BaseModel):
-    """Base class of every event payload. Subclasses set ``TYPE`` and ``subject()``."""
+    """Base class of every event payload. Subclasses set ``TYPE`` and ``subject()``.
+
+    Unknown fields are ignored: a consumer accepts the next version of an event (a field
+    added by its producer) before it is upgraded itself.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
 
     def subject(self) -> str:  # pragma: no cover - every concrete event overrides it
         raise NotImplementedError
 
 
-class Envelope(BaseModel):
+E = TypeVar("E")
+
+
+class Envelope(BaseModel, Generic[E]):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
@@ -51,8 +64,8 @@ class Envelope(BaseModel):
     time: AwareDatetime = Field(default_factory=utcnow)
     correlation_id: str = Field(min_length=1)  # the whole story: the first event's id
     causation_id: str | None = None  # the event that directly caused this one
-    schema_version: int = SCHEMA_VERSION
-    data: dict[str, Any]
+    schema_version: int = SCHEMA_VERSION  # the version of ``data``'s schema
+    data: E
 
     @classmethod
     def wrap(
@@ -63,15 +76,18 @@ class Envelope(BaseModel):
         cause: Envelope | None = None,
         event_id: str | None = None,
         correlation_id: str | None = None,
-    ) -> Envelope:
-        """Put ``event`` in an envelope; ``cause`` carries correlation and causation on."""
+        causation_id: str | None = None,
+    ) -> Envelope[dict[str, Any]]:
+        """Put ``event`` in an envelope; ``cause`` (or ``correlation_id`` and
+        ``causation_id``) carries the story on."""
         eid = event_id or new_id()
-        return cls(
+        return Envelope[dict[str, Any]](
             event_id=eid,
             type=event.TYPE,
             source=source,
             correlation_id=(cause.correlation_id if cause else None) or correlation_id or eid,
-            causation_id=cause.event_id if cause else None,
+            causation_id=cause.event_id if cause else causation_id,
+            schema_version=event.VERSION,
             data=event.model_dump(mode="json"),
         )
 

@@ -32,6 +32,12 @@ class Metrics:
         self.outbox_publish_errors = self.counter(
             "outbox_publish_errors_total", "Outbox publish attempts that failed"
         )
+        self.api_requests = self.counter(
+            "api_requests_total", "API requests answered, by subject and outcome", ["op", "outcome"]
+        )
+        self.api_seconds = self.histogram(
+            "api_request_duration_seconds", "Time to answer one API request", ["op"]
+        )
 
     def _name(self, what: str) -> str:
         return f"gridcare_{self.service}_{what}"

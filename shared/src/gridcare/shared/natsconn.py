@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from .settings import Settings
-from .subjects import STREAMS, StreamSpec
+from .streams import StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
 
 
 async def ensure_streams(
-    js: JetStreamContext, settings: Settings, specs: tuple[StreamSpec, ...] = STREAMS
+    js: JetStreamContext, settings: Settings, specs: Sequence[StreamSpec]
 ) -> None:
     """Create every stream, or bring an existing one's limits up to date. Idempotent."""
     for spec in specs:
@@ -65,9 +66,7 @@ async def ensure_streams(
         await js.update_stream(cfg)
 
 
-async def missing_streams(
-    js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS
-) -> list[str]:
+async def missing_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> list[str]:
     missing = []
     for spec in specs:
         try:

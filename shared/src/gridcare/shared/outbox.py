@@ -1,7 +1,7 @@
 """Transactional outbox.
 
-:func:`add` writes an event row in the caller's transaction, next to the state change it
-announces. The :class:`Relay` publishes pending rows in order with ``Nats-Msg-Id`` set to
+A unit of work (``uow.py``) writes an event's row in its own transaction, next to the state
+change it announces. The :class:`Relay` publishes pending rows in order with ``Nats-Msg-Id`` set to
 the event id and marks a row sent only after the stream's PubAck; if the process dies in
 between, the row is published again and JetStream's duplicate window (or the consumer's
 processed-messages table beyond it) absorbs the repeat.
@@ -16,8 +16,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from nats.js.api import PubAck
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from .aio import stop_task, wait_event
 from .envelope import Envelope, utcnow
 from .metrics import Metrics
@@ -41,10 +39,6 @@ def row(envelope: Envelope, subject: str, created_at: datetime | None = None) ->
 
 
 COLUMNS = ("event_id", "subject", "payload", "headers", "created_at", "attempts")
-
-
-async def add(session: AsyncSession, store: Store, envelope: Envelope, subject: str) -> None:
-    await session.execute(sa.insert(store.tables.outbox).values(row(envelope, subject)))
 
 
 class Relay:

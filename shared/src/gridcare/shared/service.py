@@ -1,53 +1,73 @@
 """The runtime of one gridcare service process.
 
-A service module builds a :class:`Service`, registers its consumers and request handlers,
-and calls :meth:`Service.main`. The runtime then: configures JSON logs, migrates the store,
-connects to NATS (retrying forever), declares the streams, starts the subscribers and the
-outbox relay, and serves ``/metrics``, ``/healthz`` and ``/readyz`` until SIGTERM/SIGINT,
-when it stops in the reverse order (in-flight messages finish and are acked first).
+A service's ``bootstrap.py`` makes a :class:`Service`, includes its FastStream routers
+(stream consumers, its API), adds its own start and stop steps, and calls
+:meth:`Service.main`. The service is a FastStream application (``Service.app``, which is
+also what ``faststream docs gen`` reads for the AsyncAPI document). Starting it: JSON logs,
+the store migrated, the service's own start steps (load what it keeps in memory), NATS
+connected (retrying forever), the streams declared, the broker's subscribers started, the
+outbox relay, the ready steps; ``/metrics``, ``/healthz`` and ``/readyz`` are served
+throughout. On SIGTERM/SIGINT it stops in the reverse order: in-flight messages finish and
+are acked, the outbox is flushed, the store closed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import uvicorn
 import uvloop
-from faststream.nats import NatsBroker
+from faststream import AsyncAPI, FastStream
+from faststream.context import ContextRepo
+from faststream.nats import NatsBroker, NatsRouter
+from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs
 from .aio import stop_task
-from .consumer import Handler, HandlerContext, ReliableConsumer
-from .envelope import Event, utcnow
-from .events import RefEntity
+from .api import common_api
+from .consumers import RUNTIME
+from .deadletters import DeadLetters
+from .envelope import Envelope, Event, utcnow
 from .metrics import Metrics
 from .natsconn import connect_options, ensure_streams, missing_streams
 from .outbox import Relay
 from .settings import Settings
-from .store import Store, upsert_row
-from .subjects import REFDATA, REFDATA_ALL, StreamSpec, stream_for
+from .store import Store, write_revision
+from .streams import StreamSpec, stream_for
+from .uow import Inbound, UnitOfWork
 
 log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[Any]]
+UnitOfWorkFactory = Callable[[Store, str, Inbound | None, Callable[[], None]], UnitOfWork]
+VERSION = "0.1.0"
 
 
 class Service:
     def __init__(
         self,
         name: str,
+        *,
         metadata: sa.MetaData,
         migrations: Path | None,
+        streams: Sequence[StreamSpec],
+        unit_of_work: UnitOfWorkFactory,
+        http_port: int,
         settings: Settings | None = None,
+        description: str = "",
     ) -> None:
         self.name = name
         self.settings = settings or Settings()
@@ -58,10 +78,14 @@ class Service:
             sqlite_synchronous=self.settings.sqlite_synchronous,
         )
         self.migrations = migrations
+        self.streams = tuple(streams)
+        self.http_port = self.settings.resolved_http_port(http_port)
+        self._unit_of_work = unit_of_work
         self.broker = NatsBroker(
             **connect_options(self.settings, f"gridcare-{name}"),
             graceful_timeout=15.0,
             logger=logging.getLogger(f"gridcare.{name}.broker"),
+            log_level=logging.DEBUG,  # one line per message is for debugging only
         )
         self.relay = Relay(
             self.store,
@@ -71,94 +95,68 @@ class Service:
             poll_s=self.settings.outbox_poll_s,
             linger_s=self.settings.outbox_linger_s,
         )
-        self._consumers: dict[str, ReliableConsumer] = {}
-        self._on_start: list[Callable] = []
-        self._on_ready: list[Callable] = []
-        self._on_stop: list[Callable] = []
-        self._housekeeping: list[Callable] = [self.purge_messaging]
+        self.dead_letters = DeadLetters(self.store, name, self.metrics, self.relay.wake)
+        self.app = FastStream(
+            self.broker,
+            context=ContextRepo({RUNTIME: self}),
+            on_startup=[self._prepare],
+            after_startup=[self._begin],
+            on_shutdown=[self._end],
+            after_shutdown=[self._close],
+            specification=AsyncAPI(
+                self.broker,
+                title=f"gridcare {name}",
+                version=VERSION,
+                description=description,
+            ),
+        )
+        self.include(common_api(name))
+        self.js: JetStreamContext | None = None
+        self.consuming_since = time.monotonic()
+        self.started_at = utcnow()
+        self._on_start: list[Hook] = []
+        self._on_ready: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._housekeeping: list[Hook] = [self.purge_messaging]
         self._housekeeper: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._started = False
 
     # --- wiring -----------------------------------------------------------------------------
-    def handles(
-        self,
-        model: type[Event],
-        *,
-        durable: str,
-        subject: str,
-        stream: StreamSpec,
-        batch: int = 16,
-        edge_id: str | None = None,
-    ):
-        """Decorator: ``fn(ctx, event)`` handles ``model`` events from a durable consumer.
+    def include(self, router: NatsRouter) -> None:
+        self.broker.include_router(router)
 
-        Several event types can share one durable consumer (same ``durable`` and
-        ``subject``); a message of a type nobody here handles is acked and skipped.
-        ``batch=1`` fetches one message at a time: lowest latency, for decisions that must
-        take effect at once. ``edge_id`` makes it a consumer of a device's bare payloads
-        (``model``), idempotent on that field of the payload.
-        """
+    def unit_of_work(self, inbound: Inbound | None = None) -> UnitOfWork:
+        """A unit of work on this service's store (handling ``inbound``, if given)."""
+        return self._unit_of_work(self.store, self.name, inbound, self.relay.wake)
 
-        def deco(fn: Handler) -> Handler:
-            consumer = self._consumers.get(durable)
-            if consumer is None:
-                consumer = ReliableConsumer(
-                    self,
-                    durable,
-                    subject,
-                    stream,
-                    batch=batch,
-                    edge=(model, edge_id) if edge_id else None,
-                )
-                self._consumers[durable] = consumer
-            elif consumer.subject != subject:
-                raise ValueError(f"consumer {durable} already filters {consumer.subject}")
-            consumer.on(model, fn)
-            return fn
-
-        return deco
-
-    def project(
-        self,
-        model: type[RefEntity],
-        table: sa.Table,
-        after: Callable[[RefEntity], None] | None = None,
-    ) -> None:
-        """Keep ``table`` as this service's copy of one kind of reference data.
-
-        The table's columns are a subset of the entity's fields; the first primary key
-        column is the entity id. Replays and repeats are harmless (an upsert). ``after`` is
-        called with the entity once the row is committed (to refresh an in-memory view).
-        """
-
-        async def upsert(ctx: HandlerContext, entity: RefEntity) -> None:
-            row = {c.name: getattr(entity, c.name) for c in table.columns}
-            await upsert_row(ctx.session, table, row)
-            if after is not None:
-                ctx.after_commit(lambda: after(entity))
-
-        self.handles(model, durable=f"{self.name}-refdata", subject=REFDATA_ALL, stream=REFDATA)(
-            upsert
+    def publishes(self, event: type[Event], subject: str, description: str = "") -> None:
+        """Document that this service publishes ``event`` on ``subject`` (through its outbox):
+        it appears in the AsyncAPI document; the outbox relay does the publishing."""
+        self.broker.publisher(
+            subject,
+            schema=Envelope[event],  # type: ignore[valid-type]
+            title=f"{self.name}:{event.TYPE}",
+            description=description or (event.__doc__ or "").strip(),
         )
 
-    def on_start(self, fn: Callable) -> Callable:
-        """Decorator: an async callable run after the store is migrated, before consuming."""
+    def on_start(self, fn: Hook) -> Hook:
+        """An async callable run after the store is migrated, before NATS (load state)."""
         self._on_start.append(fn)
         return fn
 
-    def on_ready(self, fn: Callable) -> Callable:
-        """Decorator: an async callable run once NATS is connected and consumers run."""
+    def on_ready(self, fn: Hook) -> Hook:
+        """An async callable run once the broker's consumers run."""
         self._on_ready.append(fn)
         return fn
 
-    def on_stop(self, fn: Callable) -> Callable:
-        """Decorator: an async callable run first on stop (stop taking requests, flush)."""
+    def on_stop(self, fn: Hook) -> Hook:
+        """An async callable run first on stop (stop taking requests, flush)."""
         self._on_stop.append(fn)
         return fn
 
-    def housekeeping(self, fn: Callable) -> Callable:
-        """Decorator: an async callable run every ``housekeeping_interval_s``."""
+    def housekeeping(self, fn: Hook) -> Hook:
+        """An async callable run every ``housekeeping_interval_s``."""
         self._housekeeping.append(fn)
         return fn
 
@@ -190,40 +188,68 @@ class Service:
                     log.exception("housekeeping %s failed", getattr(fn, "__name__", fn))
 
     @property
-    def nc(self):
-        """The raw nats-py connection (for hot paths that bypass FastStream)."""
-        return self.broker.config.connection_state.connection
+    def nc(self) -> Any:
+        """The nats-py connection (for the hot paths that bypass FastStream)."""
+        return self.broker.connection
 
     async def publish_to_stream(
         self, subject: str, payload: bytes, headers: dict[str, str]
     ) -> PubAck:
         """One message (an outbox row, say) to its stream, awaiting the PubAck, through
-        nats-py's JetStream context directly (the relay publishes many per pass; the
-        broker's publish path costs several times more per message and adds nothing the
-        outbox needs). Only for what was made durable first (outbox, register)."""
-        js = self.broker.config.connection_state.stream
-        return await js.publish(
-            subject, payload, timeout=5.0, stream=stream_for(subject).name, headers=headers
-        )
+        nats-py's JetStream context (the relay publishes many per pass; FastStream's publish
+        path costs more per message and adds nothing the outbox needs). Only for what was
+        made durable first (outbox, dead letters being replayed)."""
+        assert self.js is not None, "not connected"
+        stream = stream_for(subject, self.streams).name
+        return await self.js.publish(subject, payload, timeout=5.0, stream=stream, headers=headers)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    async def _prepare(self) -> None:
         await self.store.migrate(self.migrations)
         for fn in self._on_start:
             await fn()
-        for consumer in self._consumers.values():
-            consumer.register()
         await self._connect()
-        await ensure_streams(self.broker.config.connection_state.stream, self.settings)
-        await self.broker.start()
-        for consumer in self._consumers.values():
-            consumer.started = time.monotonic()  # the grace for a predecessor's messages
+        self.js = self.broker.connection.jetstream()
+        await ensure_streams(self.js, self.settings, self.streams)
+
+    async def _begin(self) -> None:
+        self.consuming_since = time.monotonic()  # the grace for a predecessor's messages
         self.relay.start()
         for fn in self._on_ready:
             await fn()
         self._housekeeper = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._started = True
         log.info("service started", extra={"database": _safe_url(self.store.url)})
+
+    async def _end(self) -> None:
+        await stop_task(self._housekeeper)
+        self._housekeeper = None
+        for fn in self._on_stop:
+            try:
+                await fn()
+            except Exception:
+                log.exception("stop hook failed")
+        # In-flight messages finish and are acked (each subscriber waits for its handlers),
+        # then the outbox gets a last pass while NATS is still connected: a clean stop
+        # leaves nothing behind. The broker's own stop then closes the connection.
+        for sub in self.broker.subscribers:
+            await sub.stop()
+        await self.relay.stop()
+        if self._nats_connected():
+            try:
+                await asyncio.wait_for(self.relay.relay_once(), 5.0)
+            except Exception:
+                log.warning("outbox not flushed on stop; it will be on the next start")
+
+    async def _close(self) -> None:
+        await self.store.dispose()
+        log.info("service stopped")
 
     async def _connect(self) -> None:
         delay = 0.5
@@ -241,39 +267,18 @@ class Service:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def stop(self) -> None:
-        await stop_task(self._housekeeper)
-        self._housekeeper = None
-        for fn in self._on_stop:
-            try:
-                await fn()
-            except Exception:
-                log.exception("stop hook failed")
-        await self.broker.stop()  # waits for in-flight handlers (graceful_timeout)
-        await self.relay.stop()
-        if self._nats_connected():
-            try:  # a last pass, so a clean stop leaves nothing behind in the outbox
-                await asyncio.wait_for(self.relay.relay_once(), 5.0)
-            except Exception:
-                log.warning("outbox not flushed on stop; it will be on the next start")
-        await self.store.dispose()
-        log.info("service stopped")
-
     def _nats_connected(self) -> bool:
         try:
-            conn = self.broker.config.connection_state.connection
-            return bool(conn and conn.is_connected)
+            return bool(self.broker.connection.is_connected)
         except Exception:
             return False
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
         checks["nats"] = "ok" if self._nats_connected() else "not connected"
-        if checks["nats"] == "ok":
+        if checks["nats"] == "ok" and self.js is not None:
             try:
-                missing = await asyncio.wait_for(
-                    missing_streams(self.broker.config.connection_state.stream), 2.0
-                )
+                missing = await asyncio.wait_for(missing_streams(self.js, self.streams), 2.0)
                 checks["streams"] = "ok" if not missing else "missing " + ",".join(missing)
             except Exception as exc:
                 checks["streams"] = f"error: {exc}"
@@ -287,6 +292,21 @@ class Service:
         if not self._started:
             checks["service"] = "starting"
         return checks
+
+    async def health(self) -> dict[str, Any]:
+        """The summary ``api.<service>.health`` answers."""
+        checks = await self.readiness()
+        total, pending = await self.dead_letters.count()
+        return {
+            "service": self.name,
+            "ready": all(v == "ok" for v in checks.values()),
+            "checks": checks,
+            "started_at": self.started_at.isoformat(),
+            "uptime_s": round((utcnow() - self.started_at).total_seconds(), 1),
+            "outbox_pending": await self.relay.pending(),
+            "dead_letters": total,
+            "dead_letters_not_replayed": pending,
+        }
 
     # --- HTTP -------------------------------------------------------------------------------
     async def asgi(self, scope, receive, send) -> None:
@@ -314,12 +334,11 @@ class Service:
         await send({"type": "http.response.body", "body": body})
 
     async def run(self) -> None:
-        port = self.settings.resolved_http_port(self.name)
         server = _QuietServer(
             uvicorn.Config(
                 self.asgi,
                 host=self.settings.http_host,
-                port=port,
+                port=self.http_port,
                 lifespan="off",
                 log_config=None,
                 access_log=False,
@@ -332,7 +351,9 @@ class Service:
         http = asyncio.create_task(server.serve(), name="http")
         try:
             await self.start()
-            log.info("ready; metrics on http://%s:%d/metrics", self.settings.http_host, port)
+            log.info(
+                "ready; metrics on http://%s:%d/metrics", self.settings.http_host, self.http_port
+            )
             await self._stopping.wait()
         finally:
             log.info("stopping")
@@ -340,12 +361,33 @@ class Service:
             await self.stop()
             await http
 
-    def main(self) -> None:
+    def main(self, argv: Sequence[str] | None = None) -> None:
+        """The service's command: ``run`` (the default), ``migrate`` (bring the store to the
+        newest schema and stop), ``revision -m MESSAGE`` (developers: write a migration for
+        what the tables declare and the migrations do not yet have)."""
+        parser = argparse.ArgumentParser(prog=f"gridcare-{self.name}")
+        sub = parser.add_subparsers(dest="command")
+        sub.add_parser("run", help="run the service (the default)")
+        sub.add_parser("migrate", help="migrate the store to the newest schema, then exit")
+        rev = sub.add_parser("revision", help="(developers) write a new migration")
+        rev.add_argument("-m", "--message", required=True)
+        args = parser.parse_args(argv)
         logs.configure(self.name, self.settings.log_level)
-        if self.settings.event_loop == "uvloop":
+        if args.command == "migrate":
+            asyncio.run(self._migrate_only())
+        elif args.command == "revision":
+            write_revision(self.migrations, self.store.metadata, args.message)
+        elif self.settings.event_loop == "uvloop":
             uvloop.run(self.run())
         else:
             asyncio.run(self.run())
+
+    async def _migrate_only(self) -> None:
+        try:
+            await self.store.migrate(self.migrations)
+        finally:
+            await self.store.dispose()
+        log.info("store migrated", extra={"database": _safe_url(self.store.url)})
 
 
 class _QuietServer(uvicorn.Server):

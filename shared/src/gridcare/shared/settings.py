@@ -18,9 +18,6 @@ ENV_PREFIX = "GRIDCARE_"
 #: Where ``make run`` keeps its data (NATS, SQLite stores, logs) unless told otherwise.
 DEFAULT_VAR_DIR = Path("var")
 
-DEFAULT_HTTP_PORTS = {"checkpoint": 9101, "screening": 9102, "dispatch": 9103, "notify": 9104}
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -70,7 +67,7 @@ class Settings(BaseSettings):
 
     # --- HTTP (metrics, health) -------------------------------------------------------------
     http_host: str = "127.0.0.1"
-    http_port: int | None = None  # default: DEFAULT_HTTP_PORTS[service]
+    http_port: int | None = None  # default: the service's own (9101-9104)
 
     # --- logs -------------------------------------------------------------------------------
     log_level: str = "INFO"
@@ -93,8 +90,8 @@ class Settings(BaseSettings):
             return f"sqlite+aiosqlite:///{(self.var_dir / f'{service}.db').resolve()}"
         return normalise_database_url(url)
 
-    def resolved_http_port(self, service: str) -> int:
-        return self.http_port if self.http_port is not None else DEFAULT_HTTP_PORTS[service]
+    def resolved_http_port(self, default: int) -> int:
+        return self.http_port if self.http_port is not None else default
 
 
 def normalise_database_url(url: str) -> str:

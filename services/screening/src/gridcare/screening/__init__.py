@@ -1,1 +1,10 @@
-"""gridcare screening: the health registry (check-ins, four categories, quarantine, cases)."""
+"""gridcare screening: the health registry (cases; later check-ins, four categories,
+quarantine, test campaigns, close contacts).
+
+- ``domain/``      the rules, plain Python (statuses and what holds at the gate, cases)
+- ``handlers.py``  the service layer: one function per command or event
+- ``unit_of_work.py``  the repositories a handler loads through (SQL, or in memory)
+- ``adapters/``    tables, SQL repositories, their in-memory twins
+- ``entrypoints/`` the streams it consumes, its API
+- ``bootstrap.py`` the wiring
+"""

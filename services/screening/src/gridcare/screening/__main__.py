@@ -1,4 +1,6 @@
-from .app import build
+"""``gridcare-screening`` / ``python -m gridcare.screening``: run (or migrate) the service."""
+
+from .bootstrap import build
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICES = ("checkpoint", "screening", "dispatch", "notify")
+#: The services ``gridcare run`` starts, with the HTTP port each gets by default (the same as
+#: each service's own default, ``HTTP_PORT`` in its ``bootstrap.py``; a test checks).
+SERVICES = {"checkpoint": 9101, "screening": 9102, "dispatch": 9103, "notify": 9104}
 
 
 def free_port() -> int:
@@ -210,7 +212,13 @@ class WebhookSink:
     """A local HTTP endpoint that accepts chat-webhook posts and keeps them: the stand-in
     for a chat group's bot in demos and tests (``gridcare sink``)."""
 
-    def __init__(self, port: int = 0, echo: bool = False, fail_first: int = 0) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        echo: bool = False,
+        fail_first: int = 0,
+        log_file: Path | None = None,
+    ) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -235,8 +243,13 @@ class WebhookSink:
                         payload = body.decode(errors="replace")
                     entry = {"path": self.path, "headers": dict(self.headers), "body": payload}
                     sink.received.append(entry)
-                if echo:
-                    print(json.dumps(entry, ensure_ascii=False), flush=True)
+                if echo or log_file is not None:
+                    line = json.dumps(entry, ensure_ascii=False)
+                    if echo:
+                        print(line, flush=True)
+                    if log_file is not None:
+                        with sink._lock, open(log_file, "a", encoding="utf-8") as f:
+                            f.write(line + "\n")
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

@@ -1,8 +1,8 @@
 """Reference data from the CSV files a community office already keeps.
 
-One file per kind in a folder, named ``<kind>s.csv`` (``compounds.csv``, ``residents.csv``,
-...); the header row names the columns, which are the fields of the models in
-``events.py`` (see ``docs/reference-data.md``). Import is all or nothing: every file is
+One file per kind in a folder, named ``<kind>s.csv`` (``communities.csv``,
+``compounds.csv``, ``residents.csv``, ...); the header row names the columns, which are the
+fields of the models in ``gridcare.contracts.refdata`` (see ``docs/reference-data.md``). Import is all or nothing: every file is
 read and every row checked (types, duplicates, references between files) before anything
 is published; each bad row is reported as ``file:line: reason``. Rows are then published,
 compacted per entity, on ``refdata.<kind>.<id>``; re-importing a file updates what changed.
@@ -22,20 +22,28 @@ from pathlib import Path
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from .envelope import Envelope, new_id, stable_id
-from .events import (
-    REF_ENTITIES,
+from gridcare.contracts.refdata import (
+    ENTITIES as REF_ENTITIES,
+)
+from gridcare.contracts.refdata import (
+    STREAM,
     Building,
+    Community,
     Compound,
     Gate,
     Grid,
     Household,
     RefEntity,
     Resident,
+    Volunteer,
 )
+from gridcare.shared.envelope import Envelope, new_id, stable_id
 
 # Which field of a kind points at which other kind.
 REFERENCES: dict[type[RefEntity], dict[str, type[RefEntity]]] = {
+    Compound: {"community_id": Community},
+    Grid: {"community_id": Community},
+    Volunteer: {"community_id": Community},
     Building: {"compound_id": Compound, "grid_id": Grid},
     Household: {"building_id": Building},
     Resident: {"household_id": Household},
@@ -45,7 +53,7 @@ BY_KIND = {m.KIND: m for m in REF_ENTITIES}
 
 
 def file_name(model: type[RefEntity]) -> str:
-    return f"{model.KIND}s.csv"
+    return "communities.csv" if model.KIND == "community" else f"{model.KIND}s.csv"
 
 
 def columns(model: type[RefEntity]) -> tuple[list[str], list[str]]:

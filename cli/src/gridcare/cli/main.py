@@ -1,0 +1,687 @@
+"""The ``gridcare`` command: what the community office, duty staff and ops type.
+
+Every command that reads or changes a service's data asks that service's API
+(``api.<service>.<op>``, core NATS request/reply); reference data and policies are
+published as the office's own (``refdata.>``). NATS is found the way ``make run`` finds it:
+``GRIDCARE_NATS_URL``, else ``NATS_URL``, else the embedded server (127.0.0.1:14222).
+Listings take ``--json``; an error reply exits 1 and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from gridcare.contracts.edge import GATE_SCAN
+from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
+from gridcare.shared.envelope import Envelope
+from gridcare.shared.natsconn import ensure_streams
+
+from . import client, refdata
+from .client import NoAnswer, Refused
+from .devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, port_open
+from .output import as_json, fail, no_answer, refused, stderr, stdout, table, when
+
+app = typer.Typer(
+    help="gridcare: run a residential community through an epidemic.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Community gate policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+level_app = typer.Typer(help="Compound control levels.", no_args_is_help=True)
+app.add_typer(level_app, name="level")
+permit_app = typer.Typer(help="Outing permits.", no_args_is_help=True)
+app.add_typer(permit_app, name="permit")
+status_app = typer.Typer(help="People's health status (screening).", no_args_is_help=True)
+app.add_typer(status_app, name="status")
+
+EMBEDDED_NATS_PORT = int(os.environ.get("GRIDCARE_EMBEDDED_NATS_PORT", "14222"))
+SINK_PORT = 8099  # where the sample community's chat URLs point
+Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+Limit = Annotated[int, typer.Option(help="at most this many, newest first")]
+
+
+def ask(service: str, op: str, body: dict[str, Any] | None = None) -> Any:
+    """The result of an API operation, or a clear message and exit 1."""
+    try:
+        return client.call(service, op, body)
+    except Refused as exc:
+        raise refused(exc) from None
+    except NoAnswer as exc:
+        raise no_answer(exc) from None
+
+
+def _service(name: str) -> str:
+    if name not in SERVICES:
+        raise fail(f"unknown service {name!r}; one of: {', '.join(SERVICES)}", 2)
+    return name
+
+
+# --- import ---------------------------------------------------------------------------------
+@app.command("import")
+def import_(
+    folder: Annotated[Path, typer.Argument(help="folder with compounds.csv, residents.csv, ...")],
+    check: Annotated[bool, typer.Option("--check", help="only check; publish nothing")] = False,
+) -> None:
+    """Check the office's CSV files and publish them as reference data (all or nothing)."""
+    data = refdata.load(folder)
+    for p in data.problems:
+        stderr.print(f"[red]{p}[/]", highlight=False, soft_wrap=True)
+    if data.problems:
+        raise fail(f"{len(data.problems)} problem(s); nothing was imported.")
+    counts = ", ".join(f"{len(rows)} {refdata.file_name(m)[:-4]}" for m, rows in data.entities.items())
+    stderr.print(f"checked: {counts}")
+    if check:
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    async def go() -> str:
+        nc = await client.connect("gridcare-import")
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js, client.settings(), (refdata.STREAM,))
+            with Progress(
+                TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), console=stderr
+            ) as bar:
+                task = bar.add_task("publish", total=data.count())
+                return await refdata.publish(js, data, lambda n: bar.advance(task, n))
+        finally:
+            await nc.close()
+
+    try:
+        import_id = asyncio.run(go())
+    except Exception as exc:
+        raise fail(
+            f"publishing failed: {exc}\nRun the same import again: rows already published "
+            "are simply applied again."
+        ) from None
+    stderr.print(f"imported {data.count()} rows (import {import_id})")
+
+
+# --- run ------------------------------------------------------------------------------------
+@app.command()
+def run(
+    var: Annotated[Path, typer.Option(help="data and logs")] = Path("var"),
+    sink: Annotated[
+        bool, typer.Option(help=f"run the local chat sink on port {SINK_PORT}")
+    ] = True,
+) -> None:
+    """Start the whole system: embedded NATS (unless GRIDCARE_NATS_URL/NATS_URL is set), a
+    local chat sink, and the four services, each its own process. Ctrl-C stops all."""
+    var = var.resolve()
+    logs = var / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {"GRIDCARE_VAR_DIR": str(var)}
+    external = os.environ.get("GRIDCARE_NATS_URL") or os.environ.get("NATS_URL")
+    server = chat = None
+    if external:
+        env["GRIDCARE_NATS_URL"] = external
+        stderr.print(f"NATS: {external} (external)")
+    else:
+        if port_open("127.0.0.1", EMBEDDED_NATS_PORT):
+            raise fail(
+                f"port {EMBEDDED_NATS_PORT} is taken: is gridcare already running? "
+                "Set GRIDCARE_EMBEDDED_NATS_PORT to use another."
+            )
+        server = NatsServer(
+            store_dir=var / "nats",
+            port=EMBEDDED_NATS_PORT,
+            monitor_port=EMBEDDED_NATS_PORT + 1,
+            sync_interval=os.environ.get("GRIDCARE_NATS_SYNC_INTERVAL", "always"),
+            server_name="gridcare-embedded",
+            log_file=logs / "nats-server.log",
+        )
+        server.start()
+        env["GRIDCARE_NATS_URL"] = server.url
+        stderr.print(f"NATS: {server.url} (embedded, JetStream data in {var / 'nats'})")
+    if sink and not port_open("127.0.0.1", SINK_PORT):
+        chat = WebhookSink(port=SINK_PORT, echo=True, log_file=logs / "chat.log").start()
+        stderr.print(f"chat sink: http://127.0.0.1:{SINK_PORT}/ (alerts also in {logs}/chat.log)")
+
+    procs = [
+        ServiceProcess(
+            name,
+            env,
+            logs / f"{name}.log",
+            int(os.environ.get(f"GRIDCARE_{name.upper()}_HTTP_PORT", port)),
+        )
+        for name, port in SERVICES.items()
+    ]
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # Ctrl-C and SIGTERM both stop everything, any time
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for p in procs:
+            if port_open("127.0.0.1", p.http_port):
+                raise RuntimeError(f"HTTP port {p.http_port} for {p.name} is taken")
+            p.start()
+        with stderr.status("waiting for the services to be ready…"):
+            for p in procs:
+                p.wait_ready(120)
+        stderr.print("[green]gridcare is running[/] (Ctrl-C to stop)")
+        for p in procs:
+            base = f"http://127.0.0.1:{p.http_port}"
+            stderr.print(
+                f"  {p.name:<11} pid {p.proc.pid:<7} metrics {base}/metrics  "
+                f"ready {base}/readyz  log {p.log_file}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if server:
+            stderr.print(
+                f"nats-server log: {server.log_file}; monitoring: "
+                f"http://127.0.0.1:{server.monitor_port}/"
+            )
+        while True:  # supervise: a service that dies is restarted
+            time.sleep(0.5)
+            for p in procs:
+                if not p.alive:
+                    stderr.print(
+                        f"[yellow]{p.name} exited ({p.proc.returncode}); "
+                        f"restarting — see {p.log_file}[/]"
+                    )
+                    time.sleep(1)
+                    p.start()
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as exc:
+        stderr.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        stderr.print("stopping…")
+        for p in procs:
+            if p.alive:
+                p.proc.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.stop()
+        if server:
+            server.stop()
+        if chat:
+            chat.stop()
+        stderr.print("stopped.")
+
+
+# --- scan -----------------------------------------------------------------------------------
+@app.command()
+def scan(
+    gate: Annotated[str, typer.Option(help="gate id")],
+    person: Annotated[str, typer.Option(help="person id")],
+    temp: Annotated[float | None, typer.Option(help="temperature °C (omit: sensor failed)")] = None,
+    direction: Annotated[str, typer.Option(help="in | out")] = "in",
+    mask: Annotated[bool, typer.Option("--mask/--no-mask")] = True,
+    code: Annotated[str, typer.Option(help="green | yellow | red | none")] = "green",
+    scan_id: Annotated[str | None, typer.Option(help="default: a new one")] = None,
+    raw: Annotated[str | None, typer.Option(help="send this JSON body as is")] = None,
+) -> None:
+    """Send one gate scan as a device would (docs/edge-contract.md §1) and print the
+    reply; an error reply (invalid_scan, unavailable) exits 1."""
+    body = (
+        raw.encode()
+        if raw
+        else json.dumps(
+            {
+                "scan_id": scan_id or f"{gate}-{int(time.time() * 1000)}",
+                "gate_id": gate,
+                "direction": direction,
+                "person_id": person,
+                # the device's own clock, with its offset
+                "scanned_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "temperature_c": temp,
+                "mask": mask,
+                "health_code": None if code == "none" else code,
+            }
+        ).encode()
+    )
+
+    async def go() -> bytes:
+        nc = await client.connect()
+        try:
+            return await client.request(nc, GATE_SCAN.format(gate_id=gate), body, timeout=5)
+        finally:
+            await nc.close()
+
+    try:
+        reply = json.loads(asyncio.run(go()))
+    except NoAnswer as exc:
+        raise no_answer(exc) from None
+    as_json(reply)
+    if "error" in reply:
+        raise typer.Exit(1)
+
+
+# --- policies and levels ----------------------------------------------------------------------
+async def _publish_refdata(entity) -> None:
+    nc = await client.connect()
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, client.settings(), (refdata.STREAM,))
+        env = Envelope.wrap(entity, source="gridcare-cli")
+        await js.publish(entity.subject(), env.to_bytes(), headers=env.headers(), timeout=10)
+    finally:
+        await nc.close()
+
+
+@policy_app.command("apply")
+def policy_apply(
+    file: Annotated[Path, typer.Argument(help="a TOML file: see examples/policies/CM-1.toml")],
+) -> None:
+    """Set a community's gate policy (takes effect at every gate at once, no restart)."""
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        unknown = sorted(set(raw) - set(CommunityPolicy.model_fields))
+        if unknown:  # a typo must not silently leave a default in force
+            raise fail(f"{file}: unknown setting(s): {', '.join(unknown)}")
+        policy = CommunityPolicy.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise fail(f"{file}: {exc}") from None
+    except ValidationError as exc:
+        lines = [
+            f"{file}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise fail("\n".join(lines)) from None
+    ask("checkpoint", "policy.show", {"community_id": policy.community_id})  # known?
+    try:
+        asyncio.run(_publish_refdata(policy))
+    except Exception as exc:
+        raise fail(f"could not publish: {exc}") from None
+    stderr.print(f"policy of {policy.community_id} applied")
+
+
+@policy_app.command("show")
+def policy_show(
+    community: Annotated[str, typer.Argument(help="community id")],
+    json_: Json = False,
+) -> None:
+    """The gate policy in force for a community (its own settings and the defaults)."""
+    result = ask("checkpoint", "policy.show", {"community_id": community})
+    if json_:
+        return as_json(result)
+    p = result["policy"]
+    rows = [
+        {"setting": k, "value": p[k], "from": "policy" if k in result["set"] else "default"}
+        for k in p
+        if k not in ("levels", "community_id")
+    ]
+    table(rows, [("setting", "setting"), ("value", "value"), ("from", "from")], title=community)
+    levels = [{"level": lvl, **rules} for lvl, rules in p["levels"].items()]
+    table(
+        levels,
+        [("level", "level"), ("exit", "exit"), ("visitors", "visitors"), ("fever_c", "fever °C")],
+    )
+
+
+@level_app.command("set")
+def level_set(
+    compound: Annotated[str, typer.Argument(help="compound id")],
+    level: Annotated[ControlLevel, typer.Argument(help="sealed | controlled | precaution")],
+    by: Annotated[str, typer.Option(help="who decides (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")] = "",
+) -> None:
+    """Set a compound's control level; takes effect at its gates at once."""
+    result = ask(
+        "checkpoint",
+        "level.set",
+        {"compound_id": compound, "level": level.value, "set_by": by, "reason": reason},
+    )
+    stderr.print(f"{result['compound_id']}: {result['level']} (since {when(result['set_at'])})")
+
+
+@level_app.command("show")
+def level_show(
+    compound: Annotated[str | None, typer.Argument(help="compound id (default: all)")] = None,
+    json_: Json = False,
+) -> None:
+    """The control level in force at each compound, who set it and when."""
+    result = ask("checkpoint", "level.show", {"compound_id": compound} if compound else {})
+    if json_:
+        return as_json(result)
+    table(
+        result["compounds"],
+        [
+            ("compound_id", "compound"),
+            ("level", "level"),
+            ("set_by", "set by"),
+            ("set_at", "since"),
+            ("reason", "reason"),
+        ],
+    )
+
+
+# --- permits, overrides, the register ---------------------------------------------------------
+@permit_app.command("issue")
+def permit_issue(
+    holder: Annotated[str, typer.Option(help="resident id")],
+    until: Annotated[datetime, typer.Option(help="valid until (e.g. 2026-03-14T18:00+08:00)")],
+    by: Annotated[str, typer.Option(help="who issues it")],
+    kind: Annotated[str, typer.Option(help="outing | emergency | medical")] = "outing",
+    uses: Annotated[int, typer.Option(help="exits allowed")] = 1,
+    return_within_h: Annotated[float | None, typer.Option(help="hours to come back")] = None,
+    json_: Json = False,
+) -> None:
+    """Issue an outing (or emergency / medical) permit; the household quota applies."""
+    if until.tzinfo is None:
+        until = until.astimezone()  # the office's own clock
+    result = ask(
+        "checkpoint",
+        "permit.issue",
+        {
+            "holder_id": holder,
+            "kind": kind,
+            "uses": uses,
+            "valid_until": until.isoformat(),
+            "issued_by": by,
+            "return_within_h": return_within_h,
+        },
+    )
+    if json_:
+        return as_json(result)
+    stdout.print(
+        f"permit {result['permit_id']} ({result['kind']}) for {result['holder_id']}: "
+        f"{when(result['valid_from'])} to {when(result['valid_until'])}, {result['uses']} use(s)",
+        highlight=False,
+    )
+
+
+@app.command()
+def override(
+    gate: Annotated[str, typer.Option(help="gate id")],
+    scan_id: Annotated[str, typer.Option(help="the denied scan")],
+    staff: Annotated[str, typer.Option(help="duty staff id")],
+    reason: Annotated[str, typer.Option(help="why")],
+) -> None:
+    """Duty staff let a denied person through (recorded with who and why)."""
+    result = ask(
+        "checkpoint",
+        "override",
+        {"gate_id": gate, "scan_id": scan_id, "staff_id": staff, "reason": reason},
+    )
+    stderr.print(f"override of {result['scan_id']} at {result['gate_id']} recorded")
+
+
+@app.command()
+def out(compound: Annotated[str, typer.Argument(help="compound id")], json_: Json = False) -> None:
+    """Who of a compound is out right now."""
+    result = ask("checkpoint", "out", {"compound_id": compound})
+    if json_:
+        return as_json(result)
+    table(
+        result["out"],
+        [("person_id", "person"), ("gate_id", "gate"), ("since", "out since")],
+        title=f"{result['count']} out of {compound}",
+        empty=f"nobody of {compound} is out",
+    )
+
+
+_PASSAGE_COLUMNS = [
+    ("scanned_at", "scanned"),
+    ("gate_id", "gate"),
+    ("person_id", "person"),
+    ("direction", "dir"),
+    ("verdict", "verdict"),
+    ("reasons", "reasons"),
+]
+
+
+@app.command()
+def trace(
+    gate: Annotated[str, typer.Option(help="gate of the scan")],
+    scan_id: Annotated[str, typer.Option(help="the scan to trace around")],
+    minutes: Annotated[float, typer.Option(help="± minutes")] = 15,
+    whole_compound: Annotated[bool, typer.Option(help="every gate of the compound")] = False,
+    json_: Json = False,
+) -> None:
+    """Who passed the gate (or any gate of its compound) within ±N minutes of a scan."""
+    result = ask(
+        "checkpoint",
+        "trace",
+        {"gate_id": gate, "scan_id": scan_id, "minutes": minutes, "whole_compound": whole_compound},
+    )
+    if json_:
+        return as_json(result)
+    table(
+        result["passages"],
+        _PASSAGE_COLUMNS,
+        title=f"{when(result['from'])} to {when(result['to'])}",
+    )
+
+
+@app.command()
+def passages(
+    gate: Annotated[str | None, typer.Option(help="only this gate")] = None,
+    person: Annotated[str | None, typer.Option(help="only this person")] = None,
+    limit: Limit = 20,
+    json_: Json = False,
+) -> None:
+    """The newest entries of the entry/exit register."""
+    body: dict[str, Any] = {"limit": limit}
+    if gate:
+        body["gate_id"] = gate
+    if person:
+        body["person_id"] = person
+    result = ask("checkpoint", "passages", body)
+    if json_:
+        return as_json(result)
+    table(result["passages"], _PASSAGE_COLUMNS, empty="no passages")
+
+
+# --- screening, dispatch, notify ---------------------------------------------------------------
+@app.command()
+def cases(
+    person: Annotated[str | None, typer.Option(help="only this person")] = None,
+    limit: Limit = 20,
+    json_: Json = False,
+) -> None:
+    """Screening's newest cases."""
+    body: dict[str, Any] = {"limit": limit, **({"person_id": person} if person else {})}
+    result = ask("screening", "cases", body)
+    if json_:
+        return as_json(result)
+    table(
+        result["cases"],
+        [
+            ("opened_at", "opened"),
+            ("person_id", "person"),
+            ("kind", "kind"),
+            ("status", "status"),
+            ("reason", "reason"),
+        ],
+        empty="no cases",
+    )
+
+
+@status_app.command("set")
+def status_set(
+    person: Annotated[str, typer.Argument(help="resident id")],
+    status: Annotated[str, typer.Argument(help="e.g. home_quarantine (see `status list`)")],
+    by: Annotated[str, typer.Option(help="who decides (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    until: Annotated[datetime | None, typer.Option(help="until (e.g. 2026-03-26T00:00+08:00)")] = None,
+) -> None:
+    """Record a person's health status; the gates enforce it at once when it holds them."""
+    body: dict[str, Any] = {"person_id": person, "status": status, "set_by": by, "reason": reason}
+    if until is not None:
+        body["until"] = (until if until.tzinfo else until.astimezone()).isoformat()
+    result = ask("screening", "status.set", body)
+    held = "held at the gate" if result["holds_at_gate"] else "free to pass"
+    stderr.print(f"{result['person_id']}: {result['status']} ({held})")
+
+
+@status_app.command("show")
+def status_show(
+    person: Annotated[str, typer.Argument(help="resident id")], json_: Json = False
+) -> None:
+    """A person's health status and its history."""
+    result = ask("screening", "status.show", {"person_id": person})
+    if json_:
+        return as_json(result)
+    table(
+        result["history"],
+        [("at", "since"), ("status", "status"), ("set_by", "set by"), ("reason", "reason")],
+        title=f"{person}: {result['status']}",
+        empty=f"{person}: {result['status']} (no decision recorded)",
+    )
+
+
+@status_app.command("list")
+def status_list(json_: Json = False) -> None:
+    """The health statuses screening knows, and which of them hold a person at the gate."""
+    result = ask("screening", "status.list", {})
+    if json_:
+        return as_json(result)
+    table(
+        result["statuses"],
+        [("status", "status"), ("holds_at_gate", "held at gate"), ("zh", "中文")],
+    )
+
+
+@app.command()
+def tasks(
+    assignee: Annotated[str | None, typer.Option(help="only this worker's")] = None,
+    limit: Limit = 20,
+    json_: Json = False,
+) -> None:
+    """Dispatch's newest field tasks."""
+    body: dict[str, Any] = {"limit": limit, **({"assignee_id": assignee} if assignee else {})}
+    result = ask("dispatch", "tasks", body)
+    if json_:
+        return as_json(result)
+    table(
+        result["tasks"],
+        [
+            ("created_at", "created"),
+            ("kind", "kind"),
+            ("person_id", "person"),
+            ("assignee_id", "worker"),
+            ("due_by", "due by"),
+            ("status", "status"),
+        ],
+        empty="no tasks",
+    )
+
+
+@app.command()
+def deliveries(limit: Limit = 20, json_: Json = False) -> None:
+    """Notify's newest deliveries."""
+    result = ask("notify", "deliveries", {"limit": limit})
+    if json_:
+        return as_json(result)
+    table(
+        result["deliveries"],
+        [
+            ("created_at", "at"),
+            ("recipient_id", "to"),
+            ("channel", "via"),
+            ("status", "status"),
+            ("attempts", "tries"),
+            ("language", "lang"),
+        ],
+        empty="no deliveries",
+    )
+
+
+# --- every service ----------------------------------------------------------------------------
+@app.command("dead-letters")
+def dead_letters(
+    service: Annotated[str, typer.Argument(help="checkpoint | screening | dispatch | notify")],
+    replay: Annotated[int | None, typer.Option(help="republish this dead letter's message")] = None,
+    limit: Limit = 50,
+    json_: Json = False,
+) -> None:
+    """List a service's dead letters, or replay one to its original subject."""
+    _service(service)
+    if replay is not None:
+        result = ask(service, "dead_letters.replay", {"id": replay})
+        stderr.print(f"replayed dead letter {replay} to {result['subject']}")
+        return
+    result = ask(service, "dead_letters.list", {"limit": limit})
+    if json_:
+        return as_json(result)
+    rows = [{**r, "reason": r["reason"][:200]} for r in result["dead_letters"]]
+    table(
+        rows,
+        [
+            ("id", "id"),
+            ("created_at", "at"),
+            ("consumer", "consumer"),
+            ("deliveries", "tries"),
+            ("reason", "reason"),
+            ("replayed_at", "replayed"),
+        ],
+        empty=f"{service} has no dead letters",
+    )
+
+
+@app.command()
+def health(
+    service: Annotated[str | None, typer.Argument(help="one service (default: all)")] = None,
+    json_: Json = False,
+) -> None:
+    """Each service's readiness, outbox backlog and dead letters; exit 1 if one is not
+    ready or does not answer."""
+    names = [_service(service)] if service else list(SERVICES)
+    rows, ok = [], True
+    for name in names:
+        try:
+            h = client.call(name, "health")
+        except (Refused, NoAnswer) as exc:
+            rows.append({"service": name, "ready": False, "problem": str(exc)})
+            ok = False
+            continue
+        bad = [f"{k}: {v}" for k, v in h["checks"].items() if v != "ok"]
+        ok = ok and h["ready"]
+        rows.append({**h, "problem": "; ".join(bad)})
+    if json_:
+        as_json(rows)
+    else:
+        table(
+            rows,
+            [
+                ("service", "service"),
+                ("ready", "ready"),
+                ("outbox_pending", "outbox"),
+                ("dead_letters_not_replayed", "dead letters"),
+                ("uptime_s", "up (s)"),
+                ("problem", "problem"),
+            ],
+        )
+    if not ok:
+        raise typer.Exit(1)
+
+
+# --- sink -----------------------------------------------------------------------------------
+@app.command()
+def sink(port: Annotated[int, typer.Option(help="port to listen on")] = SINK_PORT) -> None:
+    """A local chat-webhook sink that prints every alert posted to it (for trying gridcare
+    without a real chat group; `gridcare run` starts one). The sample points at 8099."""
+    s = WebhookSink(port=port, echo=True).start()
+    stderr.print(f"listening on http://127.0.0.1:{s.port}/ — Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        s.stop()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+

@@ -1,0 +1,68 @@
+"""What screening publishes: its decisions about people and compounds, and its cases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime
+
+from gridcare.shared.envelope import Event
+from gridcare.shared.schema import Token
+from gridcare.shared.streams import StreamSpec
+
+from .refdata import ControlLevel
+
+STREAM = StreamSpec("SCREENING", ("screening.>",), "Health registry decisions")
+
+PERSON_STATUS_CHANGED = "screening.person.status.{person_id}"
+COMPOUND_LEVEL_CHANGED = "screening.compound.level.{compound_id}"
+CASE_OPENED = "screening.case.opened.{kind}"
+DECISIONS_ALL = "screening.>"
+
+
+class PersonStatusChanged(Event):
+    """Screening's latest decision about a person. Whether it keeps them from leaving is
+    screening's rule, carried here: the gates enforce ``holds_at_gate`` and need not know
+    what the statuses mean (a status added later needs no change at the gate)."""
+
+    TYPE = "screening.PersonStatusChanged"
+    person_id: str
+    status: Token  # e.g. home_quarantine, confirmed, normal (screening's list)
+    holds_at_gate: bool
+    status_label: dict[str, str] = {}  # language -> what the status reads as
+    household_id: str | None = None
+    until: AwareDatetime | None = None
+    decided_at: AwareDatetime
+
+    def subject(self) -> str:
+        return PERSON_STATUS_CHANGED.format(person_id=self.person_id)
+
+
+class CompoundLevelChanged(Event):
+    """Screening raised or lowered a compound's control level (e.g. a confirmed case)."""
+
+    TYPE = "screening.CompoundLevelChanged"
+    compound_id: str
+    level: ControlLevel
+    reason: str
+    decided_at: AwareDatetime
+
+    def subject(self) -> str:
+        return COMPOUND_LEVEL_CHANGED.format(compound_id=self.compound_id)
+
+
+class CaseOpened(Event):
+    TYPE = "screening.CaseOpened"
+    case_id: str
+    kind: Literal["fever"]
+    person_id: str
+    opened_at: datetime
+    reason: str  # for people reading logs; use the structured fields for messages
+    source_ref: str  # e.g. the scan id that caused it
+    temperature_c: float | None = None
+    gate_id: str | None = None
+    observed_at: AwareDatetime | None = None  # when the reading that opened it was taken
+
+    def subject(self) -> str:
+        return CASE_OPENED.format(kind=self.kind)

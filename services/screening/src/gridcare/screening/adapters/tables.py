@@ -1,0 +1,90 @@
+"""Screening's own tables (and its copy of the reference data it needs)."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from gridcare.shared.store import new_metadata
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
+metadata = new_metadata()
+
+# --- reference data: where a person lives, and the community's clock ---------------------
+residents = sa.Table(
+    "residents",
+    metadata,
+    sa.Column("resident_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False),
+)
+households = sa.Table(
+    "households",
+    metadata,
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("building_id", sa.String(64), nullable=False),
+)
+buildings = sa.Table(
+    "buildings",
+    metadata,
+    sa.Column("building_id", sa.String(64), primary_key=True),
+    sa.Column("compound_id", sa.String(64), nullable=False),
+)
+compounds = sa.Table(
+    "compounds",
+    metadata,
+    sa.Column("compound_id", sa.String(64), primary_key=True),
+    sa.Column("community_id", sa.String(64), nullable=False),
+)
+communities = sa.Table(
+    "communities",
+    metadata,
+    sa.Column("community_id", sa.String(64), primary_key=True),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+)
+
+# A case: a person screening follows (a fever at the gate, later the four categories).
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.String(64), primary_key=True),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | closed
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("source_ref", sa.String(200), nullable=False),
+)
+
+# Every reading that fed a case (the first one opens it; later ones are appended).
+observations = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(64), nullable=False, index=True),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("source_ref", sa.String(200), nullable=False),
+)
+
+# Each person's health status in force, and every decision that led there.
+person_status = sa.Table(
+    "person_status",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+)
+status_history = sa.Table(
+    "status_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+)

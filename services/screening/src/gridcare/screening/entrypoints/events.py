@@ -1,0 +1,46 @@
+"""The streams screening consumes (durable consumers under the reliable policy)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream import Depends
+
+from gridcare.contracts import checkpoint, refdata
+from gridcare.contracts.checkpoint import FeverDetected
+from gridcare.shared.consumers import ConsumerRouter, message_uow
+from gridcare.shared.envelope import Envelope
+from gridcare.shared.settings import Settings
+
+from .. import handlers
+from ..unit_of_work import ScreeningUnitOfWork
+
+
+def router(settings: Settings) -> ConsumerRouter:
+    r = ConsumerRouter(settings)
+
+    @r.consumer(
+        refdata.ALL,
+        durable="screening-refdata",
+        stream=refdata.STREAM,
+        description="Where residents live and their community's clock.",
+    )
+    async def reference_data(
+        env: Envelope[dict[str, Any]], uow: ScreeningUnitOfWork = Depends(message_uow)
+    ) -> None:
+        kind = refdata.TYPES.get(env.type)
+        if kind is not None:
+            await handlers.reference_data_changed(kind.model_validate(env.data), uow)
+
+    @r.consumer(
+        checkpoint.FEVER_DETECTED.format(gate_id="*"),
+        durable="screening-fever",
+        stream=checkpoint.STREAM,
+        description="A fever at a gate opens (or feeds) the person's fever case.",
+    )
+    async def fever_detected(
+        env: Envelope[FeverDetected], uow: ScreeningUnitOfWork = Depends(message_uow)
+    ) -> None:
+        await handlers.fever_detected(env.data, uow)
+
+    return r

@@ -1,0 +1,259 @@
+"""The reliable consumer: how every gridcare service takes a message from a stream.
+
+Never FastStream's default ack policy (``REJECT_ON_ERROR`` terminates a message on its
+first exception). Every subscriber of a :class:`ConsumerRouter` is a durable pull consumer
+with ``AckPolicy.MANUAL``, and :class:`ReliableConsumer` (the router's middleware) decides
+what becomes of each delivery:
+
+1. A message that can never be handled (not JSON, not the declared schema: FastStream's
+   validation error) is dead-lettered at once: retrying cannot fix it.
+2. A message delivered more than ``max_deliveries`` times (the service died or timed out on
+   it before; one more if its last attempt was put off, see 4) is dead-lettered.
+3. The handler runs. Its unit of work (``uow.py``, handed to it by ``Depends(message_uow)``)
+   commits the effect, its events and the inbox record in one transaction; a message
+   already in the inbox raises :class:`~gridcare.shared.uow.AlreadyHandled`: a duplicate,
+   acked.
+4. Success: ack. An exception: NACK with a delay that doubles each attempt; on the last
+   attempt, a dead letter instead, unless the service started consuming less than one
+   ``ack_wait`` ago: what a killed predecessor held unacknowledged (the reference data the
+   message needs, say) comes back only within that time, so the last attempt is made once
+   it has passed. :class:`Permanent` is an error no retry can fix: dead-lettered at once.
+
+Pull subscriptions fetch one message at a time (``batch_size=1``) and hand it to one of
+``workers`` concurrent handlers: a batched fetch that is idle waits for its batch to fill,
+and nats-py 2.16 may end an idle batched fetch with a bare ``asyncio.TimeoutError`` that
+FastStream 0.7.8's pull loop does not expect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from faststream import AckPolicy, BaseMiddleware, Context, StreamMessage
+from faststream.nats import ConsumerConfig, JStream, NatsRouter, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.js.api import DeliverPolicy
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import logs
+from .deadletters import DeadLetters
+from .envelope import stable_id
+from .metrics import Metrics
+from .settings import Settings
+from .streams import StreamSpec
+from .uow import AlreadyHandled, Inbound, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+#: The FastStream context key of the running service (``service.Service``).
+RUNTIME = "gridcare"
+
+
+class Runtime(Protocol):
+    """What the consumer machinery needs of the running service."""
+
+    name: str
+    settings: Settings
+    metrics: Metrics
+    dead_letters: DeadLetters
+    consuming_since: float  # time.monotonic() when its consumers started
+
+    def unit_of_work(self, inbound: Inbound | None = None) -> UnitOfWork: ...
+
+
+class Permanent(Exception):
+    """Raised by a handler for a message that no retry can fix: dead-lettered at once."""
+
+
+class _Head(BaseModel):
+    """The envelope's identity, read without its data (for the inbox and the logs)."""
+
+    model_config = ConfigDict(extra="ignore")
+    event_id: str
+    type: str = ""
+    correlation_id: str = ""
+
+
+def inbound_of(msg: StreamMessage[Any], device_id_field: str | None = None) -> Inbound | None:
+    """The inbox identity of a stream message: its envelope's event id, or for a device's
+    bare payload a stable hash of the subject and the payload's own id field."""
+    raw = msg.raw_message
+    consumer = raw.metadata.consumer or ""
+    try:
+        if device_id_field is None:
+            head = _Head.model_validate_json(msg.body)
+            return Inbound(consumer, head.event_id, head.correlation_id or head.event_id, head.type)
+        device_id = _DeviceHead.model_validate_json(msg.body).model_extra.get(device_id_field)
+        eid = stable_id("edge", raw.subject, str(device_id))
+        return Inbound(consumer, eid, eid)
+    except (ValidationError, AttributeError):
+        return None
+
+
+class _DeviceHead(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def message_uow(msg: NatsMessage, runtime: Runtime = Context(RUNTIME)) -> UnitOfWork:
+    """``Depends(message_uow)``: the unit of work for the envelope being handled."""
+    return runtime.unit_of_work(inbound_of(msg))
+
+
+def device_uow(id_field: str) -> Callable[..., UnitOfWork]:
+    """``Depends(device_uow("event_id"))``: the unit of work for a device's bare payload,
+    idempotent on that field of the payload (and the subject)."""
+
+    def dependency(msg: NatsMessage, runtime: Runtime = Context(RUNTIME)) -> UnitOfWork:
+        return runtime.unit_of_work(inbound_of(msg, id_field))
+
+    return dependency
+
+
+class ReliableConsumer(BaseMiddleware):
+    """The policy above, around every subscriber of a :class:`ConsumerRouter`."""
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        rt: Runtime = self.context.get(RUNTIME)
+        s = rt.settings
+        raw = msg.raw_message
+        consumer = raw.metadata.consumer or "?"
+        attempt = raw.metadata.num_delivered or 1
+        inbound = inbound_of(msg) if msg.body[:1] == b"{" else None
+        t0 = time.perf_counter()
+        logs.bind(
+            event_id=inbound.event_id if inbound else None,
+            correlation_id=inbound.correlation_id if inbound else None,
+            consumer=consumer,
+        )
+        count = rt.metrics.messages.labels
+        try:
+            if attempt > s.max_deliveries + 1:
+                why = f"delivered {attempt} times without an ack (the service died or timed out)"
+                await self._dead_letter(rt, msg, inbound, attempt, why)
+                return None
+            try:
+                await call_next(msg)
+            except AlreadyHandled:
+                await msg.ack()
+                count(consumer, "duplicate").inc()
+                return None
+            except ValidationError as exc:
+                why = f"invalid message: {describe(exc)}"
+                await self._dead_letter(rt, msg, inbound, attempt, why)
+                return None
+            except Permanent as exc:
+                await self._dead_letter(rt, msg, inbound, attempt, f"rejected: {exc}")
+                return None
+            except Exception as exc:
+                await self._failed(rt, msg, inbound, attempt, exc)
+                return None
+            await msg.ack()
+            count(consumer, "handled").inc()
+            rt.metrics.handler_seconds.labels(consumer).observe(time.perf_counter() - t0)
+            return None
+        finally:
+            logs.unbind("event_id", "correlation_id", "consumer")
+
+    async def _failed(
+        self,
+        rt: Runtime,
+        msg: StreamMessage[Any],
+        inbound: Inbound | None,
+        attempt: int,
+        exc: Exception,
+    ) -> None:
+        s = rt.settings
+        grace = rt.consuming_since + s.ack_wait_s - time.monotonic()
+        put_off = attempt == s.max_deliveries and grace > 0
+        if attempt >= s.max_deliveries and not put_off:
+            log.error("handler failed on the last attempt", exc_info=exc)
+            await self._dead_letter(rt, msg, inbound, attempt, f"failed {attempt} times: {exc!r}")
+            return
+        delay = grace if put_off else backoff(s, attempt)
+        log.warning("handler failed (attempt %d), retry in %.1fs: %r", attempt, delay, exc)
+        rt.metrics.messages.labels(msg.raw_message.metadata.consumer or "?", "retried").inc()
+        await msg.nack(delay=delay)
+
+    async def _dead_letter(
+        self,
+        rt: Runtime,
+        msg: StreamMessage[Any],
+        inbound: Inbound | None,
+        attempt: int,
+        reason: str,
+    ) -> None:
+        """Record the message and why we gave up, then ack it. If even that fails, NACK."""
+        raw = msg.raw_message
+        consumer = raw.metadata.consumer or "?"
+        try:
+            await rt.dead_letters.record(
+                consumer=consumer,
+                subject=raw.subject,
+                payload=bytes(raw.data),
+                headers={k: str(v) for k, v in (raw.headers or {}).items()},
+                reason=reason,
+                deliveries=attempt,
+                event_id=inbound.event_id if inbound else None,
+                correlation_id=inbound.correlation_id if inbound else None,
+                stream_seq=raw.metadata.sequence.stream,
+            )
+        except Exception:
+            log.exception("could not record a dead letter; the message will be redelivered")
+            await msg.nack(delay=backoff(rt.settings, attempt))
+            return
+        rt.metrics.messages.labels(consumer, "dead_lettered").inc()
+        await msg.ack()
+
+
+def describe(exc: ValidationError) -> str:
+    """Every bad field of a message, on one line (its path in the message: ``data.x``)."""
+    parts = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"][1:]) or "(body)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def backoff(settings: Settings, attempt: int) -> float:
+    return min(settings.retry_base_delay_s * 2 ** (attempt - 1), settings.retry_max_delay_s)
+
+
+class ConsumerRouter(NatsRouter):
+    """A router of durable stream consumers, each under the reliable policy."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(middlewares=(ReliableConsumer,), **kwargs)
+        self.settings = settings
+
+    def consumer(
+        self,
+        subject: str,
+        *,
+        durable: str,
+        stream: StreamSpec,
+        workers: int = 8,
+        description: str | None = None,
+    ) -> Callable:
+        """Decorator: a durable pull consumer of ``stream`` filtered on ``subject``.
+
+        ``workers=1`` takes messages one at a time, in the stream's order (for decisions
+        that must take effect in order, and at once)."""
+        return self.subscriber(
+            subject,
+            stream=JStream(stream.name, declare=False),  # streams are declared at start
+            durable=durable,
+            pull_sub=PullSub(batch_size=1, timeout=5.0),
+            max_workers=workers,
+            ack_policy=AckPolicy.MANUAL,
+            deliver_policy=DeliverPolicy.ALL,
+            # max_deliver stays unlimited on the server: we bound attempts ourselves and
+            # dead-letter, so the server never silently stops delivering a message.
+            config=ConsumerConfig(ack_wait=self.settings.ack_wait_s, max_deliver=-1),
+            title=f"{durable}:{subject}",
+            description=description,
+        )

@@ -1,0 +1,59 @@
+"""A service's copy of reference data: one table per kind it keeps, upserted by entity id.
+
+Reference data arrives compacted (the newest message per entity) and may be replayed at
+any time, so keeping a copy is an upsert of the columns the service's table has (a subset
+of the entity's fields; the first primary-key column is the entity id). Each service names
+its tables by entity type; what it asks of them (who is the grid worker of this person?)
+lives in its own repositories. :class:`MemoryReferenceData` is the same for handler tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .store import upsert_row
+
+
+def _row(table: sa.Table, entity: Any) -> dict[str, Any]:
+    return {c.name: getattr(entity, c.name) for c in table.columns}
+
+
+class SqlReferenceData:
+    def __init__(self, session: AsyncSession, tables: Mapping[str, sa.Table]) -> None:
+        self.session = session
+        self.tables = tables  # entity TYPE -> table
+
+    def keeps(self, entity: Any) -> bool:
+        return entity.TYPE in self.tables
+
+    async def put(self, entity: Any) -> None:
+        table = self.tables[entity.TYPE]
+        await upsert_row(self.session, table, _row(table, entity))
+
+    async def get(self, entity_type: str, entity_id: str) -> dict[str, Any] | None:
+        table = self.tables[entity_type]
+        key = next(iter(table.primary_key.columns))
+        row = (await self.session.execute(sa.select(table).where(key == entity_id))).first()
+        return None if row is None else dict(row._mapping)
+
+
+class MemoryReferenceData:
+    def __init__(self, tables: Mapping[str, sa.Table]) -> None:
+        self.tables = tables
+        self.rows: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in tables}
+
+    def keeps(self, entity: Any) -> bool:
+        return entity.TYPE in self.tables
+
+    async def put(self, entity: Any) -> None:
+        table = self.tables[entity.TYPE]
+        row = _row(table, entity)
+        key = next(iter(table.primary_key.columns)).name
+        self.rows[entity.TYPE][row[key]] = row
+
+    async def get(self, entity_type: str, entity_id: str) -> dict[str, Any] | None:
+        return self.rows[entity_type].get(entity_id)
