@@ -57,3 +57,17 @@ class MemoryReferenceData:
 
     async def get(self, entity_type: str, entity_id: str) -> dict[str, Any] | None:
         return self.rows[entity_type].get(entity_id)
+
+
+class ReferenceCopy:
+    """Base of a service's view of its reference data (``Places``): on the store or in
+    memory alike, with the service's own questions added by the subclass."""
+
+    def __init__(self, refdata: SqlReferenceData | MemoryReferenceData) -> None:
+        self.refdata = refdata
+
+    def keeps(self, entity: Any) -> bool:
+        return self.refdata.keeps(entity)
+
+    async def put(self, entity: Any) -> None:
+        await self.refdata.put(entity)

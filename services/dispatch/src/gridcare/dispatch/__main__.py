@@ -1,4 +1,6 @@
-from .app import build
+"""``gridcare-dispatch`` / ``python -m gridcare.dispatch``: run (or migrate) the service."""
+
+from .bootstrap import build
 
 
 def main() -> None:

@@ -36,8 +36,8 @@ def build(settings: Settings | None = None) -> Service:
     )
     svc.include(events.router(svc.settings))
     svc.include(api.router(NAME))
-    svc.publishes(CaseOpened, CASE_OPENED.format(kind="{kind}"))
-    svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED.format(person_id="{person_id}"))
+    svc.publishes(CaseOpened, CASE_OPENED)
+    svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED)
     return svc
 
 

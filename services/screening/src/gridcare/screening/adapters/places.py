@@ -3,21 +3,11 @@ reference data (on the store or in memory alike)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from gridcare.shared.projection import ReferenceCopy
 from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
 
 
-class Places:
-    def __init__(self, refdata: Any) -> None:
-        self.refdata = refdata  # SqlReferenceData or MemoryReferenceData
-
-    def keeps(self, entity: Any) -> bool:
-        return self.refdata.keeps(entity)
-
-    async def put(self, entity: Any) -> None:
-        await self.refdata.put(entity)
-
+class Places(ReferenceCopy):
     async def household_of(self, person_id: str) -> str | None:
         row = await self.refdata.get(Resident.TYPE, person_id)
         return row["household_id"] if row else None

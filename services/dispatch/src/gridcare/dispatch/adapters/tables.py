@@ -1,4 +1,4 @@
-"""Dispatch's own tables."""
+"""Dispatch's own tables (and its copy of the reference data it needs)."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from gridcare.shared.store import new_metadata
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 metadata = new_metadata()
 
 residents = sa.Table(
@@ -32,6 +32,13 @@ grids = sa.Table(
     metadata,
     sa.Column("grid_id", sa.String(64), primary_key=True),
     sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("community_id", sa.String(64), nullable=False, server_default=""),
+)
+communities = sa.Table(
+    "communities",
+    metadata,
+    sa.Column("community_id", sa.String(64), primary_key=True),
+    sa.Column("time_zone", sa.String(64), nullable=False),
 )
 
 tasks = sa.Table(

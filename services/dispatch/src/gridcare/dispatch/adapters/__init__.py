@@ -1,0 +1,1 @@
+"""Dispatch's adapters: its tables, the SQL repositories and their in-memory twins."""

@@ -1,0 +1,40 @@
+"""The one place that wires dispatch together."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from gridcare.contracts import STREAMS
+from gridcare.contracts.dispatch import TASK_CREATED, TaskCreated
+from gridcare.shared.service import Service
+from gridcare.shared.settings import Settings
+
+from .adapters import tables
+from .entrypoints import api, events
+from .unit_of_work import SqlUnitOfWork
+
+NAME = "dispatch"
+HTTP_PORT = 9103
+
+
+def build(settings: Settings | None = None) -> Service:
+    svc = Service(
+        NAME,
+        metadata=tables.metadata,
+        migrations=tables.MIGRATIONS,
+        streams=STREAMS,
+        unit_of_work=SqlUnitOfWork,
+        http_port=HTTP_PORT,
+        settings=settings,
+        description="Field tasks for grid workers: fever follow-ups, quarantine breaches, "
+        "overdue returns.",
+    )
+    svc.include(events.router(svc.settings))
+    svc.include(api.router(NAME))
+    svc.publishes(TaskCreated, TASK_CREATED)
+    return svc
+
+
+def asyncapi() -> FastStream:
+    """The service as ``faststream docs gen --factory`` reads it (nothing is started)."""
+    return build(Settings(database_url="sqlite+aiosqlite://")).app

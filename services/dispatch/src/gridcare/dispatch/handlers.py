@@ -1,0 +1,161 @@
+"""Dispatch's service layer: one function per event it takes, one per query.
+
+Every alert becomes one task through :func:`create_task`: the responsible grid worker is
+looked up (person → household → building → grid), the domain makes the task, and the task
+and its ``TaskCreated`` are committed together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
+from gridcare.contracts.dispatch import TaskCreated
+from gridcare.contracts.screening import CaseOpened
+from gridcare.shared.consumers import Permanent
+from gridcare.shared.envelope import stable_id, utcnow
+from gridcare.shared.localtime import iso
+
+from .domain import summaries, tasks
+from .domain.tasks import Kind, Responsible
+from .unit_of_work import DispatchUnitOfWork
+
+
+async def reference_data_changed(entity: Any, uow: DispatchUnitOfWork) -> None:
+    """Keep dispatch's copy of a row of reference data (the kinds it needs)."""
+    async with uow:
+        if uow.places.keeps(entity):
+            await uow.places.put(entity)
+            await uow.commit()
+
+
+async def create_task(
+    kind: Kind,
+    source_ref: str,
+    uow: DispatchUnitOfWork,
+    *,
+    person_id: str | None,
+    household_id: str | None,
+    summary: Callable[[Responsible], dict[str, str]],
+    case_id: str | None = None,
+) -> None:
+    """One task per fact (``source_ref``): the fact reported again changes nothing.
+
+    A person or household not (yet) in the reference data raises ``LookupError``: retried,
+    since the data may still be arriving, then dead-lettered for the office to look at."""
+    async with uow:
+        if await uow.tasks.exists(tasks.task_id(kind, source_ref)):
+            return
+        if person_id:
+            household_id = await uow.places.household_of(person_id)
+            if household_id is None:
+                raise LookupError(f"no grid worker known for person {person_id}")
+        if not household_id:
+            raise Permanent("neither a person nor a household to find a grid worker for")
+        who = await uow.places.responsible_for(household_id)
+        if who is None:
+            raise LookupError(f"no grid worker known for household {household_id}")
+        try:
+            task = tasks.new_task(
+                kind, source_ref, who, person_id=person_id, now=utcnow(), case_id=case_id
+            )
+        except tasks.NoWorker as exc:
+            raise Permanent(str(exc)) from None
+        await uow.tasks.add(task)
+        uow.emit(
+            TaskCreated(
+                task_id=task.task_id,
+                kind=task.kind,
+                person_id=person_id or "",
+                household_id=task.household_id,
+                assignee_id=task.assignee_id,
+                assignee_role="grid_worker",
+                grid_id=task.grid_id,
+                due_by=task.due_by,
+                summary=summary(who),
+                case_id=case_id,
+                urgent=task.urgent,
+            ),
+            event_id=stable_id("TaskCreated", task.task_id),
+        )
+        await uow.commit()
+
+
+async def case_opened(ev: CaseOpened, uow: DispatchUnitOfWork) -> None:
+    """A new fever case: the grid worker follows it up."""
+    await create_task(
+        "fever_follow_up",
+        tasks.case_ref(ev.case_id),
+        uow,
+        person_id=ev.person_id,
+        household_id=None,
+        case_id=ev.case_id,
+        summary=lambda who: summaries.fever(
+            ev.person_id, ev.gate_id, ev.temperature_c, ev.observed_at, who.time_zone
+        ),
+    )
+
+
+async def quarantine_breach(ev: QuarantineBreachAttempted, uow: DispatchUnitOfWork) -> None:
+    """Someone screening holds tried to leave (gate), or a held household's door opened:
+    an urgent task for their grid worker."""
+    await create_task(
+        "quarantine_breach",
+        tasks.breach_ref(ev.via, ev.gate_id, ev.household_id, ev.ref),
+        uow,
+        person_id=ev.person_id if ev.via == "gate" else None,
+        household_id=ev.household_id,
+        summary=lambda who: summaries.breach(
+            ev.via,
+            ev.person_id,
+            who.household_id,
+            ev.gate_id,
+            ev.status,
+            ev.status_label,
+            ev.at,
+            who.time_zone,
+        ),
+    )
+
+
+async def permit_overdue(ev: PermitOverdue, uow: DispatchUnitOfWork) -> None:
+    """A resident is not back by their permit's return time: a task for their grid worker."""
+    await create_task(
+        "overdue_return",
+        tasks.overdue_ref(ev.permit_id, ev.exited_at),
+        uow,
+        person_id=ev.holder_id,
+        household_id=ev.household_id,
+        summary=lambda who: summaries.overdue(
+            ev.holder_id, ev.household_id, ev.permit_id, ev.exited_at, ev.return_by, who.time_zone
+        ),
+    )
+
+
+# --- queries ------------------------------------------------------------------------------
+async def newest_tasks(
+    limit: int, assignee_id: str | None, uow: DispatchUnitOfWork
+) -> list[dict[str, Any]]:
+    async with uow:
+        found = await uow.tasks.newest(limit, assignee_id)
+        zones = {}
+        for t in found:
+            if t.household_id not in zones:
+                who = await uow.places.responsible_for(t.household_id)
+                zones[t.household_id] = who.time_zone if who else None
+    return [
+        {
+            "task_id": t.task_id,
+            "kind": t.kind,
+            "person_id": t.person_id,
+            "household_id": t.household_id,
+            "assignee_id": t.assignee_id,
+            "grid_id": t.grid_id,
+            "urgent": t.urgent,
+            "status": t.status,
+            "due_by": iso(t.due_by, zones[t.household_id]),
+            "created_at": iso(t.created_at, zones[t.household_id]),
+        }
+        for t in found
+    ]

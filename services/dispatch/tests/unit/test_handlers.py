@@ -1,0 +1,153 @@
+"""Dispatch's handlers on the in-memory unit of work: no broker, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
+from gridcare.contracts.dispatch import TaskCreated
+from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
+from gridcare.contracts.screening import CaseOpened
+from gridcare.dispatch import handlers
+from gridcare.dispatch.domain.tasks import WITHIN
+from gridcare.dispatch.unit_of_work import FakeUnitOfWork
+from gridcare.shared.consumers import Permanent
+from gridcare.shared.uow import AlreadyHandled, Inbound
+
+T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31 on 12 March in Shanghai
+QUARANTINE = {"zh": "居家隔离", "en": "home quarantine"}
+
+
+async def community(worker: str = "W-01") -> FakeUnitOfWork:
+    uow = FakeUnitOfWork()
+    for entity in (
+        Community(community_id="CM-1", name="Donghu", time_zone="Asia/Shanghai"),
+        Grid.model_construct(  # as a store may hold it: not validated (a worker may be "")
+            grid_id="G-01",
+            community_id="CM-1",
+            name="Grid 1",
+            worker_id=worker,
+            worker_name="Li Mei",
+            worker_phone="+86 138 0000 0001",
+        ),
+        Building(building_id="B-01", compound_id="C-01", grid_id="G-01", name="1"),
+        Household(household_id="H-0101", building_id="B-01", unit="1-101"),
+        Resident(resident_id="R-1001", household_id="H-0101", name="Wang Fang"),
+    ):
+        await handlers.reference_data_changed(entity, uow)
+    return uow
+
+
+def case(case_id: str = "c-1", person: str = "R-1001") -> CaseOpened:
+    return CaseOpened(
+        case_id=case_id,
+        kind="fever",
+        person_id=person,
+        opened_at=T0,
+        reason="38.2",
+        source_ref="scan:g1:g1-1",
+        temperature_c=38.2,
+        gate_id="g1",
+        observed_at=T0,
+    )
+
+
+def breach(via: str = "gate", ref: str = "scan:g1:g1-9") -> QuarantineBreachAttempted:
+    return QuarantineBreachAttempted(
+        via=via,
+        compound_id="C-01",
+        person_id="R-1001" if via == "gate" else None,
+        household_id="H-0101",
+        status="home_quarantine",
+        status_label=QUARANTINE,
+        gate_id="g1" if via == "gate" else None,
+        ref=ref,
+        at=T0,
+    )
+
+
+async def test_a_fever_case_becomes_a_follow_up_for_the_grid_worker():
+    uow = await community()
+    await handlers.case_opened(case(), uow)
+    [task] = uow.tasks.rows.values()
+    assert (task.kind, task.assignee_id, task.household_id) == ("fever_follow_up", "W-01", "H-0101")
+    assert task.due_by - task.created_at == WITHIN["fever_follow_up"]
+    [created] = uow.events(TaskCreated)
+    assert created["assignee_id"] == "W-01" and not created["urgent"]
+    assert "2026-03-12 07:31" in created["summary"]["zh"]  # local time, never UTC
+    assert "07:31" in created["summary"]["en"] and "UTC" not in created["summary"]["en"]
+
+
+async def test_a_case_reported_twice_is_one_task():
+    uow = await community()
+    await handlers.case_opened(case(), uow)
+    await handlers.case_opened(case(), uow)
+    assert len(uow.tasks.rows) == 1 and len(uow.events(TaskCreated)) == 1
+
+
+async def test_a_redelivery_is_a_duplicate():
+    uow = await community()
+    msg = Inbound("dispatch-cases", "e-1", "e-1")
+    await handlers.case_opened(case(), uow.handling(msg))
+    with pytest.raises(AlreadyHandled):
+        await handlers.case_opened(case("c-2"), uow.handling(msg))
+    assert len(uow.tasks.rows) == 1
+
+
+async def test_a_breach_at_the_gate_is_urgent_and_says_what_holds_them():
+    uow = await community()
+    await handlers.quarantine_breach(breach(), uow)
+    [task] = uow.tasks.rows.values()
+    assert task.urgent and task.due_by - task.created_at == timedelta(minutes=15)
+    [created] = uow.events(TaskCreated)
+    assert "居家隔离" in created["summary"]["zh"] and "home quarantine" in created["summary"]["en"]
+    assert "07:31" in created["summary"]["zh"] and created["person_id"] == "R-1001"
+
+
+async def test_a_quarantined_door_is_a_task_about_the_household():
+    uow = await community()
+    await handlers.quarantine_breach(breach("door", "door:d-7"), uow)
+    [created] = uow.events(TaskCreated)
+    assert created["person_id"] == "" and created["household_id"] == "H-0101"
+    assert "门磁" in created["summary"]["zh"]
+
+
+async def test_an_overdue_return_is_one_task_per_outing():
+    uow = await community()
+    ev = PermitOverdue(
+        permit_id="p-1",
+        holder_id="R-1001",
+        household_id="H-0101",
+        compound_id="C-01",
+        exited_at=T0,
+        return_by=T0 + timedelta(hours=3),
+    )
+    await handlers.permit_overdue(ev, uow)
+    await handlers.permit_overdue(ev, uow)
+    later = ev.model_copy(update={"exited_at": T0 + timedelta(days=1)})
+    await handlers.permit_overdue(later, uow)
+    assert len(uow.tasks.rows) == 2
+    assert "10:31" in uow.events(TaskCreated)[0]["summary"]["zh"]  # due back, local
+
+
+async def test_an_unknown_person_is_retried_not_dropped():
+    uow = await community()
+    with pytest.raises(LookupError, match="R-9999"):
+        await handlers.case_opened(case(person="R-9999"), uow)
+    assert uow.tasks.rows == {}
+
+
+async def test_a_grid_without_a_worker_is_a_permanent_error():
+    uow = await community(worker="")
+    with pytest.raises(Permanent, match="no worker"):
+        await handlers.case_opened(case(), uow)
+
+
+async def test_tasks_list_on_the_local_clock():
+    uow = await community()
+    await handlers.case_opened(case(), uow)
+    [row] = await handlers.newest_tasks(10, "W-01", uow)
+    assert row["kind"] == "fever_follow_up" and row["due_by"].endswith("+08:00")
+    assert await handlers.newest_tasks(10, "W-02", uow) == []
