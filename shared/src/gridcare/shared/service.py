@@ -126,6 +126,10 @@ class Service:
     def include(self, router: NatsRouter) -> None:
         self.broker.include_router(router)
 
+    def provide(self, key: str, value: Any) -> None:
+        """Make ``value`` a dependency handlers can take (``Context(key)``)."""
+        self.app.context.set_global(key, value)
+
     def unit_of_work(self, inbound: Inbound | None = None) -> UnitOfWork:
         """A unit of work on this service's store (handling ``inbound``, if given)."""
         return self._unit_of_work(self.store, self.name, inbound, self.relay.wake)

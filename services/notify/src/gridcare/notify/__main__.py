@@ -1,4 +1,6 @@
-from .app import build
+"""``gridcare-notify`` / ``python -m gridcare.notify``: run (or migrate) the service."""
+
+from .bootstrap import build
 
 
 def main() -> None:

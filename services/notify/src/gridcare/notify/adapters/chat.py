@@ -1,8 +1,9 @@
-"""Delivery channels. Chat goes through Apprise, which speaks to most chat webhooks
-(DingTalk, WeCom, Feishu, Telegram, Slack, Matrix, a plain JSON webhook, ...)."""
+"""The chat channel: Apprise, which speaks to most chat webhooks (DingTalk, WeCom, Feishu,
+Telegram, Slack, Matrix, a plain JSON webhook, ...). Never called inside a transaction."""
 
 from __future__ import annotations
 
+from typing import Protocol
 from urllib.parse import quote
 
 import apprise
@@ -11,6 +12,13 @@ from apprise.result import AppriseResultStatus
 
 class DeliveryFailed(Exception):
     pass
+
+
+class Chat(Protocol):
+    async def send(
+        self, chat_url: str, notification_id: str, title: str, body: str, *, urgent: bool
+    ) -> None:
+        """Post one message, or raise :class:`DeliveryFailed`."""
 
 
 def apprise_url(chat_url: str, notification_id: str) -> str:
@@ -30,10 +38,17 @@ def apprise_url(chat_url: str, notification_id: str) -> str:
     return url
 
 
+class AppriseChat:
+    async def send(
+        self, chat_url: str, notification_id: str, title: str, body: str, *, urgent: bool = False
+    ) -> None:
+        """Post one message; ``urgent`` marks it as a warning where the chat shows that."""
+        await send_chat(chat_url, notification_id, title, body, urgent=urgent)
+
+
 async def send_chat(
     chat_url: str, notification_id: str, title: str, body: str, *, urgent: bool = False
 ) -> None:
-    """Post one message; ``urgent`` marks it as a warning where the chat shows that."""
     if not chat_url:
         raise DeliveryFailed("no chat_url configured")
     ap = apprise.Apprise()
