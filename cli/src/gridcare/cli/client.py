@@ -50,13 +50,13 @@ async def connect(name: str = "gridcare-cli") -> nats.NATS:
         raise NoAnswer(f"cannot reach NATS at {nats_url()}: {exc}") from None
 
 
-async def request(nc: nats.NATS, subject: str, body: bytes, timeout: float = TIMEOUT_S) -> bytes:
+async def request(nc: nats.NATS, subject: str, body: bytes, wait_s: float = TIMEOUT_S) -> bytes:
     try:
-        return (await nc.request(subject, body, timeout=timeout)).data
+        return (await nc.request(subject, body, timeout=wait_s)).data
     except nats.errors.NoRespondersError:
         raise NoAnswer(f"nobody answers {subject}: is the service running?") from None
     except nats.errors.TimeoutError:
-        raise NoAnswer(f"no answer on {subject} within {timeout:g} s") from None
+        raise NoAnswer(f"no answer on {subject} within {wait_s:g} s") from None
 
 
 async def call_async(service: str, op: str, body: dict[str, Any] | None = None) -> Any:

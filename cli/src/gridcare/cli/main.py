@@ -81,7 +81,9 @@ def import_(
         stderr.print(f"[red]{p}[/]", highlight=False, soft_wrap=True)
     if data.problems:
         raise fail(f"{len(data.problems)} problem(s); nothing was imported.")
-    counts = ", ".join(f"{len(rows)} {refdata.file_name(m)[:-4]}" for m, rows in data.entities.items())
+    counts = ", ".join(
+        f"{len(rows)} {refdata.file_name(m)[:-4]}" for m, rows in data.entities.items()
+    )
     stderr.print(f"checked: {counts}")
     if check:
         return
@@ -114,9 +116,7 @@ def import_(
 @app.command()
 def run(
     var: Annotated[Path, typer.Option(help="data and logs")] = Path("var"),
-    sink: Annotated[
-        bool, typer.Option(help=f"run the local chat sink on port {SINK_PORT}")
-    ] = True,
+    sink: Annotated[bool, typer.Option(help=f"run the local chat sink on port {SINK_PORT}")] = True,
 ) -> None:
     """Start the whole system: embedded NATS (unless GRIDCARE_NATS_URL/NATS_URL is set), a
     local chat sink, and the four services, each its own process. Ctrl-C stops all."""
@@ -252,7 +252,7 @@ def scan(
     async def go() -> bytes:
         nc = await client.connect()
         try:
-            return await client.request(nc, GATE_SCAN.format(gate_id=gate), body, timeout=5)
+            return await client.request(nc, GATE_SCAN.format(gate_id=gate), body, wait_s=5)
         finally:
             await nc.close()
 
@@ -512,7 +512,9 @@ def status_set(
     status: Annotated[str, typer.Argument(help="e.g. home_quarantine (see `status list`)")],
     by: Annotated[str, typer.Option(help="who decides (recorded)")],
     reason: Annotated[str, typer.Option(help="why (recorded)")],
-    until: Annotated[datetime | None, typer.Option(help="until (e.g. 2026-03-26T00:00+08:00)")] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="until (e.g. 2026-03-26T00:00+08:00)")
+    ] = None,
 ) -> None:
     """Record a person's health status; the gates enforce it at once when it holds them."""
     body: dict[str, Any] = {"person_id": person, "status": status, "set_by": by, "reason": reason}
@@ -684,4 +686,3 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-

@@ -2,10 +2,11 @@
 
 One file per kind in a folder, named ``<kind>s.csv`` (``communities.csv``,
 ``compounds.csv``, ``residents.csv``, ...); the header row names the columns, which are the
-fields of the models in ``gridcare.contracts.refdata`` (see ``docs/reference-data.md``). Import is all or nothing: every file is
-read and every row checked (types, duplicates, references between files) before anything
-is published; each bad row is reported as ``file:line: reason``. Rows are then published,
-compacted per entity, on ``refdata.<kind>.<id>``; re-importing a file updates what changed.
+fields of the models in ``gridcare.contracts.refdata`` (see ``docs/reference-data.md``).
+Import is all or nothing: every file is read and every row checked (types, duplicates,
+references between files) before anything is published; each bad row is reported as
+``file:line: reason``. Rows are then published, compacted per entity, on
+``refdata.<kind>.<id>``; re-importing a file updates what changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from gridcare.contracts.refdata import (
     ENTITIES as REF_ENTITIES,
 )
 from gridcare.contracts.refdata import (
-    STREAM,
     Building,
     Community,
     Compound,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from gridcare.shared.envelope import Event
 from gridcare.shared.streams import StreamSpec
@@ -49,7 +49,7 @@ class QuarantineBreachAttempted(Event):
     person_id: str | None  # gate: the person; door: unknown
     household_id: str | None
     status: str  # the screening status that holds them
-    status_label: dict[str, str] = {}  # language -> what it reads as (screening's words)
+    status_label: dict[str, str] = Field(default_factory=dict)  # screening's words for it
     gate_id: str | None = None
     ref: str  # the scan or door event id
     at: AwareDatetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from gridcare.shared.envelope import Event
 from gridcare.shared.schema import Token
@@ -30,7 +30,7 @@ class PersonStatusChanged(Event):
     person_id: str
     status: Token  # e.g. home_quarantine, confirmed, normal (screening's list)
     holds_at_gate: bool
-    status_label: dict[str, str] = {}  # language -> what the status reads as
+    status_label: dict[str, str] = Field(default_factory=dict)  # language -> its words
     household_id: str | None = None
     until: AwareDatetime | None = None
     decided_at: AwareDatetime

@@ -131,8 +131,7 @@ def common_api(service: str) -> ApiRouter:
 
     @api.op(
         "dead_letters.replay",
-        description="Republish one dead letter's message to its subject (once the cause is "
-        "fixed).",
+        description="Republish one dead letter's message to its subject (once the cause is fixed).",
     )
     async def replay_dead_letter(req: ReplayDeadLetter, rt: Any = Context(RUNTIME)) -> dict:
         try:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from nats.js.api import PubAck
+
 from .aio import stop_task, wait_event
 from .envelope import Envelope, utcnow
 from .metrics import Metrics

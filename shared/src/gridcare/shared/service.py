@@ -112,13 +112,17 @@ class Service:
         )
         self.include(common_api(name))
         self.js: JetStreamContext | None = None
+        #: the service's own parts, by name, for tests and tools in the same process
+        self.components: dict[str, Any] = {}
         self.consuming_since = time.monotonic()
         self.started_at = utcnow()
         self._on_start: list[Hook] = []
         self._on_ready: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._housekeeping: list[Hook] = [self.purge_messaging]
-        self._housekeeper: asyncio.Task | None = None
+        self._periodic: list[tuple[float, Hook]] = []
+        self._on_closed: list[Hook] = []
+        self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._started = False
 
@@ -159,9 +163,20 @@ class Service:
         self._on_stop.append(fn)
         return fn
 
+    def on_closed(self, fn: Hook) -> Hook:
+        """An async callable run last on stop, before the store is closed."""
+        self._on_closed.append(fn)
+        return fn
+
     def housekeeping(self, fn: Hook) -> Hook:
         """An async callable run every ``housekeeping_interval_s``."""
         self._housekeeping.append(fn)
+        return fn
+
+    def every(self, seconds: float, fn: Hook) -> Hook:
+        """An async callable run every ``seconds`` while the service runs (an error is
+        logged, and the next round runs as usual)."""
+        self._periodic.append((seconds, fn))
         return fn
 
     async def purge_messaging(self) -> None:
@@ -183,13 +198,20 @@ class Service:
             )
 
     async def _housekeep(self) -> None:
+        for fn in self._housekeeping:
+            try:
+                await fn()
+            except Exception:
+                log.exception("housekeeping %s failed", getattr(fn, "__name__", fn))
+
+    @staticmethod
+    async def _repeat(seconds: float, fn: Hook) -> None:
         while True:
-            await asyncio.sleep(self.settings.housekeeping_interval_s)
-            for fn in self._housekeeping:
-                try:
-                    await fn()
-                except Exception:
-                    log.exception("housekeeping %s failed", getattr(fn, "__name__", fn))
+            await asyncio.sleep(seconds)
+            try:
+                await fn()
+            except Exception:
+                log.exception("%s failed", getattr(fn, "__name__", fn))
 
     @property
     def nc(self) -> Any:
@@ -227,13 +249,18 @@ class Service:
         self.relay.start()
         for fn in self._on_ready:
             await fn()
-        self._housekeeper = asyncio.create_task(self._housekeep(), name="housekeeping")
+        rounds = [(self.settings.housekeeping_interval_s, self._housekeep), *self._periodic]
+        self._tasks = [
+            asyncio.create_task(self._repeat(s, fn), name=getattr(fn, "__name__", "periodic"))
+            for s, fn in rounds
+        ]
         self._started = True
         log.info("service started", extra={"database": _safe_url(self.store.url)})
 
     async def _end(self) -> None:
-        await stop_task(self._housekeeper)
-        self._housekeeper = None
+        for task in self._tasks:
+            await stop_task(task)
+        self._tasks = []
         for fn in self._on_stop:
             try:
                 await fn()
@@ -252,6 +279,11 @@ class Service:
                 log.warning("outbox not flushed on stop; it will be on the next start")
 
     async def _close(self) -> None:
+        for fn in self._on_closed:
+            try:
+                await fn()
+            except Exception:
+                log.exception("stop hook failed")
         await self.store.dispose()
         log.info("service stopped")
 

@@ -1,7 +1,8 @@
 """Settings from environment variables, all with the ``GRIDCARE_`` prefix.
 
-Every service reads the same :class:`Settings`; each process is told which service it is
-by the entry point it was started from. See ``docs/configuration.md`` for the full list.
+Every service reads :class:`Settings` (a service with settings of its own extends it, e.g.
+``gridcare.checkpoint.config``); each process is told which service it is by the entry
+point it was started from. See ``docs/configuration.md`` for the full list.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ ENV_PREFIX = "GRIDCARE_"
 
 #: Where ``make run`` keeps its data (NATS, SQLite stores, logs) unless told otherwise.
 DEFAULT_VAR_DIR = Path("var")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -72,14 +74,8 @@ class Settings(BaseSettings):
     # --- logs -------------------------------------------------------------------------------
     log_level: str = "INFO"
 
-    # --- edge and register (checkpoint) ----------------------------------------------------
-    scan_max_future_s: float = Field(300.0, ge=0)  # a scan from further ahead is invalid
-    # the register waits this long for more scans before committing a small batch (fewer,
-    # larger commits when traffic is light; 0 = commit at once)
-    register_linger_s: float = Field(0.001, ge=0, le=0.05)
-    register_retention_days: float = Field(28.0, gt=0)  # passages and door events kept
-    housekeeping_interval_s: float = Field(60.0, gt=0)  # overdue permits, purges
-    gate_check_interval_s: float = Field(5.0, gt=0)  # how often gate heartbeats are checked
+    # --- periodic work ----------------------------------------------------------------------
+    housekeeping_interval_s: float = Field(60.0, gt=0)  # purges, overdue checks, ...
 
     def resolved_database_url(self, service: str) -> str:
         """``GRIDCARE_<SERVICE>_DATABASE_URL``, else ``GRIDCARE_DATABASE_URL``, else SQLite."""

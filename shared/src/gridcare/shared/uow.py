@@ -246,4 +246,3 @@ class FakeUnitOfWork(UnitOfWork):
                     data.clear()
                     data.update(saved)
         self._snapshot = None
-

@@ -1,4 +1,6 @@
-from .app import build
+"""``gridcare-checkpoint`` / ``python -m gridcare.checkpoint``: run (or migrate) the service."""
+
+from .bootstrap import build
 
 
 def main() -> None:

@@ -112,9 +112,7 @@ async def gate_status_changed(
         raise Permanent(f"gate {ev.gate_id} has no duty_chat_url")
     where = messages.gate_name(ev.gate_id, ev.compound_id, gate["name"])
     if isinstance(ev, GateWentOffline):
-        title, body = messages.gate_offline(
-            ev.gate_id, where, ev.last_seen_at, ev.silent_s, zone
-        )
+        title, body = messages.gate_offline(ev.gate_id, where, ev.last_seen_at, ev.silent_s, zone)
     else:
         title, body = messages.gate_online(ev.gate_id, where, ev.at, zone)
     draft = Delivery(

@@ -3,8 +3,8 @@ clock, from dispatch's copy of the reference data (on the store or in memory ali
 
 from __future__ import annotations
 
-from gridcare.shared.projection import ReferenceCopy
 from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
+from gridcare.shared.projection import ReferenceCopy
 
 from ..domain.tasks import Responsible
 

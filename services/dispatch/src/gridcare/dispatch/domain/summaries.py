@@ -10,8 +10,11 @@ from .tasks import hours
 
 
 def fever(
-    person_id: str, gate_id: str | None, temperature_c: float | None,
-    observed_at: datetime | None, zone: str | None,
+    person_id: str,
+    gate_id: str | None,
+    temperature_c: float | None,
+    observed_at: datetime | None,
+    zone: str | None,
 ) -> dict[str, str]:
     t = f"{temperature_c:.1f}" if temperature_c is not None else "?"
     gate = gate_id or "?"

@@ -19,7 +19,9 @@ def router(service: str) -> ApiRouter:
     api = ApiRouter(service)
 
     @api.op("deliveries", description="The newest deliveries, sent or pending, with attempts.")
-    async def deliveries(req: ListDeliveries, uow: NotifyUnitOfWork = Depends(unit_of_work)) -> dict:
+    async def deliveries(
+        req: ListDeliveries, uow: NotifyUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
         return {"deliveries": await handlers.newest_deliveries(req.limit, uow)}
 
     return api

@@ -3,8 +3,8 @@ reference data (on the store or in memory alike)."""
 
 from __future__ import annotations
 
-from gridcare.shared.projection import ReferenceCopy
 from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
+from gridcare.shared.projection import ReferenceCopy
 
 
 class Places(ReferenceCopy):

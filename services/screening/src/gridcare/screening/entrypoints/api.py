@@ -42,10 +42,16 @@ def router(service: str) -> ApiRouter:
         d = await handlers.set_status(
             req.person_id, req.status, req.set_by, req.reason, req.until, uow
         )
-        return {"person_id": d.person_id, "status": d.status.value, "holds_at_gate": d.holds_at_gate}
+        return {
+            "person_id": d.person_id,
+            "status": d.status.value,
+            "holds_at_gate": d.holds_at_gate,
+        }
 
     @api.op("status.show", description="A person's health status and its history.")
-    async def show_status(req: ShowStatus, uow: ScreeningUnitOfWork = Depends(unit_of_work)) -> dict:
+    async def show_status(
+        req: ShowStatus, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
         return await handlers.status_of(req.person_id, uow)
 
     @api.op("status.list", description="The statuses, and which hold a person at the gate.")

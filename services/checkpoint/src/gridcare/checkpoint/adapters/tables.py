@@ -4,11 +4,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from gridcare.shared.lease import lease_table
 from gridcare.shared.store import new_metadata
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 metadata = new_metadata()
+leases = lease_table(metadata)  # one checkpoint per store (bootstrap.py)
 
+communities = sa.Table(
+    "communities",
+    metadata,
+    sa.Column("community_id", sa.String(64), primary_key=True),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+)
 gates = sa.Table(
     "gates",
     metadata,
@@ -65,15 +73,6 @@ passages = sa.Table(
     # random page per scan); who is out is kept in memory (state.GateState.last_passed).
 )
 
-# How far PassagesRecorded has announced the register (feed.py): one row.
-passage_feed = sa.Table(
-    "passage_feed",
-    metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    sa.Column("sent_to", sa.BigInteger, nullable=False),  # passages.id published up to here
-    sa.Column("pending_to", sa.BigInteger, nullable=False),  # ... and being published to here
-)
-
 # Each community's policy (the whole CommunityPolicy as JSON).
 policies = sa.Table(
     "policies",
@@ -91,12 +90,14 @@ compound_controls = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
 )
-# Screening's latest decision about a person.
+# Screening's latest decision about a person (whether it holds them is screening's call).
 person_status = sa.Table(
     "person_status",
     metadata,
     sa.Column("person_id", sa.String(64), primary_key=True),
     sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("holds_at_gate", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("status_label", sa.JSON, nullable=True),
     sa.Column("household_id", sa.String(64), nullable=True),
     sa.Column("until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),

@@ -1,33 +1,17 @@
-"""Gate rules of CONTRACT.md as plain functions: no I/O, unit-tested without a broker."""
+"""The gate rules (the edge contract §1): every rule that fires, the most severe verdict,
+and the permit an exit uses or a return closes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    StrictBool,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from gridcare.contracts.refdata import ControlLevel
 
-from gridcare.shared.envelope import Event
-from gridcare.shared.events import (
-    DEFAULT_LEVELS,
-    CommunityPolicy,
-    ControlLevel,
-    LevelRules,
-    Timestamp,
-    Token,
-)
+from .permits import EMERGENCY_KINDS, Permit
+from .policy import Policy
+from .scan import ScanRequest
 
 VERDICT_RANK = {"allow": 0, "refer": 1, "deny": 2}
 
@@ -56,139 +40,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 ALLOW_MESSAGE = {"zh": "请通行", "en": "Please pass"}
 
-Number = Annotated[float, Strict()]  # a JSON number (int or float); not a string or bool
-
-
-class Visitor(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: Annotated[str, Field(min_length=1, max_length=100)]
-    phone: Annotated[str, Field(min_length=3, max_length=32)]
-    from_region: Annotated[str, Field(min_length=1, max_length=100)]
-    negative_test_at: Timestamp | None = None
-
-
-class ScanRequest(BaseModel):
-    """A gate scan as CONTRACT.md §1 defines it. Unknown extra fields are ignored.
-
-    The checks that need context (the subject's gate, the policy's valid temperatures, the
-    clock) are field validators too, so one reply names every bad field at once.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-    scan_id: Token
-    gate_id: Token
-    direction: Literal["in", "out"]
-    person_id: Token
-    scanned_at: Timestamp
-    temperature_c: Number | None = None
-    mask: StrictBool
-    health_code: Literal["green", "yellow", "red"] | None = None
-    visitor: Visitor | None = None
-
-    @field_validator("gate_id")
-    @classmethod
-    def _gate_matches_subject(cls, v: str, info: ValidationInfo) -> str:
-        expected = (info.context or {}).get("subject_gate")
-        if expected is not None and v != expected:
-            raise ValueError(f"does not match the subject's gate {expected!r}")
-        return v
-
-    @field_validator("temperature_c")
-    @classmethod
-    def _plausible_temperature(cls, v: float | None, info: ValidationInfo) -> float | None:
-        policy = (info.context or {}).get("policy")
-        if (
-            v is not None
-            and policy is not None
-            and not (policy.min_valid_c <= v <= policy.max_valid_c)
-        ):
-            raise ValueError(f"{v} is outside {policy.min_valid_c:g}-{policy.max_valid_c:g} °C")
-        return v
-
-    @field_validator("scanned_at")
-    @classmethod
-    def _not_in_future(cls, v: datetime, info: ValidationInfo) -> datetime:
-        latest = (info.context or {}).get("latest")
-        if latest is not None and v > latest:
-            raise ValueError("too far in the future")
-        return v
-
-
-class InvalidScan(Exception):
-    def __init__(self, detail: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{d['field']}: {d['error']}" for d in detail))
-        self.detail = detail
-
-    def reply(self) -> dict[str, Any]:
-        return {"error": {"code": "invalid_scan", "detail": self.detail}}
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Thresholds and rules of one community. Every number is configuration."""
-
-    fever_c: float = 37.3
-    min_valid_c: float = 30.0
-    max_valid_c: float = 45.0
-    visitor_test_validity_h: float = 48.0
-    risk_regions: frozenset[str] = field(default_factory=frozenset)
-    levels: Mapping[ControlLevel, LevelRules] = field(
-        default_factory=lambda: MappingProxyType(dict(DEFAULT_LEVELS))
-    )
-
-    @classmethod
-    def from_event(cls, p: CommunityPolicy) -> Policy:
-        return cls(
-            fever_c=p.fever_c,
-            min_valid_c=p.min_valid_c,
-            max_valid_c=p.max_valid_c,
-            visitor_test_validity_h=p.visitor_test_validity_h,
-            risk_regions=frozenset(p.risk_regions),
-            levels=MappingProxyType({lvl: p.rules(lvl) for lvl in ControlLevel}),
-        )
-
-    def rules(self, level: ControlLevel) -> LevelRules:
-        return self.levels.get(level) or DEFAULT_LEVELS[level]
-
-
-def parse_scan(
-    raw: bytes, subject_gate: str, now: datetime, max_future: timedelta, policy: Policy
-) -> ScanRequest:
-    """Validate a scan request; raise :class:`InvalidScan` naming every bad field."""
-    context = {"subject_gate": subject_gate, "policy": policy, "latest": now + max_future}
-    try:
-        return ScanRequest.model_validate_json(raw, context=context)
-    except ValidationError as exc:
-        detail: list[dict[str, str]] = []
-        for err in exc.errors(include_url=False):
-            if err["type"] == "json_invalid" or not err["loc"]:
-                detail.append({"field": "(body)", "error": "not a JSON object"})
-                continue
-            msg = err["msg"].removeprefix("Value error, ")
-            detail.append({"field": ".".join(str(p) for p in err["loc"]), "error": msg})
-        raise InvalidScan(detail) from None
-
-
-@dataclass(frozen=True)
-class PermitView:
-    """A permit as the gate sees it at the moment of a scan."""
-
-    permit_id: str
-    kind: Literal["outing", "emergency", "medical"]
-    valid_from: datetime
-    valid_until: datetime
-    uses_left: int
-    state: Literal["issued", "out", "closed"]
-    return_by: datetime | None = None
-    return_within_h: float | None = None  # after an exit; None: by the end of validity
-
-    def usable_at(self, t: datetime) -> bool:
-        return (
-            self.state == "issued"
-            and self.uses_left > 0
-            and self.valid_from <= t <= self.valid_until
-        )
-
 
 @dataclass(frozen=True)
 class Situation:
@@ -199,7 +50,7 @@ class Situation:
     is_resident: bool  # lives in this compound
     is_known: bool = False  # a resident of the community (of this compound or another)
     held: str | None = None  # screening holds them: the status (quarantine, confirmed, ...)
-    permits: tuple[PermitView, ...] = ()  # the person's permits that are not closed
+    permits: tuple[Permit, ...] = ()  # the person's permits that are not closed
 
 
 @dataclass(frozen=True)
@@ -221,11 +72,8 @@ class Decision:
     """A verdict and what it does to permits: the permit an exit uses, or a return closes."""
 
     verdict: Verdict
-    uses_permit: PermitView | None = None
-    closes_permit: PermitView | None = None
-
-
-EMERGENCY_KINDS = ("emergency", "medical")
+    uses_permit: Permit | None = None
+    closes_permit: Permit | None = None
 
 
 def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
@@ -307,15 +155,3 @@ def evaluate(scan: ScanRequest, who: Situation, policy: Policy) -> Decision:
     if worst != "allow":  # a person who does not pass neither uses nor closes a permit
         uses = closes = None
     return Decision(verdict, uses_permit=uses, closes_permit=closes)
-
-
-class DoorOpened(Event):
-    """A door sensor's event (CONTRACT.md §3), as the device publishes it."""
-
-    TYPE = "edge.DoorOpened"
-    event_id: Token
-    household_id: Token
-    opened_at: Timestamp
-
-    def subject(self) -> str:
-        return f"door.{self.household_id}.opened"

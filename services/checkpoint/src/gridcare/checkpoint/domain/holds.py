@@ -1,0 +1,55 @@
+"""Who screening holds, and what a door opening means.
+
+Screening decides whether a status holds a person at the gate (``holds_at_gate`` on its
+``PersonStatusChanged``); the checkpoint keeps the newest decision per person and does not
+interpret statuses. A held person's household is under quarantine: its door sensor alerts
+the grid worker; any other door opening is only recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gridcare.contracts.checkpoint import QuarantineBreachAttempted
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Screening's decision in force for a person (held or not)."""
+
+    person_id: str
+    status: str
+    holds_at_gate: bool
+    household_id: str | None
+    decided_at: datetime
+    label: dict[str, str] = field(default_factory=dict)
+    until: datetime | None = None
+
+
+def newer(current_at: datetime | None, at: datetime) -> bool:
+    """The newest decision wins: one arriving late (older than what is in force) is not."""
+    return current_at is None or at > current_at
+
+
+def door_opened(
+    event_id: str,
+    household_id: str,
+    opened_at: datetime,
+    compound_id: str,
+    holders: list[Hold],
+) -> QuarantineBreachAttempted | None:
+    """A breach if someone of the household is held; nothing otherwise."""
+    if not holders:
+        return None
+    first = holders[0]
+    return QuarantineBreachAttempted(
+        via="door",
+        compound_id=compound_id,
+        person_id=None,
+        household_id=household_id,
+        status=first.status,
+        status_label=first.label,
+        ref=f"door:{event_id}",
+        at=opened_at,
+    )
