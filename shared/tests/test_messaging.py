@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from testkit import Ping, make_service
 
-from gridcare.shared import outbox
 from gridcare.cli.devrun import NatsServer
 from gridcare.shared.envelope import Envelope
 
@@ -24,7 +23,7 @@ async def publish_ping(ts, n: int, *, msg_id: str | None = None, env: Envelope |
         headers = env.headers()
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
-        await nc.jetstream().publish(f"dispatch.test.{ts.topic}", env.to_bytes(), headers=headers)
+        await nc.jetstream().publish(f"test.{ts.topic}", env.to_bytes(), headers=headers)
     finally:
         await nc.close()
     return env
@@ -62,7 +61,7 @@ async def test_transient_failure_is_retried_then_succeeds(test_service, eventual
 
 def consuming_for_a_while(ts) -> None:
     """As if the service had been consuming for longer than one ack wait."""
-    ts.svc._consumers[ts.durable].started -= ts.svc.settings.ack_wait_s
+    ts.svc.consuming_since -= ts.svc.settings.ack_wait_s
 
 
 async def test_persistent_failure_is_dead_lettered_with_reason(test_service, eventually):
@@ -124,7 +123,7 @@ async def test_malformed_message_is_dead_lettered_not_lost(test_service, eventua
     nc = await nats.connect(test_service.svc.settings.nats_url)
     try:
         await nc.jetstream().publish(
-            f"dispatch.test.{test_service.topic}",
+            f"test.{test_service.topic}",
             b"{not json",
             headers={"Nats-Msg-Id": f"garbage-{test_service.topic}"},
         )
@@ -135,7 +134,7 @@ async def test_malformed_message_is_dead_lettered_not_lost(test_service, eventua
         return await dead_letters(test_service)
 
     rows = await eventually(dead)
-    assert rows[0].payload == b"{not json" and "not a gridcare envelope" in rows[0].reason
+    assert rows[0].payload == b"{not json" and "invalid message" in rows[0].reason
     # and the consumer keeps working
     await publish_ping(test_service, 2)
 
@@ -158,20 +157,23 @@ async def test_duplicate_beyond_dedup_window_is_handled_once(test_service, event
     assert await test_service.effect_count() == 1
 
 
+async def emit_ping(svc, topic: str, n: int) -> Envelope:
+    async with svc.unit_of_work() as uow:
+        uow.emit(Ping(topic=topic, n=n))
+        await uow.commit()
+    return uow.committed[-1]
+
+
 async def test_outbox_row_published_with_msg_id_and_marked_after_puback(test_service):
     svc = test_service.svc
-    env = Envelope.wrap(Ping(topic="outbox-" + test_service.topic, n=5), source="test")
     await svc.relay.stop()  # drive the relay by hand
-    async with svc.store.transaction() as s:
-        await outbox.add(s, svc.store, env, f"dispatch.test.outbox-{test_service.topic}")
+    env = await emit_ping(svc, "outbox-" + test_service.topic, 5)
     assert await svc.relay.pending() == 1
     assert await svc.relay.relay_once() == 1
     assert await svc.relay.pending() == 0
     nc = await nats.connect(svc.settings.nats_url)
     try:
-        msg = await nc.jetstream().get_last_msg(
-            "DISPATCH", f"dispatch.test.outbox-{test_service.topic}"
-        )
+        msg = await nc.jetstream().get_last_msg("TESTS", f"test.outbox-{test_service.topic}")
         assert msg.headers["Nats-Msg-Id"] == env.event_id
         assert Envelope.from_bytes(msg.data) == env
     finally:
@@ -186,9 +188,7 @@ async def test_outbox_keeps_rows_while_nats_is_down(tmp_path, database_url):
     await svc.relay.stop()
     try:
         server.stop()
-        env = Envelope.wrap(Ping(topic=ts.topic, n=1), source="test")
-        async with svc.store.transaction() as s:
-            await outbox.add(s, svc.store, env, f"dispatch.test.{ts.topic}")
+        await emit_ping(svc, ts.topic, 1)
         assert await svc.relay.relay_once() == 0  # no PubAck, so not marked sent
         t = svc.store.tables.outbox
         async with svc.store.sessions() as s:

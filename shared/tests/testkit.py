@@ -1,5 +1,6 @@
 """A tiny service built on the library, for testing the messaging machinery itself
-(importable from tests: pytest's ``pythonpath`` includes this folder)."""
+(importable from tests: pytest's ``pythonpath`` includes this folder). It knows no
+gridcare service: its own stream, its own event, its own table."""
 
 from __future__ import annotations
 
@@ -8,24 +9,29 @@ import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from faststream import Depends
 
-from gridcare.shared import subjects
-from gridcare.shared.consumer import HandlerContext, Permanent
-from gridcare.shared.envelope import Event
+from gridcare.shared.api import ApiError, ApiRouter, Request, unit_of_work
+from gridcare.shared.consumers import ConsumerRouter, Permanent, message_uow
+from gridcare.shared.envelope import Envelope, Event
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
 from gridcare.shared.store import new_metadata
+from gridcare.shared.streams import DEADLETTER, StreamSpec
+from gridcare.shared.uow import SqlUnitOfWork
+
+TESTS = StreamSpec("TESTS", ("test.>",), "The library's tests")
 
 
 class Ping(Event):
-    """A test event on the DISPATCH stream (``dispatch.test.<topic>``)."""
+    """A test event (``test.<topic>``)."""
 
     TYPE = "test.Ping"
     topic: str
     n: int
 
     def subject(self) -> str:
-        return f"dispatch.test.{self.topic}"
+        return f"test.{self.topic}"
 
 
 @dataclass
@@ -36,29 +42,41 @@ class Behaviour:
     fail_until: dict[int, float] = field(default_factory=dict)  # n -> time.monotonic()
 
 
+md = new_metadata()
+effects = sa.Table(
+    "effects",
+    md,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+)
+
+
+class TestUnitOfWork(SqlUnitOfWork):
+    __test__ = False
+
+    async def add_effect(self, event_id: str, n: int) -> None:
+        await self.session.execute(sa.insert(effects).values(event_id=event_id, n=n))
+
+
+class Echo(Request):
+    n: int
+
+
 @dataclass
 class TestService:
     __test__ = False
     svc: Service
     topic: str
     durable: str
-    effects: sa.Table
     behaviour: Behaviour
 
     async def effect_count(self) -> int:
         async with self.svc.store.sessions() as s:
-            return await s.scalar(sa.select(sa.func.count()).select_from(self.effects))
+            return await s.scalar(sa.select(sa.func.count()).select_from(effects))
 
 
 def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> TestService:
     topic = uuid.uuid4().hex[:8]
-    md = new_metadata()
-    effects = sa.Table(
-        "effects",
-        md,
-        sa.Column("event_id", sa.String(128), primary_key=True),
-        sa.Column("n", sa.Integer, nullable=False),
-    )
     settings = Settings(
         nats_url=nats_url,
         database_url=database_url,
@@ -70,23 +88,49 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
         outbox_poll_s=0.1,
         **overrides,
     )
-    svc = Service("testsvc", md, None, settings)
+    svc = Service(
+        "testsvc",
+        metadata=md,
+        migrations=None,
+        streams=(TESTS, DEADLETTER),
+        unit_of_work=TestUnitOfWork,
+        http_port=0,
+        settings=settings,
+    )
     behaviour = Behaviour()
     durable = f"testsvc-{topic}"
+    consumers = ConsumerRouter(settings)
 
-    async def on_ping(ctx: HandlerContext, ev: Ping) -> None:
+    @consumers.consumer(f"test.{topic}", durable=durable, stream=TESTS)
+    async def on_ping(env: Envelope[Ping], uow: TestUnitOfWork = Depends(message_uow)) -> None:
+        ev = env.data
         behaviour.calls[ev.n] = behaviour.calls.get(ev.n, 0) + 1
-        await ctx.session.execute(sa.insert(effects).values(event_id=ctx.envelope.event_id, n=ev.n))
-        if ev.n in behaviour.permanent:
-            raise RuntimeError(f"boom {ev.n}")
-        if behaviour.calls[ev.n] <= behaviour.fail_times.get(ev.n, 0):
-            raise RuntimeError(f"transient {ev.n}")
-        if time.monotonic() < behaviour.fail_until.get(ev.n, 0):
-            raise RuntimeError(f"not yet {ev.n}")  # e.g. the data it needs is on its way
-        if ev.n < 0:
-            raise Permanent("negative numbers are never valid")
+        async with uow:
+            await uow.add_effect(env.event_id, ev.n)
+            if ev.n in behaviour.permanent:
+                raise RuntimeError(f"boom {ev.n}")
+            if behaviour.calls[ev.n] <= behaviour.fail_times.get(ev.n, 0):
+                raise RuntimeError(f"transient {ev.n}")
+            if time.monotonic() < behaviour.fail_until.get(ev.n, 0):
+                raise RuntimeError(f"not yet {ev.n}")  # e.g. the data it needs is on its way
+            if ev.n < 0:
+                raise Permanent("negative numbers are never valid")
+            await uow.commit()
 
-    svc.handles(Ping, durable=durable, subject=f"dispatch.test.{topic}", stream=subjects.DISPATCH)(
-        on_ping
-    )
-    return TestService(svc, topic, durable, effects, behaviour)
+    api = ApiRouter("testsvc")
+
+    @api.op("echo")
+    async def echo(req: Echo, uow: TestUnitOfWork = Depends(unit_of_work)) -> dict:
+        if req.n == 13:
+            raise ApiError("unlucky", "13 is refused", "n")
+        if req.n == 0:
+            raise ZeroDivisionError("a bug")
+        async with uow:
+            await uow.add_effect(f"echo-{req.n}", req.n)
+            uow.emit(Ping(topic=f"echo-{topic}", n=req.n))
+            await uow.commit()
+        return {"n": req.n * 2}
+
+    svc.include(consumers)
+    svc.include(api)
+    return TestService(svc, topic, durable, behaviour)

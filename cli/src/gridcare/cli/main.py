@@ -24,6 +24,7 @@ import typer
 from pydantic import ValidationError
 
 from gridcare.contracts.edge import GATE_SCAN
+from gridcare.contracts.refdata import STREAM as REFDATA
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.natsconn import ensure_streams
@@ -93,7 +94,7 @@ def import_(
         nc = await client.connect("gridcare-import")
         try:
             js = nc.jetstream()
-            await ensure_streams(js, client.settings(), (refdata.STREAM,))
+            await ensure_streams(js, client.settings(), (REFDATA,))
             with Progress(
                 TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), console=stderr
             ) as bar:
@@ -270,7 +271,7 @@ async def _publish_refdata(entity) -> None:
     nc = await client.connect()
     try:
         js = nc.jetstream()
-        await ensure_streams(js, client.settings(), (refdata.STREAM,))
+        await ensure_streams(js, client.settings(), (REFDATA,))
         env = Envelope.wrap(entity, source="gridcare-cli")
         await js.publish(entity.subject(), env.to_bytes(), headers=env.headers(), timeout=10)
     finally:

@@ -15,12 +15,12 @@ import pytest
 from nats.js.errors import NotFoundError
 from typer.testing import CliRunner
 
-from gridcare.shared import refdata
-from gridcare.shared.cli import app
-from gridcare.shared.envelope import Envelope
-from gridcare.shared.events import (
-    REF_ENTITIES,
+from gridcare.cli import refdata
+from gridcare.cli.main import app
+from gridcare.contracts.refdata import ENTITIES as REF_ENTITIES
+from gridcare.contracts.refdata import (
     Building,
+    Community,
     Compound,
     ControlLevel,
     Gate,
@@ -29,9 +29,11 @@ from gridcare.shared.events import (
     Resident,
     Volunteer,
 )
+from gridcare.shared.envelope import Envelope
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "community"
 SAMPLE_COUNTS = {
+    Community: 1,
     Compound: 2,
     Grid: 2,
     Building: 3,
@@ -40,7 +42,7 @@ SAMPLE_COUNTS = {
     Gate: 3,
     Volunteer: 2,
 }
-SAMPLE_TOTAL = sum(SAMPLE_COUNTS.values())  # 21
+SAMPLE_TOTAL = sum(SAMPLE_COUNTS.values())  # 22
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ def test_utf8_bom_blank_lines_and_padding_are_accepted(community: Path):
 
 
 def test_a_folder_with_some_files_checks_only_those(community: Path):
-    for name in ("compounds", "grids", "buildings", "gates", "volunteers"):
+    for name in ("communities", "compounds", "grids", "buildings", "gates", "volunteers"):
         (community / f"{name}.csv").unlink()
     # households.csv points at buildings that are not part of this import: not checked
     data = refdata.load(community)
@@ -300,7 +302,7 @@ def test_empty_file(community: Path):
 def test_empty_folder(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("not reference data")
     p = only_problem(tmp_path)
-    assert p.startswith(f"{tmp_path}:0: no reference data files (expected compounds.csv, ")
+    assert p.startswith(f"{tmp_path}:0: no reference data files (expected communities.csv, ")
     assert "volunteers.csv" in p
 
 
@@ -343,8 +345,8 @@ def test_cli_check_on_good_data(community: Path):
     assert result.exit_code == 0, result.output
     out = flat(result.output)
     assert (
-        "checked: 2 compounds, 2 grids, 3 buildings, 4 households, 5 residents, "
-        "3 gates, 2 volunteers"
+        "checked: 1 communities, 2 compounds, 2 grids, 3 buildings, 4 households, "
+        "5 residents, 3 gates, 2 volunteers"
     ) in out
     assert "imported" not in out
 
