@@ -100,7 +100,9 @@ def build(settings: CheckpointSettings | None = None) -> Service:
     svc.on_stop(save_heartbeats)
     svc.on_closed(lease.release)
     # for tests and tools in the same process
-    svc.components.update(state=state, scans=scans, health=health, lease=lease)
+    svc.components.update(
+        state=state, scans=scans, health=health, lease=lease, watch_gates=watch_gates
+    )
     return svc
 
 

@@ -69,6 +69,7 @@ async def set_level(
     async with uow:
         current = await uow.controls.get(compound_id)
         if not holds.newer(current["set_at"] if current else None, at):
+            await uow.commit()  # handled: an older decision changes nothing
             return False
         await uow.controls.put(compound_id, level, by, reason, at)
         uow.emit(
@@ -104,6 +105,7 @@ async def person_status_changed(ev: PersonStatusChanged, uow: UoW, state: GateSt
     async with uow:
         current = await uow.holds.get(ev.person_id)
         if not holds.newer(current.decided_at if current else None, ev.decided_at):
+            await uow.commit()  # handled: an older decision changes nothing
             return
         hold = Hold(
             person_id=ev.person_id,

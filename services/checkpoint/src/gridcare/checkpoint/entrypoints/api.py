@@ -81,11 +81,12 @@ class ShowPolicy(Request):
 
 def router(service: str) -> ApiRouter:
     api = ApiRouter(service)
-    Uow = CheckpointUnitOfWork
 
     @api.op("permit.issue", description="Issue an outing/emergency/medical permit (quota).")
     async def issue_permit(
-        req: IssuePermit, uow: Uow = Depends(unit_of_work), state: GateState = Context(STATE)
+        req: IssuePermit,
+        uow: CheckpointUnitOfWork = Depends(unit_of_work),
+        state: GateState = Context(STATE),
     ) -> dict:
         return await handlers.issue_permit(
             req.holder_id,
@@ -101,7 +102,9 @@ def router(service: str) -> ApiRouter:
 
     @api.op("override", description="Duty staff let a denied person through (who and why).")
     async def override(
-        req: Override, uow: Uow = Depends(unit_of_work), state: GateState = Context(STATE)
+        req: Override,
+        uow: CheckpointUnitOfWork = Depends(unit_of_work),
+        state: GateState = Context(STATE),
     ) -> dict:
         return await handlers.override(
             req.gate_id, req.scan_id, req.staff_id, req.reason, uow, state
@@ -113,7 +116,9 @@ def router(service: str) -> ApiRouter:
 
     @api.op("trace", description="Who passed a gate or compound within ±N minutes.")
     async def trace(
-        req: Trace, uow: Uow = Depends(unit_of_work), state: GateState = Context(STATE)
+        req: Trace,
+        uow: CheckpointUnitOfWork = Depends(unit_of_work),
+        state: GateState = Context(STATE),
     ) -> dict:
         return await handlers.trace(
             req.gate_id,
@@ -128,14 +133,18 @@ def router(service: str) -> ApiRouter:
 
     @api.op("passages", description="The newest entries of the entry/exit register.")
     async def passages(
-        req: Passages, uow: Uow = Depends(unit_of_work), state: GateState = Context(STATE)
+        req: Passages,
+        uow: CheckpointUnitOfWork = Depends(unit_of_work),
+        state: GateState = Context(STATE),
     ) -> dict:
         rows = await handlers.newest_passages(req.limit, req.gate_id, req.person_id, uow, state)
         return {"passages": rows}
 
     @api.op("level.set", description="Set a compound's control level (the office).")
     async def set_level(
-        req: SetLevel, uow: Uow = Depends(unit_of_work), state: GateState = Context(STATE)
+        req: SetLevel,
+        uow: CheckpointUnitOfWork = Depends(unit_of_work),
+        state: GateState = Context(STATE),
     ) -> dict:
         return await handlers.office_sets_level(
             req.compound_id, req.level, req.set_by, req.reason, uow, state
@@ -143,7 +152,9 @@ def router(service: str) -> ApiRouter:
 
     @api.op("level.show", description="The level in force at each compound.")
     async def show_levels(
-        req: ShowLevels, uow: Uow = Depends(unit_of_work), state: GateState = Context(STATE)
+        req: ShowLevels,
+        uow: CheckpointUnitOfWork = Depends(unit_of_work),
+        state: GateState = Context(STATE),
     ) -> dict:
         return {"compounds": await handlers.levels(req.compound_id, uow, state)}
 

@@ -1,4 +1,4 @@
-"""The gate rules of CONTRACT.md §1 as pure functions: ``parse_scan`` and ``decide``."""
+"""The gate rules of the edge contract §1 as pure functions: ``parse_scan`` and ``decide``."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from gridcare.checkpoint.domain import (
     decide,
     parse_scan,
 )
-from gridcare.checkpoint.scans import reply_body, verdict_body
-from gridcare.shared.events import ControlLevel
+from gridcare.checkpoint.entrypoints.scans import reply_body, verdict_body
+from gridcare.contracts.refdata import ControlLevel
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 3, 12, 7, 31, 30, tzinfo=CST)
@@ -226,7 +226,7 @@ def test_scanned_at_without_an_offset_or_malformed_is_invalid(ts):
 
 @pytest.mark.parametrize("ts", [1773271865, 1773271865.5, "1773271865"])
 def test_scanned_at_must_be_rfc3339_not_a_unix_time(ts):
-    """CONTRACT.md: timestamps are RFC 3339 with an offset; a bare number has none."""
+    """the edge contract: timestamps are RFC 3339 with an offset; a bare number has none."""
     assert fields_of(invalid(body(scanned_at=ts))) == ["scanned_at"]
 
 
@@ -616,7 +616,7 @@ def test_decide_on_any_valid_scan(data, level, is_resident):
     msg = v.message()
     assert set(msg) == {"zh", "en"} and msg["zh"] and msg["en"]
 
-    # the person-independent rules, straight from CONTRACT.md
+    # the person-independent rules, straight from the edge contract
     t = s.temperature_c
     assert ("fever" in v.reasons) == (t is not None and t >= 37.3)
     assert ("no_temperature" in v.reasons) == (t is None)
