@@ -13,7 +13,7 @@ from gridcare.contracts.screening import CaseOpened
 from gridcare.dispatch import handlers
 from gridcare.dispatch.domain.tasks import WITHIN
 from gridcare.dispatch.unit_of_work import FakeUnitOfWork
-from gridcare.shared.consumers import Permanent
+from gridcare.shared.errors import Permanent
 from gridcare.shared.uow import AlreadyHandled, Inbound
 
 T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31 on 12 March in Shanghai

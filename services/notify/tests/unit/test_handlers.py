@@ -15,7 +15,7 @@ from gridcare.notify.adapters.chat import DeliveryFailed
 from gridcare.notify.adapters.memory import RecordingChat
 from gridcare.notify.domain.messages import pick
 from gridcare.notify.unit_of_work import FakeUnitOfWork
-from gridcare.shared.consumers import Permanent
+from gridcare.shared.errors import Permanent
 from gridcare.shared.uow import AlreadyHandled, Inbound
 
 T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31:05 in Shanghai
@@ -36,7 +36,9 @@ async def community(duty_chat: str = "http://sink/duty-g1", language: str = "en"
             worker_language=language,
             chat_url="http://sink/grid-1",
         ),
-        Gate.model_construct(gate_id="g1", compound_id="C-01", name="North", duty_chat_url=duty_chat),
+        Gate.model_construct(
+            gate_id="g1", compound_id="C-01", name="North", duty_chat_url=duty_chat
+        ),
     ):
         await handlers.reference_data_changed(entity, uow)
     return uow

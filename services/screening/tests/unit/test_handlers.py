@@ -12,7 +12,7 @@ from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
 from gridcare.screening import handlers
 from gridcare.screening.domain.status import HOLDS_AT_GATE, HealthStatus
 from gridcare.screening.unit_of_work import FakeUnitOfWork
-from gridcare.shared.api import ApiError
+from gridcare.shared.errors import ApiError
 from gridcare.shared.uow import AlreadyHandled, Inbound
 
 T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31:05 in Shanghai
@@ -87,9 +87,7 @@ async def test_a_failing_step_leaves_nothing_behind():
 
 async def test_only_the_kinds_screening_keeps_are_kept():
     uow = await community(FakeUnitOfWork())
-    await handlers.reference_data_changed(
-        Gate(gate_id="g1", compound_id="C-01", name="North"), uow
-    )
+    await handlers.reference_data_changed(Gate(gate_id="g1", compound_id="C-01", name="North"), uow)
     assert await uow.places.household_of("R-1001") == "H-0101"
     assert await uow.places.zone_of_person("R-1001") == "Asia/Shanghai"
     assert "refdata.GateUpserted" not in uow.refdata.rows

@@ -23,25 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .consumers import RUNTIME
 from .deadletters import UnknownDeadLetter
+from .errors import ApiError, error
+
+__all__ = ["API", "ApiError", "ApiRouter", "Request", "common_api", "error", "unit_of_work"]
 
 log = logging.getLogger(__name__)
 
 API = "api.{service}.{op}"
-
-
-class ApiError(Exception):
-    """A request the service refuses, with a code the caller can act on."""
-
-    def __init__(self, code: str, detail: str, field: str = "") -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.field = code, detail, field
-
-    def reply(self) -> dict[str, Any]:
-        return error(self.code, [{"field": self.field, "error": self.detail}])
-
-
-def error(code: str, detail: list[dict[str, str]]) -> dict[str, Any]:
-    return {"error": {"code": code, "detail": detail}}
 
 
 def invalid(exc: ValidationError, code: str = "invalid_request") -> dict[str, Any]:

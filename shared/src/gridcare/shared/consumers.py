@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from . import logs
 from .deadletters import DeadLetters
 from .envelope import stable_id
+from .errors import Permanent
 from .metrics import Metrics
 from .settings import Settings
 from .streams import StreamSpec
@@ -62,10 +63,6 @@ class Runtime(Protocol):
     consuming_since: float  # time.monotonic() when its consumers started
 
     def unit_of_work(self, inbound: Inbound | None = None) -> UnitOfWork: ...
-
-
-class Permanent(Exception):
-    """Raised by a handler for a message that no retry can fix: dead-lettered at once."""
 
 
 class _Head(BaseModel):

@@ -20,8 +20,9 @@ import sqlalchemy as sa
 
 from . import outbox
 from .envelope import Envelope, Event, utcnow
+from .localtime import as_utc
 from .metrics import Metrics
-from .store import Store, as_utc
+from .store import Store
 
 log = logging.getLogger(__name__)
 

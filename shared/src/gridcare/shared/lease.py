@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 from .aio import stop_task
 from .envelope import new_id, utcnow
-from .store import Store, as_utc
+from .localtime import as_utc
+from .store import Store
 
 log = logging.getLogger(__name__)
 

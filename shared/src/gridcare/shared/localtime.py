@@ -42,3 +42,10 @@ def reads(t: datetime | None, zone_name: str | None, seconds: bool = False) -> s
 def iso(t: datetime | None, zone_name: str | None) -> str | None:
     """``t`` as RFC 3339 with the community's offset (for replies people and tools read)."""
     return None if t is None else local(t, zone_name).isoformat()
+
+
+def as_utc(t: datetime | None) -> datetime | None:
+    """A datetime read back from a store, as aware UTC (SQLite returns naive UTC)."""
+    if t is not None and t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    return t

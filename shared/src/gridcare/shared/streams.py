@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+if TYPE_CHECKING:
+    from nats.js.api import StreamConfig
 
-from .settings import Settings
+    from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class StreamSpec:
     compacted: bool = False  # keep only the last message per subject
 
     def config(self, settings: Settings) -> StreamConfig:
+        from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
         return StreamConfig(
             name=self.name,
             description=self.description,

@@ -22,9 +22,8 @@ from gridcare.contracts.checkpoint import (
 from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
-from gridcare.shared.api import ApiError
-from gridcare.shared.consumers import Permanent
 from gridcare.shared.envelope import new_id, stable_id, utcnow
+from gridcare.shared.errors import ApiError, Permanent
 from gridcare.shared.localtime import iso
 
 from .domain import holds, permits

@@ -13,8 +13,8 @@ from typing import Any
 from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
 from gridcare.contracts.dispatch import TaskCreated
 from gridcare.contracts.screening import CaseOpened
-from gridcare.shared.consumers import Permanent
 from gridcare.shared.envelope import stable_id, utcnow
+from gridcare.shared.errors import Permanent
 from gridcare.shared.localtime import iso
 
 from .domain import summaries, tasks

@@ -12,8 +12,8 @@ from typing import Any
 from gridcare.contracts.checkpoint import GateCameOnline, GateWentOffline
 from gridcare.contracts.dispatch import TaskCreated
 from gridcare.contracts.notify import NotificationDelivered
-from gridcare.shared.consumers import Permanent
 from gridcare.shared.envelope import utcnow
+from gridcare.shared.errors import Permanent
 from gridcare.shared.localtime import iso
 
 from .adapters.chat import Chat, DeliveryFailed

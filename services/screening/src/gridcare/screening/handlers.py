@@ -12,8 +12,8 @@ from typing import Any
 
 from gridcare.contracts.checkpoint import FeverDetected
 from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
-from gridcare.shared.api import ApiError
 from gridcare.shared.envelope import stable_id, utcnow
+from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
 
 from .domain import cases, status

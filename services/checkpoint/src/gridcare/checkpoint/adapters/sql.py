@@ -22,8 +22,9 @@ from gridcare.contracts.refdata import (
     Resident,
 )
 from gridcare.shared.envelope import utcnow
+from gridcare.shared.localtime import as_utc
 from gridcare.shared.projection import SqlReferenceData
-from gridcare.shared.store import as_utc, upsert_row
+from gridcare.shared.store import upsert_row
 
 from ..domain.holds import Hold
 from ..domain.permits import Permit

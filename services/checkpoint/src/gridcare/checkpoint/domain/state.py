@@ -25,7 +25,7 @@ from gridcare.contracts.refdata import (
     Household,
     Resident,
 )
-from gridcare.shared.store import as_utc
+from gridcare.shared.localtime import as_utc
 
 from .holds import Hold
 from .permits import Permit

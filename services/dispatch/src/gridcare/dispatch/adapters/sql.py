@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
+from gridcare.shared.localtime import as_utc
 from gridcare.shared.projection import SqlReferenceData
-from gridcare.shared.store import as_utc
 
 from ..domain.tasks import Task
 from . import tables as T

@@ -6,8 +6,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
+from gridcare.shared.localtime import as_utc
 from gridcare.shared.projection import SqlReferenceData
-from gridcare.shared.store import as_utc, upsert_row
+from gridcare.shared.store import upsert_row
 
 from ..domain.cases import Case, Observation
 from ..domain.status import HealthStatus, StatusDecision

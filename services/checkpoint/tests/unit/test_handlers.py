@@ -1,0 +1,288 @@
+"""The checkpoint's handlers on the in-memory unit of work: no broker, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gridcare.checkpoint import handlers
+from gridcare.checkpoint.domain.health import GateHealth
+from gridcare.checkpoint.domain.state import GateState
+from gridcare.checkpoint.unit_of_work import FakeUnitOfWork
+from gridcare.contracts.checkpoint import (
+    ControlLevelSet,
+    GateCameOnline,
+    GateWentOffline,
+    OverrideRecorded,
+    PermitIssued,
+    PermitOverdue,
+    QuarantineBreachAttempted,
+)
+from gridcare.contracts.edge import DoorOpened
+from gridcare.contracts.refdata import (
+    Building,
+    Community,
+    CommunityPolicy,
+    Compound,
+    ControlLevel,
+    Gate,
+    Household,
+    Resident,
+)
+from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
+from gridcare.shared.envelope import utcnow
+from gridcare.shared.errors import ApiError, Permanent
+from gridcare.shared.uow import AlreadyHandled, Inbound
+
+SEALED, PRECAUTION = ControlLevel.SEALED, ControlLevel.PRECAUTION
+
+
+async def community() -> tuple[FakeUnitOfWork, GateState]:
+    uow, state = FakeUnitOfWork(), GateState()
+    for entity in (
+        Community(community_id="CM-1", name="Donghu", time_zone="Asia/Shanghai"),
+        Compound(compound_id="C-01", community_id="CM-1", name="Donghu Garden"),
+        Gate(gate_id="g1", compound_id="C-01", name="North"),
+        Gate(gate_id="g2", compound_id="C-01", name="South"),
+        Building(building_id="B-01", compound_id="C-01", grid_id="G-01", name="1"),
+        Household(household_id="H-0101", building_id="B-01", unit="1-101"),
+        Household(household_id="H-0102", building_id="B-01", unit="1-102"),
+        Resident(resident_id="R-1001", household_id="H-0101", name="Wang Fang"),
+        Resident(resident_id="R-1002", household_id="H-0101", name="Li Lei"),
+    ):
+        await handlers.reference_data_changed(entity, uow, state)
+    return uow, state
+
+
+def door(event_id: str, household: str, at: datetime) -> DoorOpened:
+    """A door sensor's event as the device sends it (its time as RFC 3339 text)."""
+    return DoorOpened(event_id=event_id, household_id=household, opened_at=at.isoformat())
+
+
+def status(person: str, holds: bool, at: datetime, status: str = "home_quarantine"):
+    return PersonStatusChanged(
+        person_id=person,
+        status=status,
+        holds_at_gate=holds,
+        status_label={"zh": "居家隔离", "en": "home quarantine"},
+        household_id="H-0101",
+        decided_at=at,
+    )
+
+
+# --- reference data, policies, levels ------------------------------------------------------
+async def test_reference_data_reaches_the_gates_once_committed():
+    uow, state = await community()
+    assert state.home_compound("R-1001") == "C-01"
+    assert state.zone_of("C-01") == "Asia/Shanghai"
+    assert await uow.places.refdata.get(Resident.TYPE, "R-1001") is not None
+
+
+async def test_a_policy_sets_what_it_names_and_keeps_the_defaults():
+    uow, state = await community()
+    await handlers.policy_set(CommunityPolicy(community_id="CM-1", fever_c=37.0), uow, state)
+    p = state.policy("C-01")
+    assert p.fever_c == 37.0 and p.permit_quota == 1 and p.heartbeat_interval_s == 30
+    shown = handlers.policy_of("CM-1", state)
+    assert shown["set"] == ["fever_c"] and shown["policy"]["max_valid_c"] == 45.0
+    with pytest.raises(ApiError, match="CM-9"):
+        handlers.policy_of("CM-9", state)
+
+
+async def test_the_newest_level_decision_wins():
+    uow, state = await community()
+    t = utcnow()
+    await handlers.set_level("C-01", SEALED, "ops", "cluster", t, uow, state)
+    late = CompoundLevelChanged(
+        compound_id="C-01", level=PRECAUTION, reason="x", decided_at=t - timedelta(minutes=5)
+    )
+    await handlers.compound_level_changed(late, uow, state)
+    assert state.level("C-01") is SEALED
+    newer = CompoundLevelChanged(
+        compound_id="C-01", level=PRECAUTION, reason="clear", decided_at=t + timedelta(minutes=5)
+    )
+    await handlers.compound_level_changed(newer, uow, state)
+    assert state.level("C-01") is PRECAUTION
+    assert [e["set_by"] for e in uow.events(ControlLevelSet)] == ["ops", "screening"]
+
+
+async def test_the_office_cannot_set_the_level_of_an_unknown_compound():
+    uow, state = await community()
+    with pytest.raises(ApiError) as err:
+        await handlers.office_sets_level("C-99", SEALED, "ops", "", uow, state)
+    assert err.value.code == "unknown_compound" and uow.controls.rows == {}
+    [row] = await handlers.levels(None, uow, state)
+    assert (row["compound_id"], row["level"], row["set_by"]) == (
+        "C-01",
+        "precaution",
+        "compounds.csv",
+    )
+
+
+# --- holds and doors -------------------------------------------------------------------------
+async def test_a_hold_comes_from_screening_as_it_says():
+    uow, state = await community()
+    t = utcnow()
+    await handlers.person_status_changed(status("R-1001", True, t), uow, state)
+    assert "R-1001" in state.held and "H-0101" in state.quarantined_households
+    # a status the checkpoint has never heard of: screening says whether it holds
+    await handlers.person_status_changed(
+        status("R-1001", False, t + timedelta(seconds=1), "a_status_added_later"), uow, state
+    )
+    assert "R-1001" not in state.held and not state.quarantined_households
+    # an older decision arriving late does not hold them again
+    await handlers.person_status_changed(status("R-1001", True, t), uow, state)
+    assert "R-1001" not in state.held
+
+
+async def test_a_quarantined_door_alerts_and_any_other_is_recorded():
+    uow, state = await community()
+    await handlers.person_status_changed(status("R-1001", True, utcnow()), uow, state)
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    await handlers.door_opened(door("d-1", "H-0101", opened), "H-0101", uow, state)
+    await handlers.door_opened(door("d-2", "H-0102", opened), "H-0102", uow, state)
+    [breach] = uow.events(QuarantineBreachAttempted)
+    assert (breach["via"], breach["household_id"], breach["compound_id"]) == (
+        "door",
+        "H-0101",
+        "C-01",
+    )
+    assert breach["status_label"]["zh"] == "居家隔离"
+    assert {d["event_id"]: d["quarantined"] for d in uow.register.doors.values()} == {
+        "d-1": True,
+        "d-2": False,
+    }
+
+
+async def test_a_door_event_for_another_household_than_its_subject_is_refused():
+    uow, state = await community()
+    ev = door("d-3", "H-0101", utcnow())
+    with pytest.raises(Permanent, match="subject"):
+        await handlers.door_opened(ev, "H-0102", uow, state)
+
+
+async def test_a_door_event_sent_twice_is_one():
+    uow, state = await community()
+    ev = door("d-4", "H-0102", utcnow())
+    msg = Inbound("checkpoint-doors", "edge-1", "edge-1")
+    await handlers.door_opened(ev, "H-0102", uow.handling(msg), state)
+    with pytest.raises(AlreadyHandled):
+        await handlers.door_opened(ev, "H-0102", uow.handling(msg), state)
+    assert len(uow.register.doors) == 1
+
+
+# --- permits ---------------------------------------------------------------------------------
+async def issue(uow, state, holder="R-1001", kind="outing", valid_from=None):
+    start = valid_from or utcnow()
+    return await handlers.issue_permit(
+        holder, kind, start, start + timedelta(hours=4), 1, 2.0, "office", uow, state
+    )
+
+
+async def test_the_household_quota_counts_local_days():
+    uow, state = await community()
+    # 08:00 on 12 March in Shanghai; the quota is 1 per household per 3 local days
+    day1 = datetime(2026, 3, 12, 0, 0, tzinfo=UTC)
+    first = await issue(uow, state, valid_from=day1)
+    assert first["valid_from"] == "2026-03-12T08:00:00+08:00"  # on the local clock
+    with pytest.raises(ApiError) as err:  # the other resident of the household, same window
+        await issue(uow, state, holder="R-1002", valid_from=day1 + timedelta(days=2))
+    assert err.value.code == "quota_exceeded"
+    # 00:30 on the 15th local time (16:30 UTC on the 14th): a new window has begun
+    await issue(uow, state, holder="R-1002", valid_from=datetime(2026, 3, 14, 16, 30, tzinfo=UTC))
+    # emergency and medical permits do not count
+    await issue(uow, state, kind="emergency", valid_from=day1)
+    assert len(uow.events(PermitIssued)) == 3 and len(state.permits) == 3
+
+
+async def test_a_permit_for_someone_unknown_or_backwards_is_refused():
+    uow, state = await community()
+    with pytest.raises(ApiError, match="R-9999"):
+        await issue(uow, state, holder="R-9999")
+    t = utcnow()
+    with pytest.raises(ApiError, match="after valid_from"):
+        await handlers.issue_permit("R-1001", "outing", t, t, 1, None, "office", uow, state)
+    assert uow.permits.rows == {}
+
+
+async def test_an_overdue_outing_is_alerted_once():
+    uow, state = await community()
+    permit = await issue(uow, state)
+    exited = utcnow() - timedelta(hours=3)
+    uow.permits.rows[permit["permit_id"]].update(
+        state="out", exited_at=exited, return_by=exited + timedelta(hours=2)
+    )
+    assert await handlers.alert_overdue(uow, state) == 1
+    assert await handlers.alert_overdue(uow, state) == 0
+    [overdue] = uow.events(PermitOverdue)
+    assert overdue["holder_id"] == "R-1001"
+
+
+# --- overrides, the register -----------------------------------------------------------------
+def passage(uow, scan_id, verdict="deny", direction="out", at=None, gate="g1"):
+    uow.register.record(
+        gate_id=gate,
+        scan_id=scan_id,
+        compound_id="C-01",
+        person_id="R-1001",
+        direction=direction,
+        verdict=verdict,
+        reasons=["fever"] if verdict == "deny" else [],
+        temperature_c=38.5,
+        scanned_at=at or utcnow(),
+    )
+
+
+async def test_an_override_lets_a_denied_person_out_once():
+    uow, state = await community()
+    passage(uow, "s-1")
+    passage(uow, "s-2", verdict="allow")
+    done = await handlers.override("g1", "s-1", "S-07", "checked by hand", uow, state)
+    assert done["at"].endswith("+08:00")
+    assert state.out_of("C-01")[0][0] == "R-1001"
+    for scan, code in (("s-1", "already_overridden"), ("s-2", "not_denied"), ("s-9", "not_found")):
+        with pytest.raises(ApiError) as err:
+            await handlers.override("g1", scan, "S-07", "again", uow, state)
+        assert err.value.code == code
+    assert len(uow.events(OverrideRecorded)) == 1
+
+
+async def test_trace_and_passages_read_on_the_local_clock():
+    uow, state = await community()
+    t = datetime(2026, 3, 11, 23, 31, tzinfo=UTC)
+    passage(uow, "s-1", at=t)
+    passage(uow, "s-2", at=t + timedelta(minutes=10), gate="g2")
+    passage(uow, "s-3", at=t + timedelta(hours=2))
+    around = await handlers.trace("g1", "s-1", None, None, 15, True, uow, state)
+    assert [p["scan_id"] for p in around["passages"]] == ["s-1", "s-2"]
+    assert around["from"] == "2026-03-12T07:16:00+08:00"
+    [newest] = await handlers.newest_passages(1, None, None, uow, state)
+    assert newest["scan_id"] == "s-3" and newest["scanned_at"].endswith("+08:00")
+
+
+async def test_retention_forgets_old_passages_everywhere():
+    uow, state = await community()
+    old = utcnow() - timedelta(days=40)
+    passage(uow, "s-old", verdict="allow", at=old)
+    state.passed("C-01", "R-1001", "g1", "out", old)
+    await handlers.purge_register(28, uow, state)
+    assert uow.register.passages == {} and state.out_of("C-01") == []
+
+
+# --- gate health -----------------------------------------------------------------------------
+async def test_a_silent_gate_is_reported_once_and_back_at_its_next_heartbeat():
+    uow, state = await community()
+    await handlers.policy_set(
+        CommunityPolicy(community_id="CM-1", heartbeat_interval_s=10), uow, state
+    )
+    health = GateHealth(started_at=utcnow() - timedelta(minutes=1))
+    health.seen("g1", utcnow(), "1.0")
+    assert await handlers.check_gates(health, uow, state) == 1  # g2: silent since the start
+    assert await handlers.check_gates(health, uow, state) == 0
+    [offline] = uow.events(GateWentOffline)
+    assert offline["gate_id"] == "g2" and health.online["g2"] is False
+    assert health.seen("g2", utcnow(), "1.1") is True  # it was offline: it is back
+    await handlers.gate_came_back("g2", health, uow, state)
+    assert uow.events(GateCameOnline)[0]["gate_id"] == "g2" and health.online["g2"]
+    assert uow.gate_health.rows["g2"]["online"] is True
