@@ -46,6 +46,7 @@ async def create_task(
     since the data may still be arriving, then dead-lettered for the office to look at."""
     async with uow:
         if await uow.tasks.exists(tasks.task_id(kind, source_ref)):
+            await uow.commit()  # handled: the fact reported again makes no second task
             return
         if person_id:
             household_id = await uow.places.household_of(person_id)

@@ -38,8 +38,13 @@ async def device(nats_url: str, scans: list[dict], replies: dict[str, dict]) -> 
         await nc.close()
 
 
-# each hop of a fever scan's chain: the service and the table that gets one row per scan
-HOPS = {"checkpoint": "passages", "screening": "cases", "dispatch": "tasks", "notify": "deliveries"}
+# each hop of a fever scan's chain: the service, and the table (and rows) one per scan
+HOPS = {
+    "checkpoint": ("passages", ""),
+    "screening": ("cases", ""),
+    "dispatch": ("tasks", ""),
+    "notify": ("deliveries", "status = 'sent'"),
+}
 
 
 async def messaging_state(system) -> str:
@@ -79,8 +84,8 @@ async def test_sigkill_mid_slice_loses_nothing(system, sink, tmp_path, victim):
     counts: dict[str, int] = {}
 
     async def all_hops_done() -> bool:
-        for service, table in HOPS.items():
-            counts[table] = await system.count(service, table)
+        for service, (table, where) in HOPS.items():
+            counts[table] = await system.count(service, table, where)
         return all(n == SCANS for n in counts.values())
 
     try:
@@ -94,7 +99,8 @@ async def test_sigkill_mid_slice_loses_nothing(system, sink, tmp_path, victim):
     assert {p.person_id for p in await system.rows("checkpoint", "passages")} == set(people)
     assert {c.person_id for c in await system.rows("screening", "cases")} == set(people)
     assert {t.person_id for t in await system.rows("dispatch", "tasks")} == set(people)
-    delivered = {d.notification_id for d in await system.rows("notify", "deliveries")}
+    sent = await system.rows("notify", "deliveries", "status = 'sent'")
+    delivered = {d.notification_id for d in sent}
     posted = [p["headers"]["X-Gridcare-Notification-Id"] for p in sink.posts("/hooks/")]
     assert set(posted) == delivered
     # A chat post can repeat only if notify dies between the webhook's 200 and its commit;

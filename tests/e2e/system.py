@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gridcare.cli.devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, free_port
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "community"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "community"
 
 
 def write_community(folder: Path, sink: WebhookSink, extra_residents: int = 0) -> list[str]:
@@ -33,6 +33,9 @@ def write_community(folder: Path, sink: WebhookSink, extra_residents: int = 0) -
         if src.name == "grids.csv":
             for r in rows:
                 r["chat_url"] = sink.url(f"/hooks/{r['grid_id']}")
+        if src.name == "gates.csv":
+            for r in rows:
+                r["duty_chat_url"] = sink.url(f"/hooks/duty-{r['gate_id']}")
         if src.name == "residents.csv":
             households = ["H-0101", "H-0102", "H-0201", "H-0301"]
             for i in range(extra_residents):

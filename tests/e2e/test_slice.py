@@ -49,7 +49,7 @@ async def test_fever_scan_crosses_all_four_services(system, sink, tmp_path):
 
     # notify: delivered to the grid's chat webhook, in the worker's language (zh)
     async def delivered():
-        return await system.rows("notify", "deliveries")
+        return await system.rows("notify", "deliveries", "status = 'sent'")
 
     deliveries = await system.wait_for(delivered, what="delivery")
     assert len(deliveries) == 1 and deliveries[0].recipient_id == "W-01"

@@ -21,13 +21,15 @@ import nats
 import pytest
 from system import System, write_community
 
-from gridcare.shared.envelope import Envelope, Event, new_id
-from gridcare.shared.events import (
+from gridcare.contracts.checkpoint import (
     GateCameOnline,
     GateWentOffline,
     PermitOverdue,
     QuarantineBreachAttempted,
 )
+from gridcare.shared.envelope import Envelope, Event, new_id
+
+QUARANTINE = {"zh": "居家隔离", "en": "home quarantine"}  # screening's words, carried on
 
 pytestmark = pytest.mark.e2e
 
@@ -105,6 +107,7 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
         person_id="R-1001",
         household_id=None,
         status="home_quarantine",
+        status_label=QUARANTINE,
         gate_id="g1",
         ref="g1-000777",
         at=at,
@@ -147,6 +150,7 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
         person_id=None,
         household_id="H-0301",
         status="home_quarantine",
+        status_label=QUARANTINE,
         ref="d-77",
         at=at,
     )
@@ -164,7 +168,7 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
     await publish(system, checkpoint_envelope(overdue), overdue.subject())
 
     async def three_deliveries():
-        return len(await system.rows("notify", "deliveries")) == 3
+        return len(await system.rows("notify", "deliveries", "status = 'sent'")) == 3
 
     await system.wait_for(three_deliveries, what="three chat alerts")
     await settled(
@@ -209,7 +213,9 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
     assert (
         "逾期未归" in overdue_post["body"]["message"] and "P-42" in overdue_post["body"]["message"]
     )
-    delivered = {d.notification_id for d in await system.rows("notify", "deliveries")}
+    delivered = {
+        d.notification_id for d in await system.rows("notify", "deliveries", "status = 'sent'")
+    }
     assert {p["headers"]["X-Gridcare-Notification-Id"] for p in g1 + g2} == delivered
     for name in ("dispatch", "notify"):
         assert await system.count(name, "dead_letters") == 0, system.logs()
@@ -252,7 +258,7 @@ async def test_gate_offline_and_online_reach_the_duty_chat(system, sink, tmp_pat
     assert "恢复在线" in up["message"] and "back online" in up["message"]
     assert sink.posts("/hooks/G-") == [] and sink.posts("/hooks/duty-g3") == []
 
-    deliveries = await system.rows("notify", "deliveries")
+    deliveries = await system.rows("notify", "deliveries", "status = 'sent'")
     assert {d.recipient_id for d in deliveries} == {"duty:g1"} and len(deliveries) == 2
     assert {p["headers"]["X-Gridcare-Notification-Id"] for p in posts} == {
         d.notification_id for d in deliveries
