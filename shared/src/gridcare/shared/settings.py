@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +76,13 @@ class Settings(BaseSettings):
 
     # --- periodic work ----------------------------------------------------------------------
     housekeeping_interval_s: float = Field(60.0, gt=0)  # purges, overdue checks, ...
+
+    @classmethod
+    def for_documents(cls) -> Self:
+        """The defaults alone (the environment ignored) and no store: what a service is
+        built with for its AsyncAPI document, so the document does not depend on where it
+        was generated."""
+        return cls.model_construct(database_url="sqlite+aiosqlite://")
 
     def resolved_database_url(self, service: str) -> str:
         """``GRIDCARE_<SERVICE>_DATABASE_URL``, else ``GRIDCARE_DATABASE_URL``, else SQLite."""

@@ -110,7 +110,7 @@ def asyncapi() -> FastStream:
     """The service as ``faststream docs gen --factory`` reads it (nothing is started), with
     the gate scan documented: it is answered by nats-py (``entrypoints/scans.py``), so it
     is declared here, on a broker that never starts."""
-    app = build(CheckpointSettings(database_url="sqlite+aiosqlite://")).app
+    app = build(CheckpointSettings.for_documents()).app
     scans_doc = app.broker.subscriber(  # type: ignore[union-attr]
         edge.GATE_SCAN_ALL,
         title="checkpoint:gate.*.scan",

@@ -43,4 +43,4 @@ def build(settings: Settings | None = None) -> Service:
 
 def asyncapi() -> FastStream:
     """The service as ``faststream docs gen --factory`` reads it (nothing is started)."""
-    return build(Settings(database_url="sqlite+aiosqlite://")).app
+    return build(Settings.for_documents()).app
