@@ -53,11 +53,15 @@ def gridcare_rules(db: str) -> tuple[str, Callable]:
     import sqlalchemy as sa
     from prometheus_client import Counter, Histogram
 
-    from gridcare.checkpoint import tables as T
+    from gridcare.checkpoint.adapters import tables as T
     from gridcare.checkpoint.domain import InvalidScan, Policy, Situation, evaluate, parse_scan
-    from gridcare.checkpoint.register import PASSAGE_COLUMNS, reasons_json
-    from gridcare.checkpoint.scans import reply_body, verdict_body
-    from gridcare.shared.events import ControlLevel
+    from gridcare.checkpoint.entrypoints.scans import (
+        PASSAGE_COLUMNS,
+        reasons_json,
+        reply_body,
+        verdict_body,
+    )
+    from gridcare.contracts.refdata import ControlLevel
 
     T.passages.create(sa.create_engine(f"sqlite:///{db}"), checkfirst=True)
     insert = (

@@ -28,8 +28,8 @@ import nats
 from scan_bench import fsync_ms  # this directory is on sys.path when run as a script
 
 from gridcare.cli.devrun import NatsServer, ServiceProcess, free_port
+from gridcare.contracts.screening import PersonStatusChanged
 from gridcare.shared.envelope import Envelope
-from gridcare.shared.events import PersonStatusChanged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,10 +47,11 @@ async def measure(url: str, decisions: int) -> list[float]:
     try:
         for i in range(decisions):
             hold = i % 2 == 0
-            status = "home_quarantine" if hold else "clear"
+            status = "home_quarantine" if hold else "released"
             ev = PersonStatusChanged(
                 person_id="R-1001",
                 status=status,
+                holds_at_gate=hold,
                 household_id="H-0101",
                 decided_at=datetime.now(UTC),
             )
@@ -136,7 +137,7 @@ def main() -> None:
     print(text)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "enforcement-latest.md").write_text(text)
+    (out / "enforcement.md").write_text(text)
 
 
 if __name__ == "__main__":

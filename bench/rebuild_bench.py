@@ -4,7 +4,7 @@
     .venv/bin/python bench/rebuild_bench.py --passages 200000 --people 20000
 
 At start, before it answers a scan, the checkpoint reads every person's last passage let
-through from the register (``GateState.load_last_passed``): one pass over what retention
+through from the register (``adapters.sql.load_last_passed``): one pass over what retention
 keeps (28 days by default). This fills a temp SQLite register through the service's own
 migrations and ``BulkInsert`` (scans two seconds apart over 20 compounds, ~2% refused),
 then times that one call. Filling takes longer than the rebuild; progress is printed.
@@ -19,9 +19,10 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from gridcare.checkpoint import tables as T
-from gridcare.checkpoint.register import PASSAGE_COLUMNS
-from gridcare.checkpoint.state import GateState
+from gridcare.checkpoint.adapters import tables as T
+from gridcare.checkpoint.adapters.sql import load_last_passed
+from gridcare.checkpoint.domain.state import GateState
+from gridcare.checkpoint.entrypoints.scans import PASSAGE_COLUMNS
 from gridcare.shared.store import BulkInsert, Store
 
 REPLY = (
@@ -69,7 +70,7 @@ async def measure(n: int, people: int) -> None:
         state = GateState()
         t = time.perf_counter()
         async with store.sessions() as s:
-            await state.load_last_passed(s)
+            await load_last_passed(s, state)
         took = time.perf_counter() - t
         entries = sum(len(v) for v in state.last_passed.values())
         print(

@@ -19,8 +19,9 @@ and, in a full run, the bare responder once more at the end, to see how much the
 drifted meanwhile. For each: a closed-loop throughput phase and an open-loop latency phase
 at a fixed offered rate (bench/loadgen.py, a separate process). The machine is shared and
 noisy, so the figures that matter are the ratios against the baselines of the same run.
-Writes bench/results/scan_bench-<UTC>.md/.json and latest.md/.json. Exits 0 whatever the
-figures; non-zero only when the harness failed (a responder did not start, no replies).
+Writes the current report, bench/results/scan.md (kept in git: one report, the newest),
+and its raw figures, bench/results/scan.json (not kept). Exits 0 whatever the figures;
+non-zero only when the harness failed (a responder did not start, no replies).
 """
 
 from __future__ import annotations
@@ -1039,7 +1040,6 @@ def render(report: dict) -> str:
 
 def write_report(report: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = report["started_utc"].replace("-", "").replace(":", "").replace(" ", "T")
     md = render(report)
     raw = json.dumps(report, indent=2, default=str)
     if report["plan"]["only"]:  # a partial run: for development, not a result to keep
@@ -1050,14 +1050,12 @@ def write_report(report: dict) -> Path:
         print(md)
         print(f"written: {path.relative_to(ROOT)} (a partial run; not kept in git)")
         return path
-    path = RESULTS / f"scan_bench-{stamp}.md"
+    path = RESULTS / "scan.md"
     path.write_text(md, encoding="utf-8")
-    (RESULTS / "latest.md").write_text(md, encoding="utf-8")
-    (RESULTS / f"scan_bench-{stamp}.json").write_text(raw, encoding="utf-8")
-    (RESULTS / "latest.json").write_text(raw, encoding="utf-8")
+    (RESULTS / "scan.json").write_text(raw, encoding="utf-8")
     print()
     print(md)
-    print(f"written: {path.relative_to(ROOT)} (and latest.md, .json)")
+    print(f"written: {path.relative_to(ROOT)} (and scan.json)")
     return path
 
 
@@ -1070,7 +1068,7 @@ def main() -> int:
         default="",
         help="comma-separated responders to measure (bare, bare_uvloop, naive, durable_bare,\n"
         "durable_rules, gridcare, gridcare_sync_normal), for "
-        "development; a partial run is written to bench/results/partial.md, not latest.md",
+        "development; a partial run is written to bench/results/partial.md, not scan.md",
     )
     args = ap.parse_args()
     plan = Plan.make(args.quick)
