@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from faststream import AckPolicy, BaseMiddleware, Context, StreamMessage
+from faststream import AckPolicy, BaseMiddleware, Context, Depends, StreamMessage
 from faststream.nats import ConsumerConfig, JStream, NatsRouter, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.js.api import DeliverPolicy
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import logs
 from .deadletters import DeadLetters
-from .envelope import stable_id
+from .envelope import Envelope, stable_id
 from .errors import Permanent
 from .metrics import Metrics
 from .settings import Settings
@@ -254,3 +254,28 @@ class ConsumerRouter(NatsRouter):
             title=f"{durable}:{subject}",
             description=description,
         )
+
+    def projection(
+        self,
+        subject: str,
+        *,
+        durable: str,
+        stream: StreamSpec,
+        types: Mapping[str, type[BaseModel]],
+        handle: Callable[[Any, UnitOfWork], Awaitable[None]],
+        workers: int = 8,
+        description: str | None = None,
+    ) -> None:
+        """A consumer of a stream of several event types (reference data, say): each
+        message of a type in ``types`` is validated as it and handed to ``handle(event,
+        uow)``; a type not in ``types`` is another service's business, acked and skipped."""
+
+        @self.consumer(
+            subject, durable=durable, stream=stream, workers=workers, description=description
+        )
+        async def project(
+            env: Envelope[dict[str, Any]], uow: UnitOfWork = Depends(message_uow)
+        ) -> None:
+            kind = types.get(env.type)
+            if kind is not None:
+                await handle(kind.model_validate(env.data), uow)

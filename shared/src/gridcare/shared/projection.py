@@ -9,7 +9,7 @@ lives in its own repositories. :class:`MemoryReferenceData` is the same for hand
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,3 +71,14 @@ class ReferenceCopy:
 
     async def put(self, entity: Any) -> None:
         await self.refdata.put(entity)
+
+
+async def keep(entity: Any, uow: Any, after: Callable[[], None] | None = None) -> None:
+    """The handler of a row of reference data: kept (``uow.places``) if the service keeps
+    that kind; ``after`` runs once it is committed (e.g. to update what is in memory)."""
+    async with uow:
+        if uow.places.keeps(entity):
+            await uow.places.put(entity)
+            if after is not None:
+                uow.after_commit(after)
+            await uow.commit()

@@ -50,7 +50,7 @@ def build(settings: CheckpointSettings | None = None) -> Service:
 
     svc.provide(STATE, state)
     svc.provide(HEALTH, health)
-    svc.include(events.router(settings))
+    svc.include(events.router(settings, state))
     svc.include(heartbeats.router(dirty, heartbeats_total))
     svc.include(api.router(NAME))
     for event, subject in (

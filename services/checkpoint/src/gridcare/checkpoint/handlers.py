@@ -22,6 +22,7 @@ from gridcare.contracts.checkpoint import (
 from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
+from gridcare.shared import projection
 from gridcare.shared.envelope import new_id, stable_id, utcnow
 from gridcare.shared.errors import ApiError, Permanent
 from gridcare.shared.localtime import iso
@@ -38,11 +39,7 @@ from .unit_of_work import CheckpointUnitOfWork as UoW
 # --- reference data and policies ------------------------------------------------------------
 async def reference_data_changed(entity: Any, uow: UoW, state: GateState) -> None:
     """Keep the checkpoint's copy of a row of reference data; the gates know it at once."""
-    async with uow:
-        if uow.places.keeps(entity):
-            await uow.places.put(entity)
-            uow.after_commit(lambda: state.apply(entity))
-            await uow.commit()
+    await projection.keep(entity, uow, after=lambda: state.apply(entity))
 
 
 async def policy_set(p: CommunityPolicy, uow: UoW, state: GateState) -> None:

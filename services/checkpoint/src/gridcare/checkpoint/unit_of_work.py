@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridcare.shared import uow
-from gridcare.shared.projection import ReferenceCopy
+from gridcare.shared.projection import MemoryReferenceData, ReferenceCopy, SqlReferenceData
 
 from .adapters import memory, sql
 
@@ -28,7 +28,7 @@ class CheckpointUnitOfWork(uow.UnitOfWork):
 class SqlUnitOfWork(uow.SqlUnitOfWork, CheckpointUnitOfWork):
     def repositories(self) -> None:
         s = self.session
-        self.places = ReferenceCopy(sql.reference_data(s))
+        self.places = ReferenceCopy(SqlReferenceData(s, sql.REFERENCE_TABLES))
         self.policies = sql.Policies(s)
         self.controls = sql.Controls(s)
         self.holds = sql.Holds(s)
@@ -40,7 +40,7 @@ class SqlUnitOfWork(uow.SqlUnitOfWork, CheckpointUnitOfWork):
 class FakeUnitOfWork(uow.FakeUnitOfWork, CheckpointUnitOfWork):
     def __init__(self, source: str = "checkpoint", inbound: uow.Inbound | None = None) -> None:
         super().__init__(source, inbound)
-        self.refdata = memory.reference_data()
+        self.refdata = MemoryReferenceData(sql.REFERENCE_TABLES)
         self.places = ReferenceCopy(self.refdata)
         self.policies = memory.Policies()
         self.controls = memory.Controls()

@@ -13,6 +13,7 @@ from typing import Any
 from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
 from gridcare.contracts.dispatch import TaskCreated
 from gridcare.contracts.screening import CaseOpened
+from gridcare.shared import projection
 from gridcare.shared.envelope import stable_id, utcnow
 from gridcare.shared.errors import Permanent
 from gridcare.shared.localtime import iso
@@ -24,10 +25,7 @@ from .unit_of_work import DispatchUnitOfWork
 
 async def reference_data_changed(entity: Any, uow: DispatchUnitOfWork) -> None:
     """Keep dispatch's copy of a row of reference data (the kinds it needs)."""
-    async with uow:
-        if uow.places.keeps(entity):
-            await uow.places.put(entity)
-            await uow.commit()
+    await projection.keep(entity, uow)
 
 
 async def create_task(

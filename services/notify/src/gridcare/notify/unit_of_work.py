@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gridcare.shared import uow
+from gridcare.shared.projection import MemoryReferenceData, SqlReferenceData
 
 from .adapters import memory, sql
 from .adapters.places import Places
@@ -25,14 +26,14 @@ class NotifyUnitOfWork(uow.UnitOfWork):
 
 class SqlUnitOfWork(uow.SqlUnitOfWork, NotifyUnitOfWork):
     def repositories(self) -> None:
-        self.places = Places(sql.reference_data(self.session))
+        self.places = Places(SqlReferenceData(self.session, sql.REFERENCE_TABLES))
         self.deliveries = sql.Deliveries(self.session)
 
 
 class FakeUnitOfWork(uow.FakeUnitOfWork, NotifyUnitOfWork):
     def __init__(self, source: str = "notify", inbound: uow.Inbound | None = None) -> None:
         super().__init__(source, inbound)
-        self.refdata = memory.reference_data()
+        self.refdata = MemoryReferenceData(sql.REFERENCE_TABLES)
         self.places = Places(self.refdata)
         self.deliveries = memory.Deliveries()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from gridcare.contracts.checkpoint import FeverDetected
 from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
+from gridcare.shared import projection
 from gridcare.shared.envelope import stable_id, utcnow
 from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
@@ -23,10 +24,7 @@ from .unit_of_work import ScreeningUnitOfWork
 
 async def reference_data_changed(entity: Any, uow: ScreeningUnitOfWork) -> None:
     """Keep screening's copy of a row of reference data (the kinds it needs)."""
-    async with uow:
-        if uow.places.keeps(entity):
-            await uow.places.put(entity)
-            await uow.commit()
+    await projection.keep(entity, uow)
 
 
 async def fever_detected(ev: FeverDetected, uow: ScreeningUnitOfWork) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gridcare.shared import uow
+from gridcare.shared.projection import MemoryReferenceData, SqlReferenceData
 
 from .adapters import memory, sql
 from .adapters.places import Places
@@ -37,7 +38,7 @@ class ScreeningUnitOfWork(uow.UnitOfWork):
 
 class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
     def repositories(self) -> None:
-        self.places = Places(sql.reference_data(self.session))
+        self.places = Places(SqlReferenceData(self.session, sql.REFERENCE_TABLES))
         self.cases = sql.Cases(self.session)
         self.statuses = sql.Statuses(self.session)
 
@@ -45,7 +46,7 @@ class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
 class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
     def __init__(self, source: str = "screening", inbound: uow.Inbound | None = None) -> None:
         super().__init__(source, inbound)
-        self.refdata = memory.reference_data()
+        self.refdata = MemoryReferenceData(sql.REFERENCE_TABLES)
         self.places = Places(self.refdata)
         self.cases = memory.Cases()
         self.statuses = memory.Statuses()

@@ -7,14 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
-from gridcare.shared.projection import MemoryReferenceData
 
 from ..domain.holds import Hold
-from .sql import REFERENCE_TABLES
-
-
-def reference_data() -> MemoryReferenceData:
-    return MemoryReferenceData(REFERENCE_TABLES)
 
 
 class Policies:

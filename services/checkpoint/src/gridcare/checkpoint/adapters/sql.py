@@ -23,7 +23,6 @@ from gridcare.contracts.refdata import (
 )
 from gridcare.shared.envelope import utcnow
 from gridcare.shared.localtime import as_utc
-from gridcare.shared.projection import SqlReferenceData
 from gridcare.shared.store import upsert_row
 
 from ..domain.holds import Hold
@@ -40,10 +39,6 @@ REFERENCE_TABLES = {
     Gate.TYPE: T.gates,
 }
 PASSAGE_FIELDS = ("gate_id", "scan_id", "compound_id", "person_id", "direction", "verdict")
-
-
-def reference_data(session: AsyncSession) -> SqlReferenceData:
-    return SqlReferenceData(session, REFERENCE_TABLES)
 
 
 def _utc(row: dict[str, Any]) -> dict[str, Any]:

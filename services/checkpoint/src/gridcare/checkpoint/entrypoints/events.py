@@ -11,8 +11,7 @@ from gridcare.contracts import edge, refdata, screening
 from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import CommunityPolicy
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
-from gridcare.shared.consumers import ConsumerRouter, device_uow, message_uow
-from gridcare.shared.envelope import Envelope
+from gridcare.shared.consumers import ConsumerRouter, device_uow
 from gridcare.shared.settings import Settings
 
 from .. import handlers
@@ -21,44 +20,40 @@ from ..unit_of_work import CheckpointUnitOfWork
 from . import STATE
 
 
-def router(settings: Settings) -> ConsumerRouter:
+def router(settings: Settings, state: GateState) -> ConsumerRouter:
+    """``state``: what the gate path knows, brought up to date after each commit."""
     r = ConsumerRouter(settings)
 
-    @r.consumer(
+    async def reference_data(entity: Any, uow: CheckpointUnitOfWork) -> None:
+        if isinstance(entity, CommunityPolicy):
+            await handlers.policy_set(entity, uow, state)
+        else:
+            await handlers.reference_data_changed(entity, uow, state)
+
+    async def decision(ev: Any, uow: CheckpointUnitOfWork) -> None:
+        if isinstance(ev, PersonStatusChanged):
+            await handlers.person_status_changed(ev, uow, state)
+        else:
+            await handlers.compound_level_changed(ev, uow, state)
+
+    r.projection(
         refdata.ALL,
         durable="checkpoint-refdata",
         stream=refdata.STREAM,
+        types=refdata.TYPES,
+        handle=reference_data,
         description="Gates, compounds, residents, communities, and each community's policy.",
     )
-    async def reference_data(
-        env: Envelope[dict[str, Any]],
-        uow: CheckpointUnitOfWork = Depends(message_uow),
-        state: GateState = Context(STATE),
-    ) -> None:
-        if env.type == CommunityPolicy.TYPE:
-            await handlers.policy_set(CommunityPolicy.model_validate(env.data), uow, state)
-        elif (kind := refdata.TYPES.get(env.type)) is not None:
-            await handlers.reference_data_changed(kind.model_validate(env.data), uow, state)
-
     # Screening's decisions take effect at the gates at once, in order: one at a time.
-    @r.consumer(
+    r.projection(
         screening.DECISIONS_ALL,
         durable="checkpoint-decisions",
         stream=screening.STREAM,
+        types={e.TYPE: e for e in (PersonStatusChanged, CompoundLevelChanged)},
+        handle=decision,
         workers=1,
         description="Screening's holds on people and its compound levels, enforced at once.",
     )
-    async def decisions(
-        env: Envelope[dict[str, Any]],
-        uow: CheckpointUnitOfWork = Depends(message_uow),
-        state: GateState = Context(STATE),
-    ) -> None:
-        if env.type == PersonStatusChanged.TYPE:
-            ev = PersonStatusChanged.model_validate(env.data)
-            await handlers.person_status_changed(ev, uow, state)
-        elif env.type == CompoundLevelChanged.TYPE:
-            level = CompoundLevelChanged.model_validate(env.data)
-            await handlers.compound_level_changed(level, uow, state)
 
     @r.consumer(
         edge.DOOR_OPENED_ALL,

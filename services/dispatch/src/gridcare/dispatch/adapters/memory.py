@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from gridcare.shared.projection import MemoryReferenceData
-
 from ..domain.tasks import Task
-from .sql import REFERENCE_TABLES
-
-
-def reference_data() -> MemoryReferenceData:
-    return MemoryReferenceData(REFERENCE_TABLES)
 
 
 class Tasks:

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
 from gridcare.shared.localtime import as_utc
-from gridcare.shared.projection import SqlReferenceData
 
 from ..domain.tasks import Task
 from . import tables as T
@@ -19,10 +18,6 @@ REFERENCE_TABLES = {
     Grid.TYPE: T.grids,
     Community.TYPE: T.communities,
 }
-
-
-def reference_data(session: AsyncSession) -> SqlReferenceData:
-    return SqlReferenceData(session, REFERENCE_TABLES)
 
 
 def _task(row) -> Task:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from faststream import Depends
 
 from gridcare.contracts import checkpoint, refdata, screening
@@ -20,18 +18,14 @@ from ..unit_of_work import DispatchUnitOfWork
 def router(settings: Settings) -> ConsumerRouter:
     r = ConsumerRouter(settings)
 
-    @r.consumer(
+    r.projection(
         refdata.ALL,
         durable="dispatch-refdata",
         stream=refdata.STREAM,
+        types=refdata.TYPES,
+        handle=handlers.reference_data_changed,
         description="Who the grid worker of each household is, and the community's clock.",
     )
-    async def reference_data(
-        env: Envelope[dict[str, Any]], uow: DispatchUnitOfWork = Depends(message_uow)
-    ) -> None:
-        kind = refdata.TYPES.get(env.type)
-        if kind is not None:
-            await handlers.reference_data_changed(kind.model_validate(env.data), uow)
 
     @r.consumer(
         screening.CASE_OPENED.format(kind="*"),

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from gridcare.shared.projection import MemoryReferenceData
-
 from ..domain.deliveries import Delivery
 from .chat import DeliveryFailed
-from .sql import REFERENCE_TABLES
-
-
-def reference_data() -> MemoryReferenceData:
-    return MemoryReferenceData(REFERENCE_TABLES)
 
 
 class Deliveries:

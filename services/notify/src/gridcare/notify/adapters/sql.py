@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.contracts.refdata import Community, Compound, Gate, Grid
 from gridcare.shared.localtime import as_utc
-from gridcare.shared.projection import SqlReferenceData
 from gridcare.shared.store import upsert_row
 
 from ..domain.deliveries import Delivery
@@ -20,10 +19,6 @@ REFERENCE_TABLES = {
     Community.TYPE: T.communities,
 }
 COLUMNS = [c.name for c in T.deliveries.columns]
-
-
-def reference_data(session: AsyncSession) -> SqlReferenceData:
-    return SqlReferenceData(session, REFERENCE_TABLES)
 
 
 def _delivery(row) -> Delivery:

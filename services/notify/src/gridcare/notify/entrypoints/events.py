@@ -24,18 +24,14 @@ GATE_EVENTS = {GateWentOffline.TYPE: GateWentOffline, GateCameOnline.TYPE: GateC
 def router(settings: Settings) -> ConsumerRouter:
     r = ConsumerRouter(settings)
 
-    @r.consumer(
+    r.projection(
         refdata.ALL,
         durable="notify-refdata",
         stream=refdata.STREAM,
+        types=refdata.TYPES,
+        handle=handlers.reference_data_changed,
         description="Grid and duty chats, and the community's clock.",
     )
-    async def reference_data(
-        env: Envelope[dict[str, Any]], uow: NotifyUnitOfWork = Depends(message_uow)
-    ) -> None:
-        kind = refdata.TYPES.get(env.type)
-        if kind is not None:
-            await handlers.reference_data_changed(kind.model_validate(env.data), uow)
 
     @r.consumer(
         dispatch.TASK_CREATED.format(kind="*"),

@@ -5,15 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from gridcare.shared.projection import MemoryReferenceData
-
 from ..domain.cases import Case, Observation
 from ..domain.status import StatusDecision
-from .sql import REFERENCE_TABLES
-
-
-def reference_data() -> MemoryReferenceData:
-    return MemoryReferenceData(REFERENCE_TABLES)
 
 
 class Cases:

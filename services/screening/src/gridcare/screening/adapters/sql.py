@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
 from gridcare.shared.localtime import as_utc
-from gridcare.shared.projection import SqlReferenceData
 from gridcare.shared.store import upsert_row
 
 from ..domain.cases import Case, Observation
@@ -21,10 +20,6 @@ REFERENCE_TABLES = {
     Compound.TYPE: T.compounds,
     Community.TYPE: T.communities,
 }
-
-
-def reference_data(session: AsyncSession) -> SqlReferenceData:
-    return SqlReferenceData(session, REFERENCE_TABLES)
 
 
 def _case(row) -> Case:

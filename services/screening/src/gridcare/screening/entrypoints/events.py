@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from faststream import Depends
 
 from gridcare.contracts import checkpoint, refdata
@@ -19,18 +17,14 @@ from ..unit_of_work import ScreeningUnitOfWork
 def router(settings: Settings) -> ConsumerRouter:
     r = ConsumerRouter(settings)
 
-    @r.consumer(
+    r.projection(
         refdata.ALL,
         durable="screening-refdata",
         stream=refdata.STREAM,
+        types=refdata.TYPES,
+        handle=handlers.reference_data_changed,
         description="Where residents live and their community's clock.",
     )
-    async def reference_data(
-        env: Envelope[dict[str, Any]], uow: ScreeningUnitOfWork = Depends(message_uow)
-    ) -> None:
-        kind = refdata.TYPES.get(env.type)
-        if kind is not None:
-            await handlers.reference_data_changed(kind.model_validate(env.data), uow)
 
     @r.consumer(
         checkpoint.FEVER_DETECTED.format(gate_id="*"),
