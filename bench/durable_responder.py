@@ -17,7 +17,7 @@ validation (``domain.parse_scan``), its rules (``domain.evaluate``, every scanne
 of the gate's compound at the precaution level, as in the benchmark's community), its reply
 (``scans.verdict_body``), its register row in a ``passages`` table made from
 ``tables.passages`` (the same columns, unique key and index), and its two per-scan metrics.
-No state, permits, retries, events, feed or outbox. So its throughput is the most a Python
+No state, permits, retries, events or outbox. So its throughput is the most a Python
 process can keep of the bare ceiling while doing the work every verdict needs. Stops on
 SIGTERM/SIGINT.
 """

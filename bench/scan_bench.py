@@ -547,34 +547,24 @@ class Bench:
             self.say(f"gridcare checkpoint: reference data projected in {projection_s:.1f}s")
             time.sleep(1.0)  # let the refdata consumer and the outbox relay go idle
 
-            def backlog() -> tuple[int, int]:
-                """(outbox rows unsent, register passages not yet announced by the feed)"""
-                return (
-                    sqlite_count(db, "outbox", "sent_at IS NULL"),
-                    sqlite_count(
-                        db, "passages", "id > (SELECT coalesce(max(sent_to), 0) FROM passage_feed)"
-                    ),
-                )
+            def backlog() -> int:
+                """Outbox rows unsent (a fever's events, say)."""
+                return sqlite_count(db, "outbox", "sent_at IS NULL")
 
             def settle() -> dict:
-                """Let the outbox relay and the passage feed catch up with the throughput
-                phase (bounded), so the latency phase starts from an idle service."""
+                """Let the outbox relay catch up with the throughput phase (bounded), so the
+                latency phase starts from an idle service."""
                 t = time.monotonic()
                 limit = 20.0 if self.plan.quick else 60.0
                 before = pending = backlog()
-                while max(pending) > 0 and time.monotonic() - t < limit and svc.alive:
+                while pending > 0 and time.monotonic() - t < limit and svc.alive:
                     time.sleep(0.25)
                     pending = backlog()
                 waited = time.monotonic() - t
-                self.say(
-                    f"gridcare: outbox {before[0]} -> {pending[0]} unsent, passages "
-                    f"{before[1]} -> {pending[1]} unannounced after {waited:.1f}s"
-                )
+                self.say(f"gridcare: outbox {before} -> {pending} unsent after {waited:.1f}s")
                 return {
-                    "outbox_unsent_before": before[0],
-                    "outbox_unsent_after": pending[0],
-                    "unannounced_before": before[1],
-                    "unannounced_after": pending[1],
+                    "outbox_unsent_before": before,
+                    "outbox_unsent_after": pending,
                     "waited_s": round(waited, 1),
                 }
 
@@ -726,7 +716,7 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
         notes.append(
             f"durable_rules keeps {rules:.3f} of the bare ceiling: gridcare's own validation, "
             "rules, reply, register row and metrics, written durably and with nothing else "
-            "(no state, retries, events or feed): about the most a Python responder doing the "
+            "(no state, retries or events): about the most a Python responder doing the "
             "work every verdict needs keeps on this machine (bench/durable_responder.py)."
         )
 
@@ -1003,10 +993,8 @@ def render(report: dict) -> str:
         if "settle" in res:
             st = res["settle"]
             extra.append(
-                f"outbox {st['outbox_unsent_before']} → {st['outbox_unsent_after']} unsent, "
-                f"passages {st.get('unannounced_before', '?')} → "
-                f"{st.get('unannounced_after', '?')} unannounced, after waiting "
-                f"{st['waited_s']} s between the phases"
+                f"outbox {st['outbox_unsent_before']} → {st['outbox_unsent_after']} unsent "
+                f"after waiting {st['waited_s']} s between the phases"
             )
         for k, label in (
             ("rows_stored", "rows in its store after the run"),

@@ -1,5 +1,5 @@
 """A storm of gate scans with the checkpoint SIGKILLed and restarted in the middle: every
-scan that got a verdict is in the register, once, with that verdict (CONTRACT.md §1)."""
+scan that got a verdict is in the register, once, with that verdict (the edge contract §1, docs/edge-contract.md)."""
 
 from __future__ import annotations
 

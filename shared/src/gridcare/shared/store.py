@@ -425,7 +425,7 @@ def run_alembic_env(context: EnvironmentContext) -> None:
     """The body of every service's ``migrations/env.py``.
 
     At service start the connection comes in ``config.attributes``; from the command line
-    (``gridcare db revision``) an in-memory SQLite connection is used for autogenerate.
+    (``gridcare-<service> revision``) an in-memory SQLite connection is used for autogenerate.
     """
     cfg = context.config
     metadata = cfg.attributes["target_metadata"]

@@ -82,7 +82,7 @@ def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
 
 
 def evaluate(scan: ScanRequest, who: Situation, policy: Policy) -> Decision:
-    """The rules of CONTRACT.md for one scan, with the permit it uses or closes."""
+    """The rules of the edge contract §1 for one scan, with the permit it uses or closes."""
     fired: list[tuple[str, str]] = []  # (verdict, reason)
     rules = policy.rules(who.control_level)
     fever_c = rules.fever_c if rules.fever_c is not None else policy.fever_c

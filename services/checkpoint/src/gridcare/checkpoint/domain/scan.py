@@ -37,7 +37,7 @@ class Visitor(BaseModel):
 
 
 class ScanRequest(BaseModel):
-    """A gate scan as CONTRACT.md §1 defines it. Unknown extra fields are ignored.
+    """A gate scan as the edge contract §1 defines it. Unknown extra fields are ignored.
 
     The checks that need context (the subject's gate, the policy's valid temperatures, the
     clock) are field validators too, so one reply names every bad field at once.
