@@ -1,5 +1,5 @@
 """A storm of gate scans with the checkpoint SIGKILLed and restarted in the middle: every
-scan that got a verdict is in the register, once, with that verdict (the edge contract §1, docs/edge-contract.md)."""
+scan that got a verdict is in the register, once, with that verdict (docs/edge-contract.md §1)."""
 
 from __future__ import annotations
 
