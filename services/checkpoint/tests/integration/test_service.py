@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -34,11 +36,12 @@ from gridcare.checkpoint.adapters import tables as T
 from gridcare.checkpoint.bootstrap import build
 from gridcare.checkpoint.config import CheckpointSettings
 from gridcare.cli import refdata
-from gridcare.cli.devrun import NatsServer
+from gridcare.cli.devrun import NatsServer, free_port
 from gridcare.contracts import STREAMS
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel, LevelRules
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
 from gridcare.shared.envelope import Envelope, Event
+from gridcare.shared.lease import LeaseHeld
 from gridcare.shared.service import Service
 from gridcare.shared.store import Store
 from gridcare.shared.streams import stream_for
@@ -1139,3 +1142,35 @@ async def test_a_consumer_takes_the_current_and_the_next_version_of_an_event(cp:
     assert await cp.dead_letters("checkpoint-decisions") == []
     (row,) = await cp.rows(T.person_status, T.person_status.c.person_id == "R-1002")
     assert (row.status, row.holds_at_gate) == ("hospital_annex", True)
+
+
+# --- one checkpoint per store -----------------------------------------------------------------
+async def test_a_second_checkpoint_on_the_same_store_refuses_to_start(cp: Checkpoint, tmp_path):
+    second = build(cp.settings())
+    with pytest.raises(LeaseHeld, match="another instance") as refused:
+        await second.start()
+    assert cp.service.components["lease"].holder in str(refused.value)
+    await second.stop()  # a start that was refused stops cleanly
+    # the first one is untouched and goes on answering
+    assert reasons_of(await cp.scan("g1", person_id="R-1001"))[0] == "allow"
+
+    # as a process: it exits at once (3), saying why, and the running one is untouched
+    env = {
+        **os.environ,
+        "GRIDCARE_NATS_URL": cp.server.url,
+        "GRIDCARE_DATABASE_URL": cp.database_url,
+        "GRIDCARE_VAR_DIR": str(tmp_path),
+        "GRIDCARE_HTTP_PORT": str(free_port()),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gridcare.checkpoint",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 3, out.decode()[-2000:]
+    assert b"refusing to start: another instance" in out
+    assert reasons_of(await cp.scan("g1", person_id="R-1002"))[0] == "allow"

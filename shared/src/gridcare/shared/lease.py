@@ -41,7 +41,7 @@ def lease_table(md: sa.MetaData) -> sa.Table:
 
 
 class LeaseHeld(RuntimeError):
-    pass
+    """Another instance holds the store: this one must not start (the message says who)."""
 
 
 def _alive_here(holder: str) -> bool | None:

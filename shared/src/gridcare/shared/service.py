@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from .api import common_api
 from .consumers import RUNTIME
 from .deadletters import DeadLetters
 from .envelope import Envelope, Event, utcnow
+from .lease import LeaseHeld
 from .metrics import Metrics
 from .natsconn import connect_options, ensure_streams, missing_streams
 from .outbox import Relay
@@ -413,10 +415,12 @@ class Service:
             asyncio.run(self._migrate_only())
         elif args.command == "revision":
             write_revision(self.migrations, self.store.metadata, args.message)
-        elif self.settings.event_loop == "uvloop":
-            uvloop.run(self.run())
         else:
-            asyncio.run(self.run())
+            try:
+                (uvloop.run if self.settings.event_loop == "uvloop" else asyncio.run)(self.run())
+            except LeaseHeld as exc:  # a clear message, not a traceback
+                log.error("refusing to start: %s", exc)
+                sys.exit(3)
 
     async def _migrate_only(self) -> None:
         try:
