@@ -1,8 +1,8 @@
 """A lease on a store: one process at a time may run as its writer.
 
-A service that keeps state in memory beside its store (the checkpoint answers gates from
-memory) must be the only one writing that store: a second instance would decide from a view
-the first one no longer updates. At start it takes the lease (a row of the ``leases``
+A service that keeps state in memory beside its store (to answer from memory) must be the
+only one writing that store: a second instance would decide from a view the first one no
+longer updates. At start it takes the lease (a row of the ``leases``
 table: holder, expiry), renews it while it runs and gives it up when it stops. A second
 instance started on the same store meanwhile refuses to start with :class:`LeaseHeld`,
 naming the holder. A holder killed without giving it up: its lease runs out after ``ttl_s``

@@ -62,7 +62,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         # Built once, so SQLAlchemy compiles each once too: a busy service relays many
-        # times a second (the checkpoint, for every few fevers).
+        # times a second.
         t = store.tables.outbox
         self._pending = (
             sa.select(t.c.id, t.c.subject, t.c.payload, t.c.headers)

@@ -1,7 +1,7 @@
 """Settings from environment variables, all with the ``GRIDCARE_`` prefix.
 
 Every service reads :class:`Settings` (a service with settings of its own extends it, e.g.
-``gridcare.checkpoint.config``); each process is told which service it is by the entry
+its own ``config.py``); each process is told which service it is by the entry
 point it was started from. See ``docs/configuration.md`` for the full list.
 """
 
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # --- store ------------------------------------------------------------------------------
     # Empty means "SQLite file var/<service>.db"; otherwise any SQLAlchemy async URL, e.g.
     # postgresql+asyncpg://user@host/db (plain postgresql:// is accepted and upgraded).
-    # GRIDCARE_<SERVICE>_DATABASE_URL (e.g. GRIDCARE_NOTIFY_DATABASE_URL) wins for that
+    # GRIDCARE_<SERVICE>_DATABASE_URL (the service by its name, upper-cased) wins for that
     # service, so one environment can describe all four stores.
     database_url: str = ""
     var_dir: Path = DEFAULT_VAR_DIR
