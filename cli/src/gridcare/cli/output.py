@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import typer
@@ -20,9 +21,14 @@ _ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2})?(\.\d+)?([+-]\d{2
 
 
 def when(value: Any) -> str:
-    """A time from an API (already on the community's clock) as a person reads it."""
+    """A time from an API as a person reads it: ``2026-03-12 07:31``. A service that knows
+    the community answers on the community's clock; a time in UTC (a dead letter's, say:
+    the library knows no community) is shown on this computer's clock."""
     if isinstance(value, str) and (m := _ISO.match(value)):
-        return f"{m.group(1)} {m.group(2)}"
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if t.utcoffset() in (None, timedelta(0)):
+            t = t.astimezone()  # this computer's clock
+        return f"{t:%Y-%m-%d %H:%M}"
     return "" if value is None else str(value)
 
 
