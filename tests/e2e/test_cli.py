@@ -133,9 +133,7 @@ async def test_the_office_tool_on_the_service_apis(system, sink, tmp_path):
     assert [c["person_id"] for c in cases] == ["R-1001"]
     assert cases[0]["opened_at"].endswith("+08:00")
 
-
-@pytest.mark.parametrize("db_backend", ["sqlite"])
-async def test_no_answer_is_a_clear_error(system):
+    # a service that does not answer: a clear error, exit 1
     system.procs["dispatch"].stop()
     gone = await gridcare(system, "tasks")
     assert gone.exit_code == 1 and "nobody answers api.dispatch.tasks" in gone.output

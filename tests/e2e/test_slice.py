@@ -74,6 +74,7 @@ async def test_fever_scan_crosses_all_four_services(system, sink, tmp_path):
     assert len(sink.posts("/hooks/G-01")) == 1
 
 
+@pytest.mark.parametrize("db_backend", ["sqlite"])  # validation: no store involved
 async def test_malformed_scans_get_invalid_scan_and_service_keeps_working(system, sink, tmp_path):
     write_community(tmp_path / "community", sink)
     system.import_refdata(tmp_path / "community")
@@ -109,6 +110,7 @@ async def test_malformed_scans_get_invalid_scan_and_service_keeps_working(system
     assert all(p.alive for p in system.procs.values())
 
 
+@pytest.mark.parametrize("db_backend", ["sqlite"])  # the slice above runs on PostgreSQL too
 async def test_every_service_serves_metrics_health_and_readiness(system):
     for name, proc in system.procs.items():
         base = f"http://127.0.0.1:{proc.http_port}"
