@@ -3,6 +3,7 @@ died on this host is replaced at once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -74,3 +75,19 @@ async def test_a_holder_on_another_host_holds_until_it_expires(store):
     lease = Lease(store, "checkpoint")
     await lease.acquire()
     await lease.release()
+
+
+async def test_a_holder_that_finds_its_lease_taken_is_told(store):
+    lost = []
+    lease = Lease(store, "checkpoint", ttl_s=0.3, on_lost=lambda: lost.append(1))
+    await lease.acquire()
+    t = lease_table(store.metadata)
+    async with store.transaction() as s:  # it was away too long: another took it over
+        await s.execute(sa.update(t).values(holder="elsewhere:1:cafe"))
+    for _ in range(50):
+        if lost:
+            break
+        await asyncio.sleep(0.05)
+    assert lost == [1]
+    await lease.release()  # its own lease only: the other's stays
+    assert (await lease.holder_of())[0] == "elsewhere:1:cafe"

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,6 +67,9 @@ class Lease:
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
     )
+    #: called if the lease is found taken by another holder (this one was away longer than
+    #: its ttl): the service must stop, its view of the store is no longer the only one
+    on_lost: Callable[[], None] = lambda: None
     _task: asyncio.Task | None = None
 
     @property
@@ -100,13 +104,18 @@ class Lease:
             await asyncio.sleep(self.ttl_s / 3)
             try:
                 async with self.store.transaction() as s:
-                    await s.execute(
+                    renewed = await s.execute(
                         sa.update(t)
                         .where(t.c.name == self.name, t.c.holder == self.holder)
                         .values(expires_at=utcnow() + timedelta(seconds=self.ttl_s))
                     )
             except Exception:
                 log.exception("could not renew the lease %s", self.name)
+                continue
+            if renewed.rowcount == 0:
+                log.critical("the lease %s was taken by another instance: stopping", self.name)
+                self.on_lost()
+                return
 
     async def release(self) -> None:
         await stop_task(self._task)

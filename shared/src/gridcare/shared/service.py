@@ -136,6 +136,10 @@ class Service:
         """Make ``value`` a dependency handlers can take (``Context(key)``)."""
         self.app.context.set_global(key, value)
 
+    def request_stop(self) -> None:
+        """Stop as on SIGTERM (a running ``run()`` returns after a clean stop)."""
+        self._stopping.set()
+
     def unit_of_work(self, inbound: Inbound | None = None) -> UnitOfWork:
         """A unit of work on this service's store (handling ``inbound``, if given)."""
         return self._unit_of_work(self.store, self.name, inbound, self.relay.wake)

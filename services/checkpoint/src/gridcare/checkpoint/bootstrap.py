@@ -43,7 +43,7 @@ def build(settings: CheckpointSettings | None = None) -> Service:
     health = GateHealth(started_at=utcnow())
     dirty: set[str] = set()  # gates whose last heartbeat is not saved yet
     scans = ScanResponder(svc, state)
-    lease = Lease(svc.store, NAME, settings.lease_ttl_s)
+    lease = Lease(svc.store, NAME, settings.lease_ttl_s, on_lost=svc.request_stop)
     m = svc.metrics
     heartbeats_total = m.counter("heartbeats_total", "Gate heartbeats, by outcome", ["outcome"])
     offline = m.gauge("gates_offline", "Gates silent for 3 heartbeat intervals")
