@@ -24,7 +24,7 @@ def when(value: Any) -> str:
     """A time from an API as a person reads it: ``2026-03-12 07:31``. A service that knows
     the community answers on the community's clock; a time in UTC (a dead letter's, say:
     the library knows no community) is shown on this computer's clock."""
-    if isinstance(value, str) and (m := _ISO.match(value)):
+    if isinstance(value, str) and _ISO.match(value):
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if t.utcoffset() in (None, timedelta(0)):
             t = t.astimezone()  # this computer's clock
