@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: The FastStream context key of the running service (``service.Service``).
 RUNTIME = "gridcare"
+#: ... and of the message being handled (:class:`Inbound`), set by the middleware.
+INBOUND = "gridcare_inbound"
 
 
 class Runtime(Protocol):
@@ -94,9 +96,12 @@ class _DeviceHead(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def message_uow(msg: NatsMessage, runtime: Runtime = Context(RUNTIME)) -> UnitOfWork:
-    """``Depends(message_uow)``: the unit of work for the envelope being handled."""
-    return runtime.unit_of_work(inbound_of(msg))
+def message_uow(
+    runtime: Runtime = Context(RUNTIME), inbound: Inbound | None = Context(INBOUND, default=None)
+) -> UnitOfWork:
+    """``Depends(message_uow)``: the unit of work for the envelope being handled (its
+    identity read once, by :class:`ReliableConsumer`)."""
+    return runtime.unit_of_work(inbound)
 
 
 def device_uow(id_field: str) -> Callable[..., UnitOfWork]:
@@ -134,7 +139,8 @@ class ReliableConsumer(BaseMiddleware):
                 await self._dead_letter(rt, msg, inbound, attempt, why)
                 return None
             try:
-                await call_next(msg)
+                with self.context.scope(INBOUND, inbound):
+                    await call_next(msg)
             except AlreadyHandled:
                 await msg.ack()
                 count(consumer, "duplicate").inc()

@@ -246,22 +246,6 @@ async def issue_permit(
             state="issued",
             return_within_h=return_within_h,
         )
-        await uow.permits.add(
-            {
-                "permit_id": permit.permit_id,
-                "kind": kind,
-                "holder_id": holder_id,
-                "household_id": household,
-                "compound_id": compound,
-                "valid_from": valid_from,
-                "valid_until": valid_until,
-                "uses_left": uses,
-                "return_within_h": return_within_h,
-                "issued_by": issued_by,
-                "issued_at": now,
-                "state": "issued",
-            }
-        )
         ev = PermitIssued(
             permit_id=permit.permit_id,
             kind=kind,
@@ -274,6 +258,8 @@ async def issue_permit(
             return_within_h=return_within_h,
             issued_by=issued_by,
         )
+        row = ev.model_dump(exclude={"uses"})  # the row holds what is announced, and more
+        await uow.permits.add({**row, "uses_left": uses, "issued_at": now, "state": "issued"})
         uow.emit(ev)
         uow.after_commit(lambda: state.put_permit(holder_id, permit))
         await uow.commit()
