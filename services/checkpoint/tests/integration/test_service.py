@@ -678,15 +678,21 @@ async def test_door_sensors(cp: Checkpoint):
     await cp.door(
         "H-0102", {"event_id": "d-80", "household_id": "H-0101", "opened_at": rfc3339(now())}
     )
+    # a time that falls off the calendar in UTC: dead-lettered at once, with the reason
+    # (it used to raise OverflowError, retried every ack wait for ever)
+    edge = "9999-12-31T23:59:59-14:00"
+    await cp.door("H-0102", {"event_id": "d-82", "household_id": "H-0102", "opened_at": edge})
 
-    async def three_dead():
+    async def four_dead():
         rows = await cp.dead_letters("checkpoint-doors")
-        return rows if len(rows) >= 3 else None
+        return rows if len(rows) >= 4 else None
 
-    dead = await eventually(three_dead)
-    assert len(dead) == 3
+    dead = await eventually(four_dead)
+    assert len(dead) == 4
     assert all(r.subject == "door.H-0102.opened" and r.reason for r in dead)
-    assert sum("invalid message" in r.reason for r in dead) == 2
+    assert sum("invalid message" in r.reason for r in dead) == 3
+    (overflow,) = [r for r in dead if b"d-82" in r.payload]
+    assert "opened_at" in overflow.reason and overflow.deliveries == 1
     (mismatch,) = [r for r in dead if b"d-80" in r.payload]
     assert "does not match the subject" in mismatch.reason
     assert len(await cp.rows(T.door_events, d.event_id.in_(["d-79", "d-80"]))) == 0
@@ -754,14 +760,18 @@ async def test_gate_heartbeats_offline_and_back(cp: Checkpoint):
     await cp.heartbeat("g1", b"{not json")
     await cp.heartbeat("g9", {"gate_id": "g9", "sent_at": rfc3339(now()), "firmware": "1.0"})
     await cp.heartbeat("g2", {"gate_id": "g1", "sent_at": rfc3339(now())})
+    # a time that falls off the calendar in UTC is a bad heartbeat too (it used to raise
+    # OverflowError in the subscriber and vanish without a trace)
+    await cp.heartbeat("g3", {"gate_id": "g3", "sent_at": "0001-01-01T00:00:00+14:00"})
 
     async def dead():
         rows = await cp.dead_letters("checkpoint-heartbeats")
-        return rows if len(rows) >= 3 else None
+        return rows if len(rows) >= 4 else None
 
     rows = await eventually(dead)
     reasons = {r.subject: r.reason for r in rows}
     assert "invalid heartbeat" in reasons["gate.g1.heartbeat"]
+    assert "sent_at" in reasons["gate.g3.heartbeat"]
     assert "unknown gate 'g9'" in reasons["gate.g9.heartbeat"]
     assert "does not match" in reasons["gate.g2.heartbeat"]
     assert "g9" not in health.last_seen

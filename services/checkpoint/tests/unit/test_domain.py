@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from gridcare.checkpoint.domain import (
     ALLOW_MESSAGE,
@@ -21,7 +22,9 @@ from gridcare.checkpoint.domain import (
     decide,
     parse_scan,
 )
+from gridcare.checkpoint.domain.health import BadHeartbeat, parse_heartbeat
 from gridcare.checkpoint.entrypoints.scans import reply_body, verdict_body
+from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import ControlLevel
 
 CST = timezone(timedelta(hours=8))
@@ -197,6 +200,17 @@ def test_temperature_must_be_a_json_number(t):
 @pytest.mark.parametrize("m", ["true", "false", 1, 0, "yes", None])
 def test_mask_must_be_a_json_boolean(m):
     assert fields_of(invalid(body(mask=m))) == ["mask"]
+
+
+@pytest.mark.parametrize(
+    "ts", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T20:00:00-04:01"]
+)
+def test_a_timestamp_that_falls_off_the_calendar_in_utc_is_named(ts):
+    """Not an OverflowError (the responder's ``unavailable``, which a device retries for
+    ever): the field is named, like any other bad value."""
+    assert fields_of(invalid(body(scanned_at=ts))) == ["scanned_at"]
+    detail = invalid(body(visitor=visitor(negative_test_at=ts)))
+    assert fields_of(detail) == ["visitor.negative_test_at"]
 
 
 def test_scanned_at_too_far_in_the_future():
@@ -493,6 +507,16 @@ def instants(lo: timedelta, hi: timedelta) -> st.SearchStrategy[datetime]:
     )
 
 
+# Any instant of the calendar written with any offset RFC 3339 allows (whole minutes,
+# -14:00 to +14:00): near year 1 or 9999 some of them fall off the calendar in UTC.
+offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+any_instants = st.builds(
+    lambda dt, tz: dt.replace(tzinfo=tz).isoformat(),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59))
+    | st.sampled_from([datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)]),
+    offsets,
+)
+
 valid_visitors = st.fixed_dictionaries(
     {
         "name": st.text(no_surrogates, min_size=1, max_size=100),
@@ -535,14 +559,16 @@ def field_values(name: str) -> st.SearchStrategy[Any]:
         "direction": st.sampled_from(["in", "out", "IN"]),
         "person_id": tokens,
         "scanned_at": instants(-timedelta(days=2), timedelta(hours=1)).map(datetime.isoformat)
-        | st.datetimes().map(datetime.isoformat),
+        | st.datetimes().map(datetime.isoformat)
+        | any_instants,
         "temperature_c": st.none() | st.floats(25, 50) | st.integers(20, 50),
         "mask": st.booleans(),
         "health_code": st.sampled_from(["green", "yellow", "red", None, "blue"]),
         "visitor": st.none()
         | valid_visitors
         | st.dictionaries(
-            st.sampled_from(["name", "phone", "from_region", "negative_test_at"]), json_values
+            st.sampled_from(["name", "phone", "from_region", "negative_test_at"]),
+            json_values | any_instants,
         ),
     }[name]
     return valid | json_values
@@ -669,3 +695,15 @@ def test_verdict_body_is_the_reply_as_json(verdict, reasons, scan_id):
     }
     assert json.loads(body) == reply
     assert body == reply_body(reply)
+
+
+# --- the other device messages: heartbeats (§2) and door events (§3) ---------------------------
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_heartbeat_or_door_event_off_the_calendar_is_bad_input(ts):
+    """A bad heartbeat is recorded as one, and a bad door event is dead-lettered at once
+    (a validation error): neither may raise anything else."""
+    hb = json.dumps({"gate_id": "g1", "sent_at": ts}).encode()
+    with pytest.raises(BadHeartbeat, match="sent_at"):
+        parse_heartbeat(hb, "g1", {"g1": "C-01"})
+    with pytest.raises(ValidationError, match="opened_at"):
+        DoorOpened.model_validate({"event_id": "d-1", "household_id": "H-1", "opened_at": ts})

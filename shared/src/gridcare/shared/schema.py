@@ -7,7 +7,7 @@ of ``[A-Za-z0-9_-]{1,64}``; timestamps are RFC 3339 text with an offset.
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,11 +49,19 @@ def _time_zone(v: str) -> str:
     return v
 
 
+def _in_utc(t: datetime) -> datetime:
+    """``t`` in UTC. A time at the very edge of the calendar with an offset that takes it
+    past year 1 or 9999 (``9999-12-31T23:59:59-14:00``) cannot be held: a validation error
+    naming the field, never an ``OverflowError`` that the caller would take for a fault."""
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("outside the calendar once converted to UTC (years 1-9999)") from None
+
+
 # An edge timestamp: RFC 3339 text with an offset; not a Unix time. Held in UTC from here
 # on (stores compare times; SQLite keeps no offsets).
-Timestamp = Annotated[
-    AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(lambda t: t.astimezone(UTC))
-]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 Phone = Annotated[str, AfterValidator(_phone)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 TagList = Annotated[list[Token], BeforeValidator(_split_list)]

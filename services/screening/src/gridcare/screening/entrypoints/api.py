@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from faststream import Depends
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
-from gridcare.shared.schema import Token
+from gridcare.shared.schema import Timestamp, Token
 
 from .. import handlers
 from ..domain.status import HealthStatus
@@ -23,7 +23,7 @@ class SetStatus(Request):
     status: HealthStatus
     set_by: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=3, max_length=1000)
-    until: AwareDatetime | None = None
+    until: Timestamp | None = None
 
 
 class ShowStatus(Request):
