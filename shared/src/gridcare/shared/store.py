@@ -81,6 +81,10 @@ def messaging_tables(md: sa.MetaData) -> MessagingTables:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, default=0),
         sa.Column("last_error", sa.Text, nullable=True),
+        # a row whose publish failed is tried again from this time on (backoff) ...
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        # ... and set aside once it cannot be published (``last_error`` says why)
+        sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Index("ix_outbox_pending", "sent_at", "id"),
     )
     processed = sa.Table(
