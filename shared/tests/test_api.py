@@ -48,7 +48,7 @@ async def test_a_refusal_has_its_own_code_and_a_bug_still_answers(test_service):
 async def test_dead_letters_are_listed_and_replayed(test_service, eventually):
     ts = test_service
     ts.svc.consuming_since -= ts.svc.settings.ack_wait_s  # long enough: no grace
-    ts.behaviour.fail_times[8] = 3  # every attempt (max_deliveries=3) fails, once more works
+    ts.behaviour.fail_times[8] = 3  # every attempt (max_attempts: 3) fails, once more works
     env = Envelope.wrap(Ping(topic=ts.topic, n=8), source="test")
     nc = await nats.connect(ts.svc.settings.nats_url)
     try:

@@ -83,8 +83,14 @@ async def test_persistent_failure_is_dead_lettered_with_reason(test_service, eve
     # the dead letter is announced on the DEADLETTER stream through the outbox
     nc = await nats.connect(test_service.svc.settings.nats_url)
     try:
-        msg = await nc.jetstream().get_last_msg("DEADLETTER", "deadletter.testsvc")
-        dead_env = Envelope.from_bytes(msg.data)
+        js = nc.jetstream()
+
+        async def announced():  # (the relay publishes it a moment after the commit)
+            msg = await js.get_last_msg("DEADLETTER", "deadletter.testsvc")
+            dead_env = Envelope.from_bytes(msg.data)
+            return dead_env if dead_env.causation_id == env.event_id else None
+
+        dead_env = await eventually(announced)
         assert dead_env.data["reason"] == row.reason
         assert base64.b64decode(dead_env.data["payload_b64"]) == row.payload
         assert dead_env.causation_id == env.event_id
@@ -105,7 +111,7 @@ async def test_last_attempt_waits_for_what_a_killed_predecessor_held(test_servic
 
     await eventually(done)
     assert await dead_letters(ts) == []
-    # max_deliveries (3) attempts within a fraction of a second, the last one put off
+    # max_attempts (3) within a fraction of a second, the last one put off
     assert ts.behaviour.calls[5] == 4
 
 

@@ -83,7 +83,7 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
         var_dir=tmp_path,
         retry_base_delay_s=0.05,
         retry_max_delay_s=0.2,
-        max_deliveries=3,
+        retry_horizon_s=0.1,  # 3 attempts (max_attempts)
         ack_wait_s=5,
         outbox_poll_s=0.1,
         **overrides,

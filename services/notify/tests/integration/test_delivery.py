@@ -61,8 +61,7 @@ async def publish(js, event, source: str) -> Envelope:
     return env
 
 
-async def test_a_failing_provider_is_retried_and_the_worker_gets_one_message(notify):
-    svc, js, sink = notify
+async def community_with_a_grid(svc, js, sink) -> None:
     await publish(js, Community(community_id="CM-1", name="D", time_zone="Asia/Shanghai"), "t")
     grid = Grid(
         grid_id="G-01",
@@ -80,8 +79,11 @@ async def test_a_failing_provider_is_retried_and_the_worker_gets_one_message(not
             return await s.scalar(sa.select(sa.func.count()).select_from(T.grids))
 
     await until(grid_known)
-    task = TaskCreated(
-        task_id="t-1",
+
+
+def a_task(task_id: str = "t-1") -> TaskCreated:
+    return TaskCreated(
+        task_id=task_id,
         kind="fever_follow_up",
         person_id="R-1001",
         household_id="H-0101",
@@ -91,6 +93,12 @@ async def test_a_failing_provider_is_retried_and_the_worker_gets_one_message(not
         due_by=datetime.now(UTC) + timedelta(hours=2),
         summary={"zh": "发热随访：居民 R-1001", "en": "Fever follow-up: R-1001"},
     )
+
+
+async def test_a_failing_provider_is_retried_and_the_worker_gets_one_message(notify):
+    svc, js, sink = notify
+    await community_with_a_grid(svc, js, sink)
+    task = a_task()
     env = await publish(js, task, "dispatch")
 
     async def sent():
@@ -116,3 +124,36 @@ async def test_a_failing_provider_is_retried_and_the_worker_gets_one_message(not
 
     await until(both_handled)
     assert len(sink.posts("/hooks/G-01")) == 1
+
+
+async def test_a_provider_down_for_seconds_loses_nothing_to_the_dead_letters(notify):
+    """The chat is down for 3 s. The retry delay grows (0.05 s doubling to 0.2 s here; a
+    second doubling to five minutes by default) for as long as the retry horizon (an hour
+    by default): the alert arrives once the chat is back. Before, the fifth failure (after
+    about 0.55 s here, 7.5 s with the defaults of then) made it a dead letter that a person
+    had to replay."""
+    svc, js, sink = notify
+    await community_with_a_grid(svc, js, sink)
+    sink.fail_first = 10**6  # down ...
+    await publish(js, a_task("t-2"), "dispatch")
+    retried = svc.metrics.messages.labels("notify-tasks", "retried")
+    await asyncio.sleep(3.0)
+    assert retried._value.get() >= 6  # more attempts than the old limit of five
+    sink.fail_first = 0  # ... and back
+
+    async def sent():
+        async with svc.store.sessions() as s:
+            return (
+                await s.execute(sa.select(T.deliveries).where(T.deliveries.c.status == "sent"))
+            ).all()
+
+    await until(sent)
+    await until(lambda: _true(len(sink.posts("/hooks/G-01")) == 1))
+    async with svc.store.sessions() as s:
+        assert await s.scalar(sa.select(sa.func.count()).select_from(T.deliveries)) == 1
+        dead = await s.scalar(sa.select(sa.func.count()).select_from(svc.store.tables.dead_letters))
+    assert dead == 0
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -7,14 +7,16 @@ what becomes of each delivery:
 
 1. A message that can never be handled (not JSON, not the declared schema: FastStream's
    validation error) is dead-lettered at once: retrying cannot fix it.
-2. A message delivered more than ``max_deliveries`` times (the service died or timed out on
-   it before; one more if its last attempt was put off, see 4) is dead-lettered.
+2. A message delivered more than :func:`max_attempts` times (the service died or timed
+   out on it before; one more if its last attempt was put off, see 4) is dead-lettered.
 3. The handler runs. Its unit of work (``uow.py``, handed to it by ``Depends(message_uow)``)
    commits the effect, its events and the inbox record in one transaction; a message
    already in the inbox raises :class:`~gridcare.shared.uow.AlreadyHandled`: a duplicate,
    acked.
-4. Success: ack. An exception: NACK with a delay that doubles each attempt; on the last
-   attempt, a dead letter instead, unless the service started consuming less than one
+4. Success: ack. An exception: NACK with a delay that doubles each attempt up to a
+   maximum, with jitter (:func:`backoff`), for as long as the retry horizon (an hour by
+   default: a provider or a database down for minutes loses nothing); on the last attempt
+   (:func:`max_attempts`), a dead letter instead, unless the service started consuming less than one
    ``ack_wait`` ago: what a killed predecessor held unacknowledged (the reference data the
    message needs, say) comes back only within that time, so the last attempt is made once
    it has passed. :class:`Permanent` is an error no retry can fix: dead-lettered at once.
@@ -28,6 +30,8 @@ FastStream 0.7.8's pull loop does not expect.
 from __future__ import annotations
 
 import logging
+import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -134,7 +138,7 @@ class ReliableConsumer(BaseMiddleware):
         )
         count = rt.metrics.messages.labels
         try:
-            if attempt > s.max_deliveries + 1:
+            if attempt > max_attempts(s) + 1:
                 why = f"delivered {attempt} times without an ack (the service died or timed out)"
                 await self._dead_letter(rt, msg, inbound, attempt, why)
                 return None
@@ -171,11 +175,13 @@ class ReliableConsumer(BaseMiddleware):
         exc: Exception,
     ) -> None:
         s = rt.settings
+        last = max_attempts(s)
         grace = rt.consuming_since + s.ack_wait_s - time.monotonic()
-        put_off = attempt == s.max_deliveries and grace > 0
-        if attempt >= s.max_deliveries and not put_off:
+        put_off = attempt == last and grace > 0
+        if attempt >= last and not put_off:
             log.error("handler failed on the last attempt", exc_info=exc)
-            await self._dead_letter(rt, msg, inbound, attempt, f"failed {attempt} times: {exc!r}")
+            why = f"failed {attempt} times, retried for {_span(s.retry_horizon_s)}: {exc!r}"
+            await self._dead_letter(rt, msg, inbound, attempt, why)
             return
         delay = grace if put_off else backoff(s, attempt)
         log.warning("handler failed (attempt %d), retry in %.1fs: %r", attempt, delay, exc)
@@ -222,8 +228,40 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def backoff(settings: Settings, attempt: int) -> float:
+def _nominal(settings: Settings, attempt: int) -> float:
+    """The delay after failed attempt ``attempt`` (1, 2, ...) before jitter."""
+    if attempt > 60:  # 2**60 times any base is past any max: no float overflow
+        return settings.retry_max_delay_s
     return min(settings.retry_base_delay_s * 2 ** (attempt - 1), settings.retry_max_delay_s)
+
+
+def backoff(settings: Settings, attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """How long to wait after failed attempt ``attempt``: the base delay doubled each
+    attempt up to the maximum, stretched by a random part of up to ``retry_jitter`` (the
+    messages of one outage come back spread out, not in one burst)."""
+    return _nominal(settings, attempt) * (1 + settings.retry_jitter * rand())
+
+
+def max_attempts(settings: Settings) -> int:
+    """The attempts a failing message gets: the last is the first that starts at least
+    ``retry_horizon_s`` after the first one did (counting each delay at its shortest, so
+    jitter only lengthens the horizon). With the defaults (1 s doubling to 5 min, an hour)
+    that is 21 attempts."""
+    base, top, horizon = settings.retry_base_delay_s, settings.retry_max_delay_s, 0.0
+    attempt = 1
+    while horizon < settings.retry_horizon_s:
+        delay = _nominal(settings, attempt)
+        if delay >= top or delay <= 0:  # the doubling is over: the rest at the maximum
+            if top <= 0 or base <= 0:
+                return attempt  # no delays at all: nothing to spread over the horizon
+            return attempt + math.ceil((settings.retry_horizon_s - horizon) / top)
+        horizon += delay
+        attempt += 1
+    return attempt
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:g} s"
 
 
 class ConsumerRouter(NatsRouter):

@@ -51,9 +51,15 @@ class Settings(BaseSettings):
     var_dir: Path = DEFAULT_VAR_DIR
 
     # --- reliable consumers -----------------------------------------------------------------
-    max_deliveries: int = Field(5, ge=1)  # attempts before a message is dead-lettered
-    retry_base_delay_s: float = Field(0.5, ge=0)  # NACK delay doubles each attempt ...
-    retry_max_delay_s: float = Field(30.0, ge=0)  # ... up to this
+    # A failing message is retried with a delay that doubles from the base up to the max,
+    # each one stretched by a random part (up to ``retry_jitter`` of it, so that the
+    # messages of one outage do not come back all at once), and dead-lettered once it has
+    # been retried for the horizon: an outage of a provider or a database shorter than the
+    # horizon loses nothing and needs nobody.
+    retry_base_delay_s: float = Field(1.0, ge=0)  # NACK delay doubles each attempt ...
+    retry_max_delay_s: float = Field(300.0, ge=0)  # ... up to this
+    retry_jitter: float = Field(0.2, ge=0, le=1)
+    retry_horizon_s: float = Field(3600.0, ge=0)  # how long a failing message is retried
     ack_wait_s: float = Field(30.0, gt=0)
 
     # --- outbox relay -----------------------------------------------------------------------
