@@ -77,16 +77,15 @@ class TestService:
 
 def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> TestService:
     topic = uuid.uuid4().hex[:8]
+    defaults = {
+        "retry_base_delay_s": 0.05,
+        "retry_max_delay_s": 0.2,
+        "retry_horizon_s": 0.1,  # 3 attempts (max_attempts)
+        "ack_wait_s": 5,
+        "outbox_poll_s": 0.1,
+    }
     settings = Settings(
-        nats_url=nats_url,
-        database_url=database_url,
-        var_dir=tmp_path,
-        retry_base_delay_s=0.05,
-        retry_max_delay_s=0.2,
-        retry_horizon_s=0.1,  # 3 attempts (max_attempts)
-        ack_wait_s=5,
-        outbox_poll_s=0.1,
-        **overrides,
+        nats_url=nats_url, database_url=database_url, var_dir=tmp_path, **(defaults | overrides)
     )
     svc = Service(
         "testsvc",

@@ -70,6 +70,7 @@ async def test_the_office_tool_on_the_service_apis(system, sink, tmp_path):
             "unknown_person",
         ),
         (("dead-letters", "checkpoint", "--replay", "4242"), "unknown_dead_letter"),
+        (("outbox", "screening", "--replay", "4242"), "unknown_outbox_row"),
     ):
         refused = await gridcare(system, *args)
         assert refused.exit_code == 1, (args, refused.output)
@@ -118,6 +119,7 @@ async def test_the_office_tool_on_the_service_apis(system, sink, tmp_path):
         ("status", "show", "R-1002"),
         ("status", "list"),
         ("dead-letters", "notify"),
+        ("outbox", "checkpoint"),
         ("health",),
     ):
         table = await gridcare(system, *args)

@@ -631,6 +631,37 @@ def dead_letters(
     )
 
 
+@app.command("outbox")
+def outbox_rows(
+    service: Annotated[str, typer.Argument(help="checkpoint | screening | dispatch | notify")],
+    replay: Annotated[int | None, typer.Option(help="put this set-aside row back in line")] = None,
+    limit: Limit = 50,
+    json_: Json = False,
+) -> None:
+    """List the events a service's outbox set aside (it could not publish them), or put one
+    back in line once the cause is fixed."""
+    _service(service)
+    if replay is not None:
+        result = ask(service, "outbox.replay", {"id": replay})
+        stderr.print(f"outbox row {replay} ({result['subject']}) is back in line")
+        return
+    result = ask(service, "outbox.list", {"limit": limit})
+    if json_:
+        return as_json(result)
+    rows = [{**r, "reason": (r["reason"] or "")[:200]} for r in result["parked"]]
+    table(
+        rows,
+        [
+            ("id", "id"),
+            ("parked_at", "set aside"),
+            ("subject", "subject"),
+            ("attempts", "tries"),
+            ("reason", "reason"),
+        ],
+        empty=f"{service} has no outbox rows set aside",
+    )
+
+
 @app.command()
 def health(
     service: Annotated[str | None, typer.Argument(help="one service (default: all)")] = None,
@@ -659,6 +690,7 @@ def health(
                 ("service", "service"),
                 ("ready", "ready"),
                 ("outbox_pending", "outbox"),
+                ("outbox_parked", "set aside"),
                 ("dead_letters_not_replayed", "dead letters"),
                 ("uptime_s", "up (s)"),
                 ("problem", "problem"),

@@ -5,8 +5,9 @@ its own PubAck), queue group ``gridcare-<service>-api``. A request is a JSON obj
 reply is ``{"result": ...}`` or ``{"error": {"code": ..., "detail": [{"field", "error"},
 ...]}}``: ``invalid_request`` names every bad field, a handler's :class:`ApiError` gives
 its own code (``unknown_compound``, ``quota_exceeded``, ...), anything else is
-``unavailable`` (logged). Every service also answers the common operations here: its dead
-letters (``dead_letters.list``, ``dead_letters.replay``) and a health summary
+``unavailable`` (logged). Every service also answers the common operations here: its
+dead letters (``dead_letters.list``, ``dead_letters.replay``), its outbox rows set aside
+(``outbox.list``, ``outbox.replay``) and a health summary
 (``health``). The office tool (``gridcare``) and other services speak only to these.
 """
 
@@ -104,6 +105,14 @@ class ReplayDeadLetter(Request):
     id: int = Field(ge=1)
 
 
+class ListParked(Request):
+    limit: int = Field(50, ge=1, le=1000)
+
+
+class ReplayParked(Request):
+    id: int = Field(ge=1)
+
+
 class Empty(Request):
     pass
 
@@ -126,6 +135,17 @@ def common_api(service: str) -> ApiRouter:
             return await rt.dead_letters.replay(req.id, rt.publish_to_stream)
         except UnknownDeadLetter as exc:
             raise ApiError("unknown_dead_letter", str(exc), "id") from None
+
+    @api.op("outbox.list", description="Outbox rows set aside as unpublishable, with why.")
+    async def list_parked(req: ListParked, rt: Any = Context(RUNTIME)) -> dict:
+        return {"service": service, "parked": await rt.relay.parked(req.limit)}
+
+    @api.op("outbox.replay", description="Put a set-aside outbox row back in line.")
+    async def replay_parked(req: ReplayParked, rt: Any = Context(RUNTIME)) -> dict:
+        try:
+            return await rt.relay.replay(req.id)
+        except LookupError as exc:
+            raise ApiError("unknown_outbox_row", str(exc), "id") from None
 
     @api.op("health", description="Readiness, outbox backlog, dead letters, uptime.")
     async def health(req: Empty, rt: Any = Context(RUNTIME)) -> dict:

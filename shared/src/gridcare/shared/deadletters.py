@@ -29,18 +29,29 @@ log = logging.getLogger(__name__)
 DEAD_LETTERED = "deadletter.{service}"
 
 
+#: The most of a dead message's payload its announcement carries (the store keeps it
+#: whole): a message near the server's limit (1 MB) must not make an announcement over it.
+EXCERPT_BYTES = 4096
+#: ... and of its headers: this many, each value cut to this length.
+EXCERPT_HEADERS, EXCERPT_HEADER_VALUE = 32, 256
+
+
 class MessageDeadLettered(Event):
-    """A consumer gave up on a message; it is kept (with the reason) for replay."""
+    """A consumer gave up on a message; it is kept whole (with the reason) for replay in
+    the service's store, and announced with a bounded excerpt of it."""
 
     TYPE = "ops.MessageDeadLettered"
+    VERSION = 2  # 2: payload_b64 is an excerpt (payload_bytes, payload_truncated)
     service: str
     consumer: str
     original_subject: str
     event_id: str | None
     reason: str
     deliveries: int
-    payload_b64: str
+    payload_b64: str  # the first EXCERPT_BYTES of the payload
     headers: dict[str, str]
+    payload_bytes: int | None = None  # the whole payload's size
+    payload_truncated: bool = False
 
     def subject(self) -> str:
         return DEAD_LETTERED.format(service=self.service)
@@ -77,6 +88,9 @@ class DeadLetters:
     ) -> None:
         """Keep a message given up on: the row and its event, in one transaction."""
         headers = headers or {}
+        if len(subject) > 255:  # the column's width: a garbage subject, never a device's
+            reason = f"(subject cut from {len(subject)} characters) {reason}"
+            subject = subject[:255]
         reason = reason[:4000]
         dead = MessageDeadLettered(
             service=self.service,
@@ -85,8 +99,13 @@ class DeadLetters:
             event_id=event_id,
             reason=reason,
             deliveries=deliveries,
-            payload_b64=base64.b64encode(payload).decode(),
-            headers=headers,
+            payload_b64=base64.b64encode(payload[:EXCERPT_BYTES]).decode(),
+            headers={
+                k[:EXCERPT_HEADER_VALUE]: v[:EXCERPT_HEADER_VALUE]
+                for k, v in list(headers.items())[:EXCERPT_HEADERS]
+            },
+            payload_bytes=len(payload),
+            payload_truncated=len(payload) > EXCERPT_BYTES,
         )
         env = Envelope.wrap(
             dead, source=self.service, correlation_id=correlation_id, causation_id=event_id

@@ -32,6 +32,9 @@ class Metrics:
         self.outbox_publish_errors = self.counter(
             "outbox_publish_errors_total", "Outbox publish attempts that failed"
         )
+        self.outbox_parked = self.counter(
+            "outbox_parked_total", "Outbox rows set aside as unpublishable (listed, replayable)"
+        )
         self.api_requests = self.counter(
             "api_requests_total", "API requests answered, by subject and outcome", ["op", "outcome"]
         )

@@ -39,7 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import logs
 from .aio import stop_task
 from .api import common_api
-from .consumers import RUNTIME
+from .consumers import RUNTIME, backoff
 from .deadletters import DeadLetters
 from .envelope import Envelope, Event, utcnow
 from .lease import LeaseHeld
@@ -96,6 +96,10 @@ class Service:
             batch=self.settings.outbox_batch,
             poll_s=self.settings.outbox_poll_s,
             linger_s=self.settings.outbox_linger_s,
+            max_attempts=self.settings.outbox_max_attempts,
+            retry_after=lambda attempt: backoff(self.settings, attempt),
+            max_payload=self._max_payload,
+            connected=self._nats_connected,
         )
         self.dead_letters = DeadLetters(self.store, name, self.metrics, self.relay.wake)
         self.app = FastStream(
@@ -235,6 +239,13 @@ class Service:
         stream = stream_for(subject, self.streams).name
         return await self.js.publish(subject, payload, timeout=5.0, stream=stream, headers=headers)
 
+    def _max_payload(self) -> int | None:
+        """The largest message the server takes (from its INFO), once connected."""
+        try:
+            return int(self.broker.connection.max_payload)
+        except Exception:
+            return None
+
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         await self.app.start()
@@ -346,6 +357,7 @@ class Service:
             "started_at": self.started_at.isoformat(),
             "uptime_s": round((utcnow() - self.started_at).total_seconds(), 1),
             "outbox_pending": await self.relay.pending(),
+            "outbox_parked": await self.relay.count_parked(),
             "dead_letters": total,
             "dead_letters_not_replayed": pending,
         }

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # --- outbox relay -----------------------------------------------------------------------
     outbox_poll_s: float = Field(0.5, gt=0)
     outbox_batch: int = Field(500, ge=1)
+    # a row the stream refuses this many times (with the retry delays between) is set aside
+    outbox_max_attempts: int = Field(20, ge=1)
     # after a wake-up the relay waits this long so one pass takes many commits' rows
     outbox_linger_s: float = Field(0.02, ge=0)
 
