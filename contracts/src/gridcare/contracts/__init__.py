@@ -22,7 +22,8 @@ from . import checkpoint, dispatch, edge, notify, refdata, screening
 #: start first.
 STREAMS: tuple[StreamSpec, ...] = (
     refdata.STREAM,
-    checkpoint.STREAM,
+    checkpoint.STREAM,  # (narrowed from checkpoint.> before NOTICES takes the rest)
+    checkpoint.NOTICES,
     screening.STREAM,
     dispatch.STREAM,
     notify.STREAM,

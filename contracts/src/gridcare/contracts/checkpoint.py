@@ -11,7 +11,26 @@ from gridcare.shared.streams import StreamSpec
 
 from .refdata import ControlLevel
 
-STREAM = StreamSpec("CHECKPOINT", ("checkpoint.>",), "Gate alerts, permits, levels, gate health")
+#: Alerts and gate health: each matters until it is consumed, so a full stream refuses
+#: new ones (the outbox retries them) instead of discarding the oldest.
+STREAM = StreamSpec(
+    "CHECKPOINT",
+    (
+        "checkpoint.fever.>",
+        "checkpoint.quarantine.>",
+        "checkpoint.permit.overdue.>",
+        "checkpoint.gate.>",
+    ),
+    "Gate alerts and gate health",
+)
+#: Announcements nobody must act on (permits issued, overrides, levels set): their own
+#: stream and size limit, the oldest discarded when full, so they never take an alert's room.
+NOTICES = StreamSpec(
+    "CHECKPOINT_NOTICES",
+    ("checkpoint.permit.issued.>", "checkpoint.override.>", "checkpoint.level.>"),
+    "Checkpoint announcements: permits issued, overrides, levels set",
+    refuse_when_full=False,
+)
 
 FEVER_DETECTED = "checkpoint.fever.detected.{gate_id}"
 QUARANTINE_BREACH = "checkpoint.quarantine.breach.{compound_id}"

@@ -8,7 +8,9 @@ from typing import Literal
 from gridcare.shared.envelope import Event
 from gridcare.shared.streams import StreamSpec
 
-STREAM = StreamSpec("NOTIFY", ("notify.>",), "Message delivery outcomes")
+STREAM = StreamSpec(
+    "NOTIFY", ("notify.>",), "Message delivery outcomes (announcements)", refuse_when_full=False
+)
 
 NOTIFICATION_DELIVERED = "notify.delivery.succeeded.{channel}"
 

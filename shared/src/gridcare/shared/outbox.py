@@ -340,7 +340,7 @@ def _refusal(exc: BaseException) -> str | None:
         return "over the server's max_payload"
     if isinstance(exc, LookupError):  # no stream takes the subject
         return str(exc)
-    if isinstance(exc, APIError) and getattr(exc, "code", None) not in (None, 503):
+    if isinstance(exc, APIError) and exc.err_code is not None:  # e.g. 10077: a full stream
         return f"refused by the stream: {exc.description or exc!r} (code {exc.err_code})"
     return None
 
