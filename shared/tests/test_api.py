@@ -45,6 +45,18 @@ async def test_a_refusal_has_its_own_code_and_a_bug_still_answers(test_service):
     assert m.labels("api.testsvc.echo", "unavailable")._value.get() == 1
 
 
+async def test_an_answer_too_big_for_one_reply_is_refused_with_a_reason(test_service):
+    """A reply over the server's max_payload could not be sent: the caller waited until
+    it timed out. Now it is told why, and what to ask for instead."""
+    ok = await ask(test_service, "blob", {"size": 500_000})
+    assert len(ok["result"]["blob"]) == 500_000
+    reply = await ask(test_service, "blob", {"size": 2_000_000})
+    assert reply["error"]["code"] == "reply_too_large"
+    assert "over the 1048576 bytes" in reply["error"]["detail"][0]["error"]
+    m = test_service.svc.metrics.api_requests
+    assert m.labels("api.testsvc.blob", "reply_too_large")._value.get() == 1
+
+
 async def test_dead_letters_are_listed_and_replayed(test_service, eventually):
     ts = test_service
     ts.svc.consuming_since -= ts.svc.settings.ack_wait_s  # long enough: no grace

@@ -62,6 +62,10 @@ class Echo(Request):
     n: int
 
 
+class Blob(Request):
+    size: int
+
+
 @dataclass
 class TestService:
     __test__ = False
@@ -129,6 +133,10 @@ def make_service(nats_url: str, database_url: str, tmp_path, **overrides) -> Tes
             uow.emit(Ping(topic=f"echo-{topic}", n=req.n))
             await uow.commit()
         return {"n": req.n * 2}
+
+    @api.op("blob")
+    async def blob(req: Blob) -> dict:
+        return {"blob": "x" * req.size}
 
     svc.include(consumers)
     svc.include(api)

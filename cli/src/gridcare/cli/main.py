@@ -449,11 +449,16 @@ def trace(
     json_: Json = False,
 ) -> None:
     """Who passed the gate (or any gate of its compound) within ±N minutes of a scan."""
-    result = ask(
-        "checkpoint",
-        "trace",
-        {"gate_id": gate, "scan_id": scan_id, "minutes": minutes, "whole_compound": whole_compound},
-    )
+    body = {
+        "gate_id": gate,
+        "scan_id": scan_id,
+        "minutes": minutes,
+        "whole_compound": whole_compound,
+    }
+    result = ask("checkpoint", "trace", body)
+    while result["next"] is not None:  # a busy window comes in pages of 1000
+        more = ask("checkpoint", "trace", {**body, "after": result["next"]})
+        result = {**more, "passages": result["passages"] + more["passages"]}
     if json_:
         return as_json(result)
     table(

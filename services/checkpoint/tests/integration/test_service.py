@@ -857,6 +857,16 @@ async def test_api_out_trace_override_and_invalid_requests(cp: Checkpoint):
     assert ids(await cp.api("trace", {"gate_id": "g1", "scan_id": a, "minutes": 10})) == {a, b}
     whole = {"gate_id": "g1", "scan_id": a, "minutes": 10, "whole_compound": True}
     assert ids(await cp.api("trace", whole)) == {a, b, d}
+    # page by page (a busy gate's window is more than one reply can carry), in time order
+    pages, after = [], None
+    while True:
+        page = (await cp.api("trace", {**whole, "limit": 1, "after": after}))["result"]
+        pages.append([x["scan_id"] for x in page["passages"]])
+        if (after := page["next"]) is None:
+            break
+    assert pages == [[a], [d], [b]]
+    bad_cursor = await cp.api("trace", {**whole, "after": "yesterday"})
+    assert bad_cursor["error"]["code"] == "invalid_request"
     around = {"compound_id": "C-01", "at": rfc3339(t0 + timedelta(minutes=4)), "minutes": 2}
     assert ids(await cp.api("trace", around)) == {b, d}
     assert c and e

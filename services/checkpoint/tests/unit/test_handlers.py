@@ -261,6 +261,25 @@ async def test_trace_and_passages_read_on_the_local_clock():
     assert newest["scan_id"] == "s-3" and newest["scanned_at"].endswith("+08:00")
 
 
+async def test_a_trace_comes_in_pages_in_time_order():
+    uow, state = await community()
+    t = datetime(2026, 3, 11, 23, 31, tzinfo=UTC)
+    for i in range(7):  # two scans at each second: the cursor keeps ties apart
+        passage(uow, f"s-{i}", at=t + timedelta(seconds=i // 2), gate="g1")
+    seen, after, pages = [], None, 0
+    while True:
+        page = await handlers.trace(
+            None, None, "C-01", t, 5, False, uow, state, limit=3, after=after
+        )
+        seen += [p["scan_id"] for p in page["passages"]]
+        pages += 1
+        if (after := page["next"]) is None:
+            break
+    assert seen == [f"s-{i}" for i in range(7)] and pages == 3
+    with pytest.raises(ApiError):
+        await handlers.trace(None, None, "C-01", t, 5, False, uow, state, after="nonsense")
+
+
 async def test_retention_forgets_old_passages_everywhere():
     uow, state = await community()
     old = utcnow() - timedelta(days=40)

@@ -13,6 +13,7 @@ dead letters (``dead_letters.list``, ``dead_letters.replay``), its outbox rows s
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,24 @@ def invalid(exc: ValidationError, code: str = "invalid_request") -> dict[str, An
     return error(code, detail)
 
 
+#: What a reply's headers and framing may take of the server's max_payload.
+REPLY_HEADROOM = 4096
+
+
+def too_large(size: int, limit: int) -> dict[str, Any]:
+    """The reply to a request whose answer would not fit in one NATS message."""
+    return error(
+        "reply_too_large",
+        [
+            {
+                "field": "(request)",
+                "error": f"the answer is {size} bytes, over the {limit} bytes one reply can "
+                "carry: ask for less (a smaller limit or window, or page with 'after')",
+            }
+        ],
+    )
+
+
 class ApiErrors(BaseMiddleware):
     """Every reply in one shape; a failing handler still answers (never a timeout)."""
 
@@ -64,6 +83,12 @@ class ApiErrors(BaseMiddleware):
             log.exception("api %s failed", op)
             result = error("unavailable", [{"field": "", "error": "internal error; retry"}])
             outcome = "unavailable"
+        if rt is not None and outcome == "ok":
+            size = len(json.dumps(result, ensure_ascii=False, default=str).encode())
+            limit = rt.max_payload()
+            if limit is not None and size > limit - REPLY_HEADROOM:
+                log.warning("api %s: a reply of %d bytes is over the server's limit", op, size)
+                result, outcome = too_large(size, limit), "reply_too_large"
         if rt is not None:
             rt.metrics.api_requests.labels(op, outcome).inc()
             rt.metrics.api_seconds.labels(op).observe(time.perf_counter() - t0)

@@ -98,7 +98,7 @@ class Service:
             linger_s=self.settings.outbox_linger_s,
             max_attempts=self.settings.outbox_max_attempts,
             retry_after=lambda attempt: backoff(self.settings, attempt),
-            max_payload=self._max_payload,
+            max_payload=self.max_payload,
             connected=self._nats_connected,
         )
         self.dead_letters = DeadLetters(self.store, name, self.metrics, self.relay.wake)
@@ -239,7 +239,7 @@ class Service:
         stream = stream_for(subject, self.streams).name
         return await self.js.publish(subject, payload, timeout=5.0, stream=stream, headers=headers)
 
-    def _max_payload(self) -> int | None:
+    def max_payload(self) -> int | None:
         """The largest message the server takes (from its INFO), once connected."""
         try:
             return int(self.broker.connection.max_payload)

@@ -25,7 +25,7 @@ from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChang
 from gridcare.shared import projection
 from gridcare.shared.envelope import new_id, stable_id, utcnow
 from gridcare.shared.errors import ApiError, Permanent
-from gridcare.shared.localtime import iso
+from gridcare.shared.localtime import as_utc, iso
 
 from .domain import holds, permits
 from .domain.health import GateHealth
@@ -378,8 +378,15 @@ async def trace(
     whole_compound: bool,
     uow: UoW,
     state: GateState,
+    *,
+    limit: int = 1000,
+    after: str | None = None,
 ) -> dict[str, Any]:
-    """Who passed a gate (or any gate of a compound) within ±minutes of a scan or a time."""
+    """Who passed a gate (or any gate of a compound) within ±minutes of a scan or a time:
+    one page of at most ``limit`` passages, in time order; ``next`` is the cursor of the
+    following page (``after``), or None on the last one. A busy gate's hour is thousands
+    of passages: more than one reply can carry."""
+    cursor = _cursor(after)
     async with uow:
         if scan_id:
             anchor = await uow.register.passage(gate_id or "", scan_id)
@@ -390,13 +397,29 @@ async def trace(
                 gate_id, compound_id = None, anchor["compound_id"]
         assert at is not None
         window = timedelta(minutes=minutes)
-        rows = await uow.register.between(at - window, at + window, gate_id, compound_id)
+        rows = await uow.register.between(
+            at - window, at + window, gate_id, compound_id, limit=limit + 1, after=cursor
+        )
     zone = state.zone_of(compound_id or state.gate_compound.get(gate_id or "", ""))
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if page else None
     return {
         "from": iso(at - window, zone),
         "to": iso(at + window, zone),
-        "passages": [_passage(r, zone) for r in rows],
+        "passages": [_passage(r, zone) for r in page],
+        "next": f"{as_utc(last['scanned_at']).isoformat()}/{last['id']}" if more and last else None,
     }
+
+
+def _cursor(after: str | None) -> tuple[datetime, int] | None:
+    """A page cursor (``<scanned_at>/<id>`` of the last passage of the page before)."""
+    if after is None:
+        return None
+    try:
+        at, _, last = after.rpartition("/")
+        return as_utc(datetime.fromisoformat(at)), int(last)
+    except ValueError:
+        raise ApiError("invalid_request", "not a cursor this API gave", "after") from None
 
 
 async def newest_passages(

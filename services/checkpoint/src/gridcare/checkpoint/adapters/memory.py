@@ -105,7 +105,14 @@ class Register:
         return self.passages.get((gate_id, scan_id))
 
     async def between(
-        self, start: datetime, end: datetime, gate_id: str | None, compound_id: str | None
+        self,
+        start: datetime,
+        end: datetime,
+        gate_id: str | None,
+        compound_id: str | None,
+        *,
+        limit: int | None = None,
+        after: tuple[datetime, int] | None = None,
     ) -> list[dict[str, Any]]:
         return sorted(
             (
@@ -113,9 +120,11 @@ class Register:
                 for p in self.passages.values()
                 if start <= p["scanned_at"] <= end
                 and (p["gate_id"] == gate_id if gate_id else p["compound_id"] == compound_id)
+                and (after is None or (p["scanned_at"], p["id"]) > after)
             ),
             key=lambda p: p["scanned_at"],
         )
+        return found if limit is None else found[:limit]
 
     async def newest(
         self, limit: int, gate_id: str | None, person_id: str | None

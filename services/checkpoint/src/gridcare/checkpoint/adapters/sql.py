@@ -163,14 +163,23 @@ class Register:
         return None if row is None else _utc(dict(row._mapping))
 
     async def between(
-        self, start: datetime, end: datetime, gate_id: str | None, compound_id: str | None
+        self,
+        start: datetime,
+        end: datetime,
+        gate_id: str | None,
+        compound_id: str | None,
+        *,
+        limit: int | None = None,
+        after: tuple[datetime, int] | None = None,
     ) -> list[dict[str, Any]]:
         pc = T.passages.c
         q = sa.select(T.passages).where(pc.scanned_at.between(start, end))
         q = q.where(pc.gate_id == gate_id) if gate_id else q.where(pc.compound_id == compound_id)
-        return [
-            _utc(dict(r._mapping)) for r in await self.session.execute(q.order_by(pc.scanned_at))
-        ]
+        if after is not None:
+            at, last = after
+            q = q.where(sa.or_(pc.scanned_at > at, sa.and_(pc.scanned_at == at, pc.id > last)))
+        q = q.order_by(pc.scanned_at, pc.id).limit(limit)
+        return [_utc(dict(r._mapping)) for r in await self.session.execute(q)]
 
     async def newest(
         self, limit: int, gate_id: str | None, person_id: str | None

@@ -48,6 +48,8 @@ class Trace(Request):
     at: Timestamp | None = None
     minutes: float = Field(15, gt=0, le=24 * 60)
     whole_compound: bool = False  # every gate of the scan's compound, not just its gate
+    limit: int = Field(1000, ge=1, le=2000)  # passages per page (a reply must fit NATS)
+    after: str | None = Field(None, max_length=100)  # the "next" of the page before
 
     @model_validator(mode="after")
     def _one_anchor(self) -> Trace:
@@ -129,6 +131,8 @@ def router(service: str) -> ApiRouter:
             req.whole_compound,
             uow,
             state,
+            limit=req.limit,
+            after=req.after,
         )
 
     @api.op("passages", description="The newest entries of the entry/exit register.")
