@@ -13,17 +13,33 @@ import sys
 
 import structlog
 
-# 7+ digits in a row (optionally after +): a phone or ID number. Keep the last 4 only.
-_LONG = re.compile(r"\+?\d{7,}")
+# A phone or ID number: 7 or more digits, optionally after +, in groups separated by a
+# space, a dash or brackets as people write them (+86 139 5555 6666, 010-8888-6666,
+# (010) 88886666), with an ID number's check letter X at the end. Only a whole token:
+# digits inside an identifier (R-1001, g1-000123, a hex event id) are never touched.
+_NUMBER = re.compile(r"(?<![\w-])\+?\d(?:[ ()-]{0,2}\d){6,}[Xx]?(?![\w-])")
+# ... but a date (2026-12-03, 2026-12-03 07) is a date.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?: \d{2})?")
+# Fields that hold identifiers, whatever digits they have: searched for as they are.
+_ID_FIELDS = frozenset({"timestamp", "event_id", "correlation_id", "causation_id"})
+
+
+def _mask(m: re.Match[str]) -> str:
+    found = m.group(0)
+    if _DATE.fullmatch(found):
+        return found
+    digits = re.sub(r"[^\dXx]", "", found)
+    return "***" + digits[-4:]
 
 
 def mask_numbers(text: str) -> str:
-    return _LONG.sub(lambda m: "***" + m.group(0)[-4:], text)
+    """``text`` with every phone or ID number cut to its last four digits."""
+    return _NUMBER.sub(_mask, text)
 
 
 def _redact(_logger, _name, event_dict: dict) -> dict:
     for key, value in event_dict.items():
-        if isinstance(value, str) and key != "timestamp":
+        if isinstance(value, str) and key not in _ID_FIELDS and not key.endswith("_id"):
             event_dict[key] = mask_numbers(value)
     return event_dict
 
