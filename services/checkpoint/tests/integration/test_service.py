@@ -42,6 +42,7 @@ from gridcare.contracts.refdata import CommunityPolicy, ControlLevel, LevelRules
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
 from gridcare.shared.envelope import Envelope, Event
 from gridcare.shared.lease import LeaseHeld
+from gridcare.shared.localtime import as_utc
 from gridcare.shared.service import Service
 from gridcare.shared.store import Store
 from gridcare.shared.streams import stream_for
@@ -1005,7 +1006,6 @@ async def test_who_is_out_survives_a_restart_and_follows_retention(cp: Checkpoin
 
 # --- 11. retention ---------------------------------------------------------------------------
 async def test_register_retention(cp: Checkpoint):
-    recent = await cp.scan("g1", person_id="R-1001")
     old_t = now() - timedelta(days=30)
     kept_t = now() - timedelta(days=27)
 
@@ -1032,9 +1032,15 @@ async def test_register_retention(cp: Checkpoint):
         )
         await s.execute(
             sa.insert(T.door_events).values(
-                event_id="d-old", household_id="H-0101", opened_at=old_t, quarantined=False
+                event_id="d-old",
+                household_id="H-0101",
+                opened_at=old_t,
+                quarantined=False,
+                received_at=old_t,
             )
         )
+    # (the register is written in the order the scans were decided: these came in first)
+    recent = await cp.scan("g1", person_id="R-1001")
 
     days = cp.service.settings.register_retention_days
     await handlers.purge_register(days, cp.service.unit_of_work(), cp.state)
@@ -1044,6 +1050,86 @@ async def test_register_retention(cp: Checkpoint):
     assert {"g1-27d", recent["scan_id"]} <= left
     assert await cp.rows(T.door_events, T.door_events.c.event_id == "d-old") == []
     assert len(await cp.rows(T.passages, p.scan_id == recent["scan_id"])) == 1
+
+
+async def test_ages_count_on_our_clock_not_the_devices(cp: Checkpoint):
+    """Retention and overdue go by when the checkpoint received a message; the device's own
+    time is kept for display and for trace windows. A scan older than the register keeps
+    is refused, saying so."""
+    p = T.passages.c
+    # a clock that says 1970: refused, naming the field and why; nothing recorded
+    dated_1970 = cp.scan_body("g1", scanned_at="1970-01-01T08:00:00+08:00")
+    err = (await cp.send("g1", dated_1970))["error"]
+    assert err == {
+        "code": "invalid_scan",
+        "detail": [{"field": "scanned_at", "error": "older than the register keeps (28 days)"}],
+    }
+    assert await cp.rows(T.passages, p.scan_id == dated_1970["scan_id"]) == []
+
+    # a gate replays its buffer after an outage: recorded with the time it was scanned ...
+    then = now() - timedelta(days=27)
+    replayed = cp.scan_body("g1", person_id="R-1002", scanned_at=rfc3339(then))
+    assert reasons_of(await cp.send("g1", replayed)) == ("allow", [])
+    (row,) = await cp.rows(T.passages, p.scan_id == replayed["scan_id"])
+    assert abs(as_utc(row.scanned_at) - then) < timedelta(seconds=1)
+    assert abs(as_utc(row.decided_at) - now()) < timedelta(minutes=1)
+    # ... found by a trace around that time ...
+    around = {"compound_id": "C-01", "at": rfc3339(then), "minutes": 1}
+    traced = (await cp.api("trace", around))["result"]["passages"]
+    assert [x["scan_id"] for x in traced] == [replayed["scan_id"]]
+    # ... and kept for the retention period from now: even a purge that keeps a day keeps it
+    old_door = {"event_id": "d-1970", "household_id": "H-0102", "opened_at": "1970-01-01T08:00:00Z"}
+    await cp.door("H-0102", old_door)
+    await eventually(lambda: cp.rows(T.door_events, T.door_events.c.event_id == "d-1970"))
+    cp.service.settings.register_retention_days = 1
+    (retention,) = [fn for fn in cp.service._housekeeping if fn.__name__ == "retention"]
+    await retention()
+    assert len(await cp.rows(T.passages, p.scan_id == replayed["scan_id"])) == 1
+    assert len(await cp.rows(T.door_events, T.door_events.c.event_id == "d-1970")) == 1
+
+    # an exit replayed two hours late: back within the hour counts from when it came in
+    t = now()
+    permit = await cp.issue(
+        "R-3001",
+        valid_from=rfc3339(t - timedelta(hours=3)),
+        valid_until=rfc3339(t + timedelta(hours=3)),
+        return_within_h=1,
+    )
+    late_exit = cp.scan_body(
+        "g3", person_id="R-3001", direction="out", scanned_at=rfc3339(t - timedelta(hours=2))
+    )
+    assert reasons_of(await cp.send("g3", late_exit)) == ("allow", [])
+    (row,) = await cp.rows(T.permits, T.permits.c.permit_id == permit["permit_id"])
+    assert row.state == "out"
+    assert as_utc(row.return_by) >= t + timedelta(minutes=59)
+    # (the exit's own time is what the alert and the office read)
+    assert abs(as_utc(row.exited_at) - (t - timedelta(hours=2))) < timedelta(seconds=1)
+    assert await handlers.alert_overdue(cp.service.unit_of_work(), cp.state) == 0
+    assert await cp.outbox_count("checkpoint.permit.overdue.C-02") == 0
+
+
+async def test_a_heartbeats_own_time_changes_nothing_about_when_a_gate_is_offline(
+    cp: Checkpoint,
+):
+    """The arrival time counts (the edge contract §2 as gridcare implements it): a
+    heartbeat dated years ago does not make its gate offline, nor one dated years ahead
+    keep it online."""
+    health = cp.health
+    await cp.publish(CommunityPolicy(community_id="CM-1", heartbeat_interval_s=0.2), "gridcare-cli")
+    await eventually(lambda: cp.state.policy("C-01").heartbeat_interval_s == 0.2)
+    sent_at = {"g1": "2001-01-01T00:00:00+08:00", "g2": "2099-01-01T00:00:00+08:00"}
+    t = now()
+    for gate, at in sent_at.items():
+        await cp.heartbeat(gate, {"gate_id": gate, "sent_at": at, "firmware": "1.0"})
+    await eventually(lambda: set(sent_at) <= set(health.last_seen))
+    for gate in sent_at:
+        assert abs((health.last_seen[gate] - t).total_seconds()) < 5
+    await cp.watch_gates()
+    assert health.online.get("g1", True) and health.online.get("g2", True)
+    await asyncio.sleep(0.75)  # silent for more than 3 intervals since they arrived
+    await cp.watch_gates()
+    assert health.online["g1"] is False and health.online["g2"] is False
+    assert await cp.dead_letters("checkpoint-heartbeats") == []
 
 
 async def test_restart_keeps_state_and_answers_retries_from_the_register(cp: Checkpoint):

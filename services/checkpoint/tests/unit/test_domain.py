@@ -15,11 +15,13 @@ from gridcare.checkpoint.domain import (
     ALLOW_MESSAGE,
     MESSAGES,
     InvalidScan,
+    Permit,
     Policy,
     ScanRequest,
     Situation,
     Verdict,
     decide,
+    evaluate,
     parse_scan,
 )
 from gridcare.checkpoint.domain.health import BadHeartbeat, parse_heartbeat
@@ -30,6 +32,7 @@ from gridcare.contracts.refdata import ControlLevel
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 3, 12, 7, 31, 30, tzinfo=CST)
 MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=28)  # the register's retention
 RISK = "Wuhan-Jiangan"
 POLICY = Policy(risk_regions=frozenset({RISK}))
 UNSET = object()  # leave the field out of the body
@@ -221,6 +224,34 @@ def test_scanned_at_too_far_in_the_future():
     ahead_utc = (NOW + MAX_FUTURE + timedelta(seconds=1)).astimezone(UTC).isoformat()
     assert fields_of(invalid(body(scanned_at=ahead_utc))) == ["scanned_at"]
     assert scan(scanned_at=(NOW + MAX_FUTURE).isoformat()).scanned_at == NOW + MAX_FUTURE
+
+
+def test_scanned_at_older_than_the_register_keeps():
+    """A device replaying its buffer after an outage is recorded with its own time; a scan
+    older than the register keeps (a clock that says 1970) is invalid, and says why."""
+
+    def parse_aged(ts: datetime) -> ScanRequest:
+        return parse_scan(raw(scanned_at=ts.isoformat()), "g1", NOW, MAX_FUTURE, POLICY, MAX_AGE)
+
+    replayed = NOW - MAX_AGE + timedelta(seconds=1)
+    assert parse_aged(replayed).scanned_at == replayed
+    for ts in (NOW - MAX_AGE - timedelta(seconds=1), datetime(1970, 1, 1, tzinfo=UTC)):
+        with pytest.raises(InvalidScan) as exc:
+            parse_aged(ts)
+        assert exc.value.detail == [
+            {"field": "scanned_at", "error": "older than the register keeps (28 days)"}
+        ]
+    # named along with the other bad fields
+    with pytest.raises(InvalidScan) as exc:
+        parse_scan(
+            raw(scanned_at="1970-01-01T08:00:00+08:00", temperature_c=51, gate_id="g2"),
+            "g1",
+            NOW,
+            MAX_FUTURE,
+            POLICY,
+            MAX_AGE,
+        )
+    assert sorted(fields_of(exc.value.detail)) == ["gate_id", "scanned_at", "temperature_c"]
 
 
 @pytest.mark.parametrize(
@@ -602,14 +633,14 @@ def check_invalid_reply(exc: InvalidScan) -> None:
 def test_parse_scan_accepts_or_names_the_bad_fields(data, gate):
     payload = json.dumps(data).encode()
     try:
-        s = parse_scan(payload, gate, NOW, MAX_FUTURE, POLICY)
+        s = parse_scan(payload, gate, NOW, MAX_FUTURE, POLICY, MAX_AGE)
     except InvalidScan as exc:
         check_invalid_reply(exc)
         return
     assert isinstance(s, ScanRequest)
     assert s.gate_id == gate
     assert s.temperature_c is None or 30 <= s.temperature_c <= 45
-    assert s.scanned_at <= NOW + MAX_FUTURE
+    assert NOW - MAX_AGE <= s.scanned_at <= NOW + MAX_FUTURE
     assert s.scanned_at.utcoffset() is not None
 
 
@@ -656,6 +687,36 @@ def test_decide_on_any_valid_scan(data, level, is_resident):
         assert "visitor_not_allowed" in v.reasons
     if is_resident:
         assert not {"visitor_not_allowed", "visitor_risk_area", "unknown_person"} & set(v.reasons)
+
+
+# --- ages on our clock -------------------------------------------------------------------------
+def out_on_a_permit(return_by: datetime) -> Situation:
+    """A resident of a controlled compound out on an outing permit until ``return_by``."""
+    permit = Permit(
+        permit_id="p-1",
+        kind="outing",
+        valid_from=NOW - timedelta(hours=5),
+        valid_until=NOW + timedelta(hours=5),
+        uses_left=0,
+        state="out",
+        return_by=return_by,
+    )
+    return Situation(
+        compound_id="C-01", control_level=CONTROLLED, is_resident=True, permits=(permit,)
+    )
+
+
+def test_a_return_is_overdue_by_when_it_came_in_not_by_the_devices_clock():
+    """``return_by`` counts from when the exit came in (our clock): so does the return."""
+    who = out_on_a_permit(return_by=NOW)
+    # the device says an hour early, but it reached us after return_by (a replayed buffer)
+    early_clock = scan(direction="in", scanned_at=(NOW - timedelta(hours=1)).isoformat())
+    d = evaluate(early_clock, who, POLICY, received_at=NOW + timedelta(minutes=1))
+    assert d.verdict.reasons == ("overdue_return",) and d.closes_permit is not None
+    # the device's clock is ahead, but it reached us in time
+    late_clock = scan(direction="in", scanned_at=(NOW + timedelta(minutes=4)).isoformat())
+    d = evaluate(late_clock, who, POLICY, received_at=NOW - timedelta(minutes=1))
+    assert d.verdict.reasons == () and d.closes_permit is not None
 
 
 def neighbour(level: ControlLevel = PRECAUTION) -> Situation:

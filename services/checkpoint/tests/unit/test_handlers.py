@@ -155,6 +155,16 @@ async def test_a_quarantined_door_alerts_and_any_other_is_recorded():
     }
 
 
+async def test_a_door_event_is_kept_from_when_it_came_in_not_from_when_it_says():
+    uow, state = await community()
+    dated_1970 = datetime(1970, 1, 1, tzinfo=UTC)
+    before = utcnow()
+    await handlers.door_opened(door("d-1970", "H-0102", dated_1970), "H-0102", uow, state)
+    await handlers.purge_register(28, uow, state)
+    [kept] = uow.register.doors.values()
+    assert kept["opened_at"] == dated_1970 and kept["received_at"] >= before
+
+
 async def test_a_door_event_for_another_household_than_its_subject_is_refused():
     uow, state = await community()
     ev = door("d-3", "H-0101", utcnow())
@@ -220,7 +230,10 @@ async def test_an_overdue_outing_is_alerted_once():
 
 
 # --- overrides, the register -----------------------------------------------------------------
-def passage(uow, scan_id, verdict="deny", direction="out", at=None, gate="g1"):
+def passage(uow, scan_id, verdict="deny", direction="out", at=None, gate="g1", received=None):
+    """A passage in the register: scanned ``at`` (the device's time), decided when it was
+    ``received`` (our clock; by default when it was scanned)."""
+    scanned = at or utcnow()
     uow.register.record(
         gate_id=gate,
         scan_id=scan_id,
@@ -230,7 +243,8 @@ def passage(uow, scan_id, verdict="deny", direction="out", at=None, gate="g1"):
         verdict=verdict,
         reasons=["fever"] if verdict == "deny" else [],
         temperature_c=38.5,
-        scanned_at=at or utcnow(),
+        scanned_at=scanned,
+        decided_at=received or scanned,
     )
 
 
@@ -284,9 +298,28 @@ async def test_retention_forgets_old_passages_everywhere():
     uow, state = await community()
     old = utcnow() - timedelta(days=40)
     passage(uow, "s-old", verdict="allow", at=old)
-    state.passed("C-01", "R-1001", "g1", "out", old)
+    state.passed("C-01", "R-1001", "g1", "out", old, old)
     await handlers.purge_register(28, uow, state)
     assert uow.register.passages == {} and state.out_of("C-01") == []
+
+
+async def test_retention_counts_from_when_the_checkpoint_received_a_passage():
+    """A device's clock says 1970 (or a device replays its buffer after an outage): the
+    passage is kept for the retention period from when it came in, and so is who is out."""
+    uow, state = await community()
+    now = utcnow()
+    dated_1970 = datetime(1970, 1, 1, tzinfo=UTC)
+    passage(uow, "s-1970", verdict="allow", at=dated_1970, received=now)
+    state.passed("C-01", "R-1001", "g1", "out", dated_1970, now)
+    # and the other way round: a device clock far ahead does not keep a row for ever
+    ahead = now + timedelta(days=365)
+    passage(uow, "s-ahead", at=ahead, received=now - timedelta(days=40))
+    await handlers.purge_register(28, uow, state)
+    assert set(uow.register.passages) == {("g1", "s-1970")}
+    assert [(p, g) for p, g, _ in state.out_of("C-01")] == [("R-1001", "g1")]
+    # 28 days after it came in, it goes
+    state.forget_passages_before(now + timedelta(seconds=1))
+    assert state.out_of("C-01") == []
 
 
 # --- gate health -----------------------------------------------------------------------------

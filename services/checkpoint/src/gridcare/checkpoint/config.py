@@ -13,7 +13,9 @@ class CheckpointSettings(Settings):
     # the register waits this long for more scans before committing a small batch (fewer,
     # larger commits when traffic is light; 0 = commit at once)
     register_linger_s: float = Field(0.001, ge=0, le=0.05)
-    register_retention_days: float = Field(28.0, gt=0)  # passages and door events kept
+    # passages, door events and overrides are kept this long after the checkpoint received
+    # them; a scan dated further back is invalid (the register does not keep that far)
+    register_retention_days: float = Field(28.0, gt=0)
     gate_check_interval_s: float = Field(5.0, gt=0)  # how often gate heartbeats are checked
     # how long this checkpoint's hold on its store lasts unless renewed (one per store)
     lease_ttl_s: float = Field(30.0, ge=3)

@@ -132,6 +132,7 @@ async def door_opened(ev: DoorOpened, subject_household: str, uow: UoW, state: G
                 "household_id": ev.household_id,
                 "opened_at": ev.opened_at,
                 "quarantined": breach is not None,
+                "received_at": utcnow(),
             }
         )
         if breach is not None:
@@ -317,7 +318,12 @@ async def override(
         p = passage
         uow.after_commit(
             lambda: state.passed(
-                p["compound_id"], p["person_id"], p["gate_id"], p["direction"], p["scanned_at"]
+                p["compound_id"],
+                p["person_id"],
+                p["gate_id"],
+                p["direction"],
+                p["scanned_at"],
+                p["decided_at"],
             )
         )
         await uow.commit()
@@ -327,7 +333,9 @@ async def override(
 
 
 async def purge_register(retention_days: float, uow: UoW, state: GateState) -> datetime:
-    """Nothing older than the retention period stays in the register. Returns the cutoff."""
+    """Nothing the checkpoint received longer ago than the retention period stays in the
+    register (our clock: a device's wrong clock neither keeps a row for ever nor purges it
+    at once). Returns the cutoff."""
     cutoff = utcnow() - timedelta(days=retention_days)
     async with uow:
         await uow.register.purge_before(cutoff)

@@ -114,7 +114,7 @@ class Register:
         limit: int | None = None,
         after: tuple[datetime, int] | None = None,
     ) -> list[dict[str, Any]]:
-        return sorted(
+        found = sorted(
             (
                 p
                 for p in self.passages.values()
@@ -122,7 +122,7 @@ class Register:
                 and (p["gate_id"] == gate_id if gate_id else p["compound_id"] == compound_id)
                 and (after is None or (p["scanned_at"], p["id"]) > after)
             ),
-            key=lambda p: p["scanned_at"],
+            key=lambda p: (p["scanned_at"], p["id"]),
         )
         return found if limit is None else found[:limit]
 
@@ -148,10 +148,10 @@ class Register:
         self.doors[row["event_id"]] = row
 
     async def purge_before(self, cutoff: datetime) -> int:
-        old = [k for k, p in self.passages.items() if p["scanned_at"] < cutoff]
+        old = [k for k, p in self.passages.items() if p["decided_at"] < cutoff]
         for k in old:
             del self.passages[k]
-        for k in [k for k, d in self.doors.items() if d["opened_at"] < cutoff]:
+        for k in [k for k, d in self.doors.items() if d["received_at"] < cutoff]:
             del self.doors[k]
         for k in [k for k, o in self.overrides.items() if o["at"] < cutoff]:
             del self.overrides[k]

@@ -172,6 +172,8 @@ class Register:
         limit: int | None = None,
         after: tuple[datetime, int] | None = None,
     ) -> list[dict[str, Any]]:
+        """Passages scanned within [start, end] at a gate or a compound, in (scanned_at,
+        id) order; at most ``limit``, from just after ``after`` (a page's last row)."""
         pc = T.passages.c
         q = sa.select(T.passages).where(pc.scanned_at.between(start, end))
         q = q.where(pc.gate_id == gate_id) if gate_id else q.where(pc.compound_id == compound_id)
@@ -204,14 +206,23 @@ class Register:
         await self.session.execute(sa.insert(T.door_events).values(row))
 
     async def purge_before(self, cutoff: datetime) -> int:
-        """Passages scanned, doors opened and overrides made before ``cutoff``: gone."""
-        n = (
-            await self.session.execute(
-                sa.delete(T.passages).where(T.passages.c.scanned_at < cutoff)
-            )
-        ).rowcount
+        """Passages, door events and overrides the checkpoint received before ``cutoff``
+        (our clock, whatever the devices' clocks said): gone.
+
+        Passages have no index on ``decided_at``: ids grow with it (one writer per store),
+        so the first passage decided at or after the cutoff, found walking up the ids, ends
+        the range to delete. A passage a clock step back left out of order below it waits
+        for a later purge; none decided after the cutoff is deleted."""
+        pc = T.passages.c
+        first_kept = await self.session.scalar(
+            sa.select(pc.id).where(pc.decided_at >= cutoff).order_by(pc.id).limit(1)
+        )
+        old = sa.delete(T.passages).where(pc.decided_at < cutoff)
+        if first_kept is not None:
+            old = old.where(pc.id < first_kept)
+        n = (await self.session.execute(old)).rowcount
         await self.session.execute(
-            sa.delete(T.door_events).where(T.door_events.c.opened_at < cutoff)
+            sa.delete(T.door_events).where(T.door_events.c.received_at < cutoff)
         )
         await self.session.execute(sa.delete(T.overrides).where(T.overrides.c.at < cutoff))
         return n or 0
@@ -290,7 +301,9 @@ async def load_last_passed(s: AsyncSession, state: GateState) -> None:
         .subquery()
     )
     q = (
-        sa.select(pc.compound_id, pc.person_id, pc.gate_id, pc.direction, pc.scanned_at)
+        sa.select(
+            pc.compound_id, pc.person_id, pc.gate_id, pc.direction, pc.scanned_at, pc.decided_at
+        )
         .select_from(
             with_overrides.join(
                 last,
@@ -304,5 +317,5 @@ async def load_last_passed(s: AsyncSession, state: GateState) -> None:
         .where(let_through)  # not a refused scan made at the same instant
     )
     state.last_passed.clear()
-    for compound, person, gate, direction, at in await s.execute(q):
-        state.passed(compound, person, gate, direction, at)
+    for compound, person, gate, direction, at, received in await s.execute(q):
+        state.passed(compound, person, gate, direction, at, received)

@@ -63,12 +63,14 @@ passages = sa.Table(
     sa.Column("verdict", sa.String(8), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("temperature_c", sa.Float, nullable=True),
-    sa.Column("scanned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("scanned_at", sa.DateTime(timezone=True), nullable=False),  # the device's
+    # when the checkpoint decided it (our clock): how long it is kept counts from this
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reply", sa.JSON, nullable=False),
     sa.Column("permit_id", sa.String(64), nullable=True),  # the permit this passage used
     sa.UniqueConstraint("gate_id", "scan_id", name="uq_passages_gate_scan"),
-    sa.Index("ix_passages_scanned_at", "scanned_at"),
+    sa.Index("ix_passages_scanned_at", "scanned_at"),  # trace: when it happened
+    # (No index on decided_at: ids grow with it, so the purge finds its end by id.)
     # No index by compound and person: every commit of the gate path would update it (a
     # random page per scan); who is out is kept in memory (state.GateState.last_passed).
 )
@@ -146,6 +148,8 @@ door_events = sa.Table(
     metadata,
     sa.Column("event_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False, index=True),
-    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),  # the device's
     sa.Column("quarantined", sa.Boolean, nullable=False),
+    # when the checkpoint got it (our clock): how long it is kept counts from this
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )

@@ -48,7 +48,8 @@ class Permit:
         )
 
     def used_at(self, t: datetime) -> Permit:
-        """An exit on it: one use gone, out until ``return_by``."""
+        """An exit on it, received at ``t`` (our clock, not the device's: the holder is
+        overdue by ours): one use gone, out until ``return_by``."""
         h = self.return_within_h
         return_by = t + timedelta(hours=h) if h else self.valid_until
         return dataclasses.replace(

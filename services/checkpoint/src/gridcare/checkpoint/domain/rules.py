@@ -4,7 +4,7 @@ and the permit an exit uses or a return closes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from gridcare.contracts.refdata import ControlLevel
@@ -76,13 +76,22 @@ class Decision:
     closes_permit: Permit | None = None
 
 
-def decide(scan: ScanRequest, who: Situation, policy: Policy) -> Verdict:
+def decide(
+    scan: ScanRequest, who: Situation, policy: Policy, received_at: datetime | None = None
+) -> Verdict:
     """Every rule that fires, and the most severe verdict among them."""
-    return evaluate(scan, who, policy).verdict
+    return evaluate(scan, who, policy, received_at).verdict
 
 
-def evaluate(scan: ScanRequest, who: Situation, policy: Policy) -> Decision:
-    """The rules of the edge contract §1 for one scan, with the permit it uses or closes."""
+def evaluate(
+    scan: ScanRequest, who: Situation, policy: Policy, received_at: datetime | None = None
+) -> Decision:
+    """The rules of the edge contract §1 for one scan, with the permit it uses or closes.
+
+    The rules judge the scan as it happened, at its own time (``scanned_at``: a permit's
+    window, a visitor's test); what counts on our clock is ``received_at`` (when the
+    checkpoint got it; ``scanned_at`` if not given): a return is overdue if it came in
+    after the permit's ``return_by``, which counts from when the exit came in."""
     fired: list[tuple[str, str]] = []  # (verdict, reason)
     rules = policy.rules(who.control_level)
     fever_c = rules.fever_c if rules.fever_c is not None else policy.fever_c
@@ -131,7 +140,8 @@ def evaluate(scan: ScanRequest, who: Situation, policy: Policy) -> Decision:
         out = [p for p in who.permits if p.state == "out"]
         if out:
             closes = min(out, key=lambda p: p.return_by or p.valid_until)
-            if closes.return_by is not None and scan.scanned_at > closes.return_by:
+            back_at = received_at or scan.scanned_at
+            if closes.return_by is not None and back_at > closes.return_by:
                 fired.append(("allow", "overdue_return"))  # informational
 
     if is_visitor:

@@ -76,10 +76,14 @@ class ScanRequest(BaseModel):
 
     @field_validator("scanned_at")
     @classmethod
-    def _not_in_future(cls, v: datetime, info: ValidationInfo) -> datetime:
-        latest = (info.context or {}).get("latest")
+    def _not_in_future_nor_too_old(cls, v: datetime, info: ValidationInfo) -> datetime:
+        context = info.context or {}
+        latest = context.get("latest")
         if latest is not None and v > latest:
             raise ValueError("too far in the future")
+        earliest = context.get("earliest")
+        if earliest is not None and v < earliest:
+            raise ValueError(f"older than the register keeps ({context['keeps_days']:g} days)")
         return v
 
 
@@ -93,10 +97,26 @@ class InvalidScan(Exception):
 
 
 def parse_scan(
-    raw: bytes, subject_gate: str, now: datetime, max_future: timedelta, policy: Policy
+    raw: bytes,
+    subject_gate: str,
+    now: datetime,
+    max_future: timedelta,
+    policy: Policy,
+    max_age: timedelta | None = None,
 ) -> ScanRequest:
-    """Validate a scan request; raise :class:`InvalidScan` naming every bad field."""
-    context = {"subject_gate": subject_gate, "policy": policy, "latest": now + max_future}
+    """Validate a scan request; raise :class:`InvalidScan` naming every bad field.
+
+    ``scanned_at`` may be at most ``max_future`` ahead of ``now`` (our clock), and at most
+    ``max_age`` behind it (the register's retention: a device replaying its buffer after an
+    outage is recorded with its own time; anything older the register would not keep)."""
+    context: dict[str, Any] = {
+        "subject_gate": subject_gate,
+        "policy": policy,
+        "latest": now + max_future,
+    }
+    if max_age is not None:
+        context["earliest"] = now - max_age
+        context["keeps_days"] = max_age / timedelta(days=1)
     try:
         return ScanRequest.model_validate_json(raw, context=context)
     except ValidationError as exc:

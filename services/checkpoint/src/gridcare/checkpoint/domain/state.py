@@ -50,9 +50,11 @@ class GateState:
     permit_holder: dict[str, str] = field(default_factory=dict)
     holder_permits: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     default_policy: Policy = field(default_factory=Policy)
-    # compound -> person -> (gate, direction, scanned_at) of their last passage let through
-    # the compound's gates (allowed, or overridden by duty staff): who is out
-    last_passed: defaultdict[str, dict[str, tuple[str, str, datetime]]] = field(
+    # compound -> person -> (gate, direction, scanned_at, received_at) of their last
+    # passage let through the compound's gates (allowed, or overridden by duty staff): who
+    # is out. Which passage is the last goes by the device's time (when it happened); how
+    # long it is kept goes by ours (when the checkpoint received it, as the register).
+    last_passed: defaultdict[str, dict[str, tuple[str, str, datetime, datetime]]] = field(
         default_factory=lambda: defaultdict(dict)
     )
 
@@ -115,20 +117,30 @@ class GateState:
                 del self.permits[pid]
                 self.holder_permits[self.permit_holder.pop(pid)].discard(pid)
 
-    def passed(self, compound: str, person: str, gate: str, direction: str, at: datetime) -> None:
+    def passed(
+        self,
+        compound: str,
+        person: str,
+        gate: str,
+        direction: str,
+        at: datetime,
+        received_at: datetime,
+    ) -> None:
         """A passage of ``person`` let through a gate of ``compound`` is in the register
-        (written, or overridden); the latest by scan time counts."""
+        (written, or overridden); the latest by scan time (``at``, the device's) counts.
+        ``received_at`` (the passage's ``decided_at``, our clock) is when it is forgotten."""
         # as UTC: a device's own offset (+08:00) is kept out; SQLite gives naive UTC
         at = as_utc(at).astimezone(UTC)
         people = self.last_passed[compound]
         known = people.get(person)
         if known is None or at >= known[2]:
-            people[person] = (gate, direction, at)
+            people[person] = (gate, direction, at, as_utc(received_at))
 
     def forget_passages_before(self, t: datetime) -> None:
-        """The register forgets passages scanned before ``t`` (retention): so does this."""
+        """The register forgets passages received before ``t`` (retention, on our clock):
+        so does this."""
         for people in self.last_passed.values():
-            for person in [p for p, last in people.items() if last[2] < t]:
+            for person in [p for p, last in people.items() if last[3] < t]:
                 del people[person]
 
     def out_of(self, compound: str) -> list[tuple[str, str, datetime]]:
@@ -137,7 +149,7 @@ class GateState:
         return sorted(
             (
                 (person, gate, at)
-                for person, (gate, direction, at) in self.last_passed.get(compound, {}).items()
+                for person, (gate, direction, at, _) in self.last_passed.get(compound, {}).items()
                 if direction == "out" and self.home_compound(person) == compound
             ),
             key=lambda r: r[2],

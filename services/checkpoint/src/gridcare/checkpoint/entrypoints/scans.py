@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
@@ -276,6 +276,8 @@ class ScanResponder:
         self.state = state
         self.register = Register(svc, settle=self._settle, linger_s=svc.settings.register_linger_s)
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
+        # a scan older than the register keeps is invalid (a device's replayed buffer is not)
+        self.max_age = timedelta(days=svc.settings.register_retention_days)
         self._sub = None
         self._nc: Any = None  # svc.nc, looked up once (it goes through FastStream's config)
         # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)
@@ -292,6 +294,8 @@ class ScanResponder:
         )
 
     async def load_recent(self) -> None:
+        """The replies a device may still retry: scans made in the last minutes (an older
+        one a device replays is found in the register, on its unique key)."""
         p = T.passages.c
         since = utcnow() - RECENT_WINDOW
         async with self.svc.store.sessions() as s:
@@ -345,7 +349,12 @@ class ScanResponder:
         subject_gate = parts[1] if len(parts) == 3 else ""
         gate_compound = self.state.gate_compound.get(subject_gate, "")
         scan = parse_scan(
-            body, subject_gate, utcnow(), self.max_future, self.state.policy(gate_compound)
+            body,
+            subject_gate,
+            utcnow(),
+            self.max_future,
+            self.state.policy(gate_compound),
+            self.max_age,
         )
         if not gate_compound:
             raise InvalidScan([{"field": "gate_id", "error": f"unknown gate {scan.gate_id!r}"}])
@@ -372,7 +381,12 @@ class ScanResponder:
             if written and label == "allow":
                 p = entry.passage
                 self.state.passed(
-                    p["compound_id"], p["person_id"], p["gate_id"], p["direction"], p["scanned_at"]
+                    p["compound_id"],
+                    p["person_id"],
+                    p["gate_id"],
+                    p["direction"],
+                    p["scanned_at"],
+                    p["decided_at"],
                 )
         for msg, t0 in entry.waiters:
             await self._send(msg, body, label, t0)
@@ -406,9 +420,9 @@ class ScanResponder:
             held=held.status if held else None,
             permits=st.permits_of(scan.person_id) if is_resident else (),
         )
-        decision = evaluate(scan, who, st.policy(compound))
+        decided_at = utcnow()  # our clock: what counts for ages (return_by, retention)
+        decision = evaluate(scan, who, st.policy(compound), decided_at)
         verdict = decision.verdict
-        decided_at = utcnow()
         decided_iso = decided_at.isoformat()
         reasons = list(verdict.reasons)
         reply = {
@@ -421,7 +435,7 @@ class ScanResponder:
         # Permit effects are applied to memory now (so a second exit cannot use the same
         # last use) and written with the passage; undone if the passage is not written.
         effects, undo, permit_id = [], [], None
-        for before, after in self._permit_changes(decision, scan):
+        for before, after in self._permit_changes(decision, scan, decided_at):
             effects.append(
                 sa.update(T.permits)
                 .where(T.permits.c.permit_id == after.permit_id)
@@ -452,11 +466,13 @@ class ScanResponder:
         entry.reply_body = verdict_body(scan.scan_id, verdict, decided_iso)
         return entry
 
-    def _permit_changes(self, decision, scan: ScanRequest):
+    def _permit_changes(self, decision, scan: ScanRequest, received_at: datetime):
+        """An exit uses a permit (out until ``return_by``, counted from when the exit was
+        received), a return closes one."""
         changes: list[tuple[Permit, Permit]] = []
         if decision.uses_permit is not None:
             p = decision.uses_permit
-            changes.append((p, self.state.use_permit(p, scan.scanned_at)))
+            changes.append((p, self.state.use_permit(p, received_at)))
         if decision.closes_permit is not None:
             p = decision.closes_permit
             changes.append((p, self.state.close_permit(p)))
