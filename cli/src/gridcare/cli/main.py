@@ -31,7 +31,14 @@ from gridcare.shared.natsconn import ensure_streams
 
 from . import client, refdata
 from .client import NoAnswer, Refused
-from .devrun import SERVICES, NatsServer, ServiceProcess, WebhookSink, port_open
+from .devrun import (
+    SERVICES,
+    NatsServer,
+    ServiceProcess,
+    Supervisor,
+    WebhookSink,
+    port_open,
+)
 from .output import as_json, fail, no_answer, refused, stderr, stdout, table, when
 
 app = typer.Typer(
@@ -120,7 +127,10 @@ def run(
     sink: Annotated[bool, typer.Option(help=f"run the local chat sink on port {SINK_PORT}")] = True,
 ) -> None:
     """Start the whole system: embedded NATS (unless GRIDCARE_NATS_URL/NATS_URL is set), a
-    local chat sink, and the four services, each its own process. Ctrl-C stops all."""
+    local chat sink, and the four services, each its own process, and keep them running: a
+    process that exits is started again (after 1 s, doubling to 30 s while it keeps
+    exiting). Ctrl-C, SIGTERM or SIGHUP, or the end of the process that started this one,
+    stops all."""
     var = var.resolve()
     logs = var / "log"
     logs.mkdir(parents=True, exist_ok=True)
@@ -129,13 +139,7 @@ def run(
     server = chat = None
     if external:
         env["GRIDCARE_NATS_URL"] = external
-        stderr.print(f"NATS: {external} (external)")
     else:
-        if port_open("127.0.0.1", EMBEDDED_NATS_PORT):
-            raise fail(
-                f"port {EMBEDDED_NATS_PORT} is taken: is gridcare already running? "
-                "Set GRIDCARE_EMBEDDED_NATS_PORT to use another."
-            )
         server = NatsServer(
             store_dir=var / "nats",
             port=EMBEDDED_NATS_PORT,
@@ -144,13 +148,7 @@ def run(
             server_name="gridcare-embedded",
             log_file=logs / "nats-server.log",
         )
-        server.start()
         env["GRIDCARE_NATS_URL"] = server.url
-        stderr.print(f"NATS: {server.url} (embedded, JetStream data in {var / 'nats'})")
-    if sink and not port_open("127.0.0.1", SINK_PORT):
-        chat = WebhookSink(port=SINK_PORT, echo=True, log_file=logs / "chat.log").start()
-        stderr.print(f"chat sink: http://127.0.0.1:{SINK_PORT}/ (alerts also in {logs}/chat.log)")
-
     procs = [
         ServiceProcess(
             name,
@@ -160,62 +158,71 @@ def run(
         )
         for name, port in SERVICES.items()
     ]
+    sup = Supervisor(
+        var, procs, server, say=lambda text: stderr.print(text, soft_wrap=True, highlight=False)
+    )
 
-    def stop(*_: object) -> None:
-        raise KeyboardInterrupt
+    def on_signal(signum: int, _frame: object) -> None:
+        sup.request_stop(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, stop)  # Ctrl-C and SIGTERM both stop everything, any time
-    signal.signal(signal.SIGINT, stop)
+    # Any of the three stops everything, at any time; the handler only asks the loop.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
     try:
-        for p in procs:
-            if port_open("127.0.0.1", p.http_port):
-                raise RuntimeError(f"HTTP port {p.http_port} for {p.name} is taken")
-            p.start()
-        with stderr.status("waiting for the services to be ready…"):
-            for p in procs:
-                p.wait_ready(120)
-        stderr.print("[green]gridcare is running[/] (Ctrl-C to stop)")
+        sup.clear_stale()
+    except RuntimeError as exc:  # a live run on the same data, or leftovers that won't stop
+        raise fail(str(exc)) from None
+    taken = [
+        f"port {port} ({what})"
+        for what, port in (
+            ([("NATS", server.port), ("NATS monitoring", server.monitor_port)] if server else [])
+            + [(p.name, p.http_port) for p in procs]
+        )
+        if port_open("127.0.0.1", port)
+    ]
+    if taken:
+        raise fail(
+            f"{', '.join(taken)} taken: is gridcare already running? Set "
+            "GRIDCARE_EMBEDDED_NATS_PORT / GRIDCARE_<SERVICE>_HTTP_PORT to use others."
+        )
+    say = sup.say
+    if server:
+        say(f"NATS: {server.url} (embedded, JetStream data in {server.store_dir})")
+    else:
+        say(f"NATS: {external} (external)")
+    if sink and not port_open("127.0.0.1", SINK_PORT):
+        chat = WebhookSink(port=SINK_PORT, echo=True, log_file=logs / "chat.log").start()
+        say(f"chat sink: http://127.0.0.1:{SINK_PORT}/ (alerts also in {logs}/chat.log)")
+
+    waiting = stderr.status("waiting for the services to be ready…")
+    waiting.start()
+
+    def running() -> None:
+        waiting.stop()
+        say("[green]gridcare is running[/] (Ctrl-C to stop)")
         for p in procs:
             base = f"http://127.0.0.1:{p.http_port}"
-            stderr.print(
+            say(
                 f"  {p.name:<11} pid {p.proc.pid:<7} metrics {base}/metrics  "
-                f"ready {base}/readyz  log {p.log_file}",
-                highlight=False,
-                soft_wrap=True,
+                f"ready {base}/readyz  log {p.log_file}"
             )
         if server:
-            stderr.print(
-                f"nats-server log: {server.log_file}; monitoring: "
+            say(
+                f"nats-server pid {server.proc.pid}, log {server.log_file}, monitoring "
                 f"http://127.0.0.1:{server.monitor_port}/"
             )
-        while True:  # supervise: a service that dies is restarted
-            time.sleep(0.5)
-            for p in procs:
-                if not p.alive:
-                    stderr.print(
-                        f"[yellow]{p.name} exited ({p.proc.returncode}); "
-                        f"restarting — see {p.log_file}[/]"
-                    )
-                    time.sleep(1)
-                    p.start()
-    except KeyboardInterrupt:
-        pass
-    except (RuntimeError, TimeoutError) as exc:
-        stderr.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+
+    sup.on_running = running
+    try:
+        sup.run()
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
-        stderr.print("stopping…")
-        for p in procs:
-            if p.alive:
-                p.proc.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.stop()
-        if server:
-            server.stop()
+        try:
+            waiting.stop()
+        except Exception:
+            pass
         if chat:
             chat.stop()
-        stderr.print("stopped.")
 
 
 # --- scan -----------------------------------------------------------------------------------
