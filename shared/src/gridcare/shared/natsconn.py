@@ -1,7 +1,7 @@
 """Connecting to NATS: reconnect forever, credentials and TLS from settings; streams.
 
-Every gridcare process connects through :func:`connect_options`, so credentials, TLS and
-the reconnect policy are the same everywhere.
+Every gridcare process connects through :func:`connect_options`, so credentials, TLS, the
+reconnect policy and the ping that notices a dead connection are the same everywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
         "max_reconnect_attempts": -1,  # forever: a service never gives up on NATS
         "reconnect_time_wait": settings.nats_reconnect_wait_s,
         "connect_timeout": 5,
+        # a PING every interval; this many unanswered and the connection is taken for dead
+        # (a half-open TCP connection: the server gone without a FIN) and reconnected
+        "ping_interval": settings.nats_ping_interval_s,
+        "max_outstanding_pings": settings.nats_max_outstanding_pings,
     }
     if settings.nats_creds_file:
         opts["user_credentials"] = settings.nats_creds_file

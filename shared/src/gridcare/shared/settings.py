@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     nats_tls_cert_file: str | None = None
     nats_tls_key_file: str | None = None
     nats_reconnect_wait_s: float = 2.0
+    # A PING every interval; more than this many unanswered and the connection is taken
+    # for dead and reconnected: a half-open one (the server or the network gone without a
+    # word) is noticed within (max_outstanding_pings + 1) * interval (docs/operations.md).
+    nats_ping_interval_s: float = Field(2.0, gt=0)
+    nats_max_outstanding_pings: int = Field(2, ge=1)
 
     # --- streams ----------------------------------------------------------------------------
     stream_replicas: int = Field(1, ge=1, le=5)  # 3 on a cluster
