@@ -5,10 +5,12 @@ A service's ``bootstrap.py`` makes a :class:`Service`, includes its FastStream r
 :meth:`Service.main`. The service is a FastStream application (``Service.app``, which is
 also what ``faststream docs gen`` reads for the AsyncAPI document). Starting it: JSON logs,
 the store migrated, the service's own start steps (load what it keeps in memory), NATS
-connected (retrying forever), the streams declared, the broker's subscribers started, the
+connected (waiting as long as it takes), the streams declared (waiting for JetStream as
+long as it takes: a cluster may still be forming), the broker's subscribers started, the
 outbox relay, the ready steps; ``/metrics``, ``/healthz`` and ``/readyz`` are served
 throughout. On SIGTERM/SIGINT it stops in the reverse order: in-flight messages finish and
-are acked, the outbox is flushed, the store closed.
+are acked, the outbox is flushed, the store closed. A stop asked for while it still waits
+for NATS or JetStream ends the wait: the process exits at once, cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import uvicorn
@@ -44,7 +46,7 @@ from .deadletters import DeadLetters
 from .envelope import Envelope, Event, utcnow
 from .lease import LeaseHeld
 from .metrics import Metrics
-from .natsconn import connect_options, ensure_streams, missing_streams
+from .natsconn import Waiting, connect_options, display_urls, ensure_streams, missing_streams
 from .outbox import Relay
 from .settings import Settings
 from .store import Store, write_revision
@@ -53,9 +55,15 @@ from .uow import Inbound, UnitOfWork
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Hook = Callable[[], Awaitable[Any]]
 UnitOfWorkFactory = Callable[[Store, str, Inbound | None, Callable[[], None]], UnitOfWork]
 VERSION = "0.1.0"
+
+
+class StopRequested(Exception):
+    """A stop was asked for (SIGTERM, :meth:`Service.request_stop`) while the service was
+    still starting: what it was waiting for is given up, and it stops cleanly."""
 
 
 class Service:
@@ -85,6 +93,7 @@ class Service:
         self._unit_of_work = unit_of_work
         self.broker = NatsBroker(
             **connect_options(self.settings, f"gridcare-{name}"),
+            error_cb=self._nats_error,
             graceful_timeout=15.0,
             logger=logging.getLogger(f"gridcare.{name}.broker"),
             log_level=logging.DEBUG,  # one line per message is for debugging only
@@ -131,6 +140,7 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._started = False
+        self._waiting_for_nats: Waiting | None = None  # during the first connect
 
     # --- wiring -----------------------------------------------------------------------------
     def include(self, router: NatsRouter) -> None:
@@ -259,7 +269,28 @@ class Service:
             await fn()
         await self._connect()
         self.js = self.broker.connection.jetstream()
-        await ensure_streams(self.js, self.settings, self.streams)
+        # JetStream may not be ready yet (a cluster's first start: no meta leader, too few
+        # servers for the replicas): wait for it, as long as it takes, unless told to stop
+        declared = ensure_streams(self.js, self.settings, self.streams, wait_s=None)
+        await self._unless_stopped(declared)
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T:
+        """``await work``, unless a stop is requested first: then ``work`` is cancelled
+        and :class:`StopRequested` raised (a service waiting for NATS obeys SIGTERM)."""
+        if self._stopping.is_set():
+            work.close()
+            raise StopRequested
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                await stop_task(task)
+            await stop_task(stop)
+        if task.cancelled():  # the stop came first
+            raise StopRequested
+        return task.result()
 
     async def _begin(self) -> None:
         self.consuming_since = time.monotonic()  # the grace for a predecessor's messages
@@ -283,13 +314,15 @@ class Service:
                 await fn()
             except Exception:
                 log.exception("stop hook failed")
-        # In-flight messages finish and are acked (each subscriber waits for its handlers),
-        # then the outbox gets a last pass while NATS is still connected: a clean stop
-        # leaves nothing behind. The broker's own stop then closes the connection.
+        # The stop hooks above ran first, on an open connection (the scan path drains its
+        # subscription there: every request already received is answered). In-flight
+        # messages finish and are acked (each subscriber waits for its handlers), then the
+        # outbox gets a last pass while NATS is still connected: a clean stop leaves
+        # nothing behind. The broker's own stop then drains and closes the connection.
         for sub in self.broker.subscribers:
             await sub.stop()
         await self.relay.stop()
-        if self._nats_connected():
+        if self._started and self._nats_connected():
             try:
                 await asyncio.wait_for(self.relay.relay_once(), 5.0)
             except Exception:
@@ -305,20 +338,28 @@ class Service:
         log.info("service stopped")
 
     async def _connect(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.broker.connect()
-                return
-            except Exception as exc:  # the first connect; afterwards nats-py reconnects
-                log.warning(
-                    "cannot reach NATS at %s (%s); retrying in %.1fs",
-                    self.settings.nats_url,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        """The first connect, until it succeeds or a stop is requested. nats-py tries the
+        servers again and again by itself (``max_reconnect_attempts=-1``; each failed try
+        reaches :meth:`_nats_error`, which says that the service waits); an error it does
+        not retry (an authorization violation) is retried here."""
+        waiting = self._waiting_for_nats = Waiting("NATS", display_urls(self.settings))
+        try:
+            while True:
+                try:
+                    await self._unless_stopped(self.broker.connect())
+                    waiting.done()
+                    return
+                except StopRequested:
+                    raise
+                except Exception as exc:
+                    await self._unless_stopped(waiting.failed(exc))
+        finally:
+            self._waiting_for_nats = None
+
+    async def _nats_error(self, exc: Exception) -> None:
+        """nats-py's error callback (FastStream logs those of a connection once made)."""
+        if self._waiting_for_nats is not None:
+            self._waiting_for_nats.note(exc)
 
     def _nats_connected(self) -> bool:
         try:
@@ -404,7 +445,11 @@ class Service:
             loop.add_signal_handler(sig, self._stopping.set)
         http = asyncio.create_task(server.serve(), name="http")
         try:
-            await self.start()
+            try:
+                await self.start()
+            except StopRequested:
+                log.info("asked to stop while starting: stopping")
+                return
             log.info(
                 "ready; metrics on http://%s:%d/metrics", self.settings.http_host, self.http_port
             )
