@@ -18,6 +18,7 @@ from gridcare.cli.devrun import (
     Supervisor,
     child_argv,
     process_identity,
+    signal_dispositions,
 )
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc, prctl")
@@ -110,3 +111,29 @@ def test_a_child_gets_sigterm_when_its_parent_dies_and_keeps_its_pid():
         parent.kill()
         parent.wait()
     assert child_argv(["x"], False) == ["x"]
+
+
+@linux_only
+def test_a_process_setting_a_stop_signal_back_to_its_default_is_seen():
+    """What GNU make does on SIGHUP before waiting for its child: the run watches it."""
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGHUP, lambda *a: None)\n"
+        "print('caught', flush=True); sys.stdin.readline()\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+        "print('default', flush=True); sys.stdin.readline()\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout.readline() == "caught\n"
+        assert signal_dispositions(p.pid)[signal.SIGHUP] == "caught"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == "default\n"
+        assert signal_dispositions(p.pid)[signal.SIGHUP] == "default"
+    finally:
+        p.kill()
+        p.wait()
+    assert signal_dispositions(p.pid) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,18 +83,19 @@ class Run:
         self.parent: subprocess.Popen | None = None
         self.seen: set[int] = set()  # every child pid seen: killed at the end of the test
 
-    def start(self, under_parent: bool = False) -> Run:
-        cmd = [GRIDCARE, "run", "--var", str(self.var), "--no-sink"]
+    @property
+    def argv(self) -> list[str]:
+        return [GRIDCARE, "run", "--var", str(self.var), "--no-sink"]
+
+    def start(self, parent: list[str] | None = None) -> Run:
+        """``parent``: the command of a process that starts this run and waits for it."""
         out = open(self.out, "wb")
-        if under_parent:  # like make: waits for its child, dies on SIGTERM without passing it on
-            wrapper = "import subprocess,sys; sys.exit(subprocess.call(sys.argv[1:]))"
-            self.parent = subprocess.Popen(
-                [sys.executable, "-c", wrapper, *cmd], env=self.env, stdout=out, stderr=out
-            )
+        if parent:
+            self.parent = subprocess.Popen(parent, env=self.env, stdout=out, stderr=out)
             wait_until(lambda: children_of(self.parent.pid), 10, "gridcare run started")
             self.pid = next(iter(children_of(self.parent.pid)))
         else:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=out)
             self.pid = self.proc.pid
         out.close()
         return self
@@ -292,9 +294,12 @@ def test_a_service_failing_at_start_is_started_again_with_backoff_and_the_rest_r
 
 
 def test_the_run_stops_everything_when_its_parent_is_killed(tmp_path, ports, runs):
-    """``make`` killed on its own (SIGTERM to make alone, or SIGKILL) leaves
+    """``make`` killed on its own (SIGKILL, or a signal it does not pass on) leaves
     ``gridcare run`` without its parent: it stops everything."""
-    run = new_run(runs, tmp_path / "var", ports).start(under_parent=True)
+    run = new_run(runs, tmp_path / "var", ports)
+    # a parent that waits for its child and dies of SIGTERM without passing it on
+    wrapper = "import subprocess,sys; sys.exit(subprocess.call(sys.argv[1:]))"
+    run.start(parent=[sys.executable, "-c", wrapper, *run.argv])
     kids = run.wait_running()
     run.parent.send_signal(signal.SIGTERM)
     run.parent.wait(10)
@@ -305,3 +310,23 @@ def test_the_run_stops_everything_when_its_parent_is_killed(tmp_path, ports, run
         run.output,
     )
     assert "the process that started gridcare" in run.output()
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="no make")
+def test_sighup_to_make_alone_stops_everything(tmp_path, ports, runs):
+    """GNU make does not pass SIGHUP on: it waits for its child, then dies of it. The run
+    sees its parent stopping and stops everything, and make ends."""
+    run = new_run(runs, tmp_path / "var", ports)
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"run:\n\t{' '.join(run.argv)}\n")
+    run.start(parent=["make", "-s", "-f", str(makefile), "run"])
+    kids = run.wait_running()
+    run.parent.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: not alive(run.pid) and not any(alive(p) for p in kids) and run.ports_free(),
+        20,
+        "gridcare run and every child gone after SIGHUP to make",
+        run.output,
+    )
+    assert run.parent.wait(10) != 0  # make died of it, after its child ended
+    assert "make (pid" in run.output() and "is stopping on SIGHUP" in run.output()

@@ -444,6 +444,28 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+#: Signals that mean "stop" to a process that started ``gridcare run``.
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+
+def signal_dispositions(pid: int) -> dict[signal.Signals, str] | None:
+    """How the process takes each of ``STOP_SIGNALS``: "caught", "ignored" or "default"
+    (Linux: /proc/<pid>/status; elsewhere, or if unreadable, None)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    try:
+        caught, ignored = int(masks["SigCgt"], 16), int(masks["SigIgn"], 16)
+    except (KeyError, ValueError):
+        return None
+    return {
+        s: "caught" if caught >> (s - 1) & 1 else "ignored" if ignored >> (s - 1) & 1 else "default"
+        for s in STOP_SIGNALS
+    }
+
+
 @dataclass
 class _Child:
     """A process the supervisor keeps running, and where it is in its life."""
@@ -505,6 +527,10 @@ class Supervisor:
         self.running_once = False  # "gridcare is running" was said
         self.all_ready = False
         self.parent = os.getppid()
+        # GNU make, sent SIGHUP or SIGINT alone, does not pass it on: it sets the signal
+        # back to its default and waits for its children before dying of it. That change
+        # is what tells this run its parent is stopping (``_parent_stopping``).
+        self.parent_signals = signal_dispositions(self.parent) or {}
         self.on_running = None  # called once, when every service is first ready
 
     # -- from outside ---------------------------------------------------------------------
@@ -647,15 +673,36 @@ class Supervisor:
                 self.say("[green]all services are ready again[/]")
         self.all_ready = every
 
+    def _parent_stopping(self) -> str | None:
+        """Why this run must stop because of the process that started it, if it must: it
+        is gone (``make`` killed), or it has set a stop signal it handled back to the
+        default (it got that signal and waits for this run to end before dying of it, as
+        GNU make does with SIGHUP and SIGINT)."""
+        if os.getppid() != self.parent:
+            return f"the process that started gridcare (pid {self.parent}) is gone"
+        now = signal_dispositions(self.parent) if self.parent_signals else None
+        if now:
+            dropped = [
+                sig
+                for sig, how in self.parent_signals.items()
+                if how == "caught" and now[sig] == "default"
+            ]
+            if dropped:
+                try:
+                    name = Path(f"/proc/{self.parent}/comm").read_text().strip()
+                except OSError:
+                    name = "the process that started gridcare"
+                sig = min(dropped).name
+                return f"{name} (pid {self.parent}) is stopping on {sig}"
+        return None
+
     def run(self) -> str:
         """Start everything and keep it running until asked to stop; then stop it all.
         Returns why it stopped."""
         try:
             while self.stop_reason is None:
-                if os.getppid() != self.parent:
-                    self.request_stop(
-                        f"the process that started gridcare (pid {self.parent}) is gone"
-                    )
+                if why := self._parent_stopping():
+                    self.request_stop(why)
                     break
                 self._tick()
                 time.sleep(self.TICK_S)

@@ -40,7 +40,9 @@ OVERRIDE_RECORDED = "checkpoint.override.recorded.{gate_id}"
 LEVEL_SET = "checkpoint.level.set.{compound_id}"
 GATE_OFFLINE = "checkpoint.gate.offline.{gate_id}"
 GATE_ONLINE = "checkpoint.gate.online.{gate_id}"
-GATE_STATUS_ALL = "checkpoint.gate.>"  # offline and online, in the order they happened
+GATE_BAD_INPUT = "checkpoint.gate.badinput.{gate_id}"
+# a gate's news for its duty staff (offline, online, bad input), in the order it happened
+GATE_STATUS_ALL = "checkpoint.gate.>"
 
 
 class FeverDetected(Event):
@@ -159,3 +161,20 @@ class GateCameOnline(Event):
 
     def subject(self) -> str:
         return GATE_ONLINE.format(gate_id=self.gate_id)
+
+
+class GateSendingBadInput(Event):
+    """A gate sends more bad messages than are kept as dead letters (``recorded_per_minute``
+    of them; the rest are only counted): its duty staff should check the device. At most
+    one per gate per alert interval while it goes on."""
+
+    TYPE = "checkpoint.GateSendingBadInput"
+    gate_id: str
+    compound_id: str
+    kind: str  # what it sends that is bad: "heartbeat"
+    reason: str  # why the latest one was refused (field names and errors, not its values)
+    recorded_per_minute: int
+    at: AwareDatetime  # when the checkpoint saw it start (its clock)
+
+    def subject(self) -> str:
+        return GATE_BAD_INPUT.format(gate_id=self.gate_id)

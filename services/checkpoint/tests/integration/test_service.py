@@ -778,6 +778,94 @@ async def test_gate_heartbeats_offline_and_back(cp: Checkpoint):
     assert "g9" not in health.last_seen
 
 
+async def test_a_flood_of_bad_heartbeats_is_counted_recorded_at_a_bounded_rate_and_alerted_once(
+    cp: Checkpoint,
+):
+    """3,000 garbage heartbeats from one gate in a burst used to be 3,000 dead letters (and
+    as many stream messages): now the first GRIDCARE_BAD_INPUT_PER_MINUTE (10) are kept,
+    all are counted under the gate's name, and its duty staff get one alert. A made-up
+    gate's are counted as "unknown": subjects cannot grow the metric's labels."""
+    per_minute = cp.service.settings.bad_input_per_minute
+    registry = cp.service.metrics.registry
+
+    def counted(device: str, outcome: str) -> float:
+        labels = {"kind": "heartbeat", "device": device, "outcome": outcome}
+        return registry.get_sample_value("gridcare_checkpoint_bad_input_total", labels) or 0
+
+    for i in range(3000):
+        await cp.nc.publish("gate.g1.heartbeat", b"{not json %d" % i)
+    for i in range(50):
+        await cp.nc.publish(f"gate.made-up-{i}.heartbeat", b"[]")
+    await cp.nc.flush()
+
+    def all_counted() -> bool:
+        g1 = counted("g1", "recorded") + counted("g1", "suppressed")
+        return (
+            g1 == 3000 and counted("unknown", "recorded") + counted("unknown", "suppressed") == 50
+        )
+
+    await eventually(all_counted, timeout=30)
+    assert counted("g1", "recorded") == per_minute and counted("unknown", "recorded") == per_minute
+    dead = await cp.dead_letters("checkpoint-heartbeats")
+    assert len([r for r in dead if r.subject == "gate.g1.heartbeat"]) == per_minute
+    assert len(dead) == 2 * per_minute
+    alert = await cp.event("checkpoint.gate.badinput.g1")
+    assert alert.type == "checkpoint.GateSendingBadInput"
+    assert (alert.data["gate_id"], alert.data["compound_id"], alert.data["kind"]) == (
+        "g1",
+        "C-01",
+        "heartbeat",
+    )
+    assert "Invalid JSON" in alert.data["reason"]
+    assert alert.data["recorded_per_minute"] == per_minute
+    assert await cp.outbox_count("checkpoint.gate.badinput.g1") == 1
+    assert await cp.stream_count("checkpoint.gate.badinput.g1") == 1
+    assert await cp.stream_count("deadletter.checkpoint") == 2 * per_minute
+    # the gate's good heartbeats still count
+    await cp.heartbeat("g1")
+    await eventually(lambda: "g1" in cp.health.last_seen)
+
+
+async def test_bad_door_events_and_invalid_scans_are_counted_per_device(cp: Checkpoint):
+    """A door sensor's bad events are dead letters within its household's bound, the rest
+    counted and acknowledged; invalid scans (answered, nothing written) are counted per
+    gate in the same metric."""
+    per_minute = cp.service.settings.bad_input_per_minute
+    registry = cp.service.metrics.registry
+
+    def counted(kind: str, device: str, outcome: str) -> float:
+        labels = {"kind": kind, "device": device, "outcome": outcome}
+        return registry.get_sample_value("gridcare_checkpoint_bad_input_total", labels) or 0
+
+    for i in range(per_minute + 15):
+        await cp.door("H-0102", {"event_id": f"d-bad-{i}", "household_id": "H-0102"})
+    for i in range(per_minute + 2):
+        await cp.door("H-9999", b"garbage")
+    await eventually(
+        lambda: (
+            counted("door", "H-0102", "suppressed") == 15
+            and counted("door", "unknown", "suppressed") == 2
+        ),
+        timeout=30,
+    )
+    assert counted("door", "H-0102", "recorded") == per_minute
+    assert counted("door", "unknown", "recorded") == per_minute
+    dead = await cp.dead_letters("checkpoint-doors")
+    assert len(dead) == 2 * per_minute
+    assert all("opened_at" in r.reason for r in dead if r.subject == "door.H-0102.opened")
+    # the household's next good event is handled as ever
+    good = {"event_id": "d-good", "household_id": "H-0102", "opened_at": rfc3339(now())}
+    await cp.door("H-0102", good)
+    await eventually(lambda: cp.rows(T.door_events, T.door_events.c.event_id == "d-good"))
+
+    # invalid scans: answered, counted per gate (a made-up gate as "unknown")
+    assert (await cp.scan("g1", temperature_c=51))["error"]["code"] == "invalid_scan"
+    assert (await cp.send("g2", b"not json"))["error"]["code"] == "invalid_scan"
+    assert (await cp.scan("g-made-up"))["error"]["code"] == "invalid_scan"
+    assert counted("scan", "g1", "refused") == 1 and counted("scan", "g2", "refused") == 1
+    assert counted("scan", "unknown", "refused") == 1
+
+
 # --- 9. policy changes without a restart -----------------------------------------------------
 async def test_policy_hot_change(cp: Checkpoint):
     assert reasons_of(await cp.scan("g1", temperature_c=37.6)) == ("deny", ["fever"])

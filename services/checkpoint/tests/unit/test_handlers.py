@@ -13,6 +13,7 @@ from gridcare.checkpoint.unit_of_work import FakeUnitOfWork
 from gridcare.contracts.checkpoint import (
     ControlLevelSet,
     GateCameOnline,
+    GateSendingBadInput,
     GateWentOffline,
     OverrideRecorded,
     PermitIssued,
@@ -338,3 +339,14 @@ async def test_a_silent_gate_is_reported_once_and_back_at_its_next_heartbeat():
     await handlers.gate_came_back("g2", health, uow, state)
     assert uow.events(GateCameOnline)[0]["gate_id"] == "g2" and health.online["g2"]
     assert uow.gate_health.rows["g2"]["online"] is True
+
+
+async def test_a_gate_sending_bad_input_is_announced_to_its_duty_staff():
+    uow, state = await community()
+    why = "invalid heartbeat: sent_at: Input should be a valid datetime"
+    await handlers.gate_sends_bad_input("g2", "heartbeat", why, 10, uow, state)
+    [alert] = uow.events(GateSendingBadInput)
+    assert (alert["gate_id"], alert["compound_id"], alert["kind"]) == ("g2", "C-01", "heartbeat")
+    assert alert["reason"] == why and alert["recorded_per_minute"] == 10
+    [(subject, _)] = uow.outbox
+    assert subject == "checkpoint.gate.badinput.g2"

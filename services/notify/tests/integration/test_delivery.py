@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from gridcare.cli.devrun import NatsServer, WebhookSink
+from gridcare.contracts.checkpoint import GateSendingBadInput
 from gridcare.contracts.dispatch import TaskCreated
-from gridcare.contracts.refdata import Community, Grid
+from gridcare.contracts.refdata import Community, Compound, Gate, Grid
 from gridcare.notify.adapters import tables as T
 from gridcare.notify.bootstrap import build
 from gridcare.shared.envelope import Envelope
@@ -157,3 +158,25 @@ async def test_a_provider_down_for_seconds_loses_nothing_to_the_dead_letters(not
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_gate_sending_bad_input_reaches_its_duty_chat(notify):
+    """The checkpoint's GateSendingBadInput on checkpoint.gate.> (the notify-gates consumer,
+    which skips the types it does not know): one post in the gate's duty chat."""
+    svc, js, sink = notify
+    sink.fail_first = 0
+    await publish(js, Community(community_id="CM-1", name="D", time_zone="Asia/Shanghai"), "t")
+    await publish(js, Compound(compound_id="C-01", community_id="CM-1", name="Donghu"), "t")
+    gate = Gate(gate_id="g1", compound_id="C-01", name="North", duty_chat_url=sink.url("/duty"))
+    await publish(js, gate, "gridcare-import")
+    alert = GateSendingBadInput(
+        gate_id="g1",
+        compound_id="C-01",
+        kind="heartbeat",
+        reason="invalid heartbeat: (body): Invalid JSON",
+        recorded_per_minute=10,
+        at=datetime.now(UTC),
+    )
+    await publish(js, alert, "checkpoint")
+    [post] = await until(lambda: _true(sink.posts("/duty")))
+    assert "bad data" in post["body"]["title"] and "Invalid JSON" in post["body"]["message"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gridcare.contracts.checkpoint import GateCameOnline, GateWentOffline
+from gridcare.contracts.checkpoint import GateCameOnline, GateSendingBadInput, GateWentOffline
 from gridcare.contracts.dispatch import TaskCreated
 from gridcare.contracts.notify import NotificationDelivered
 from gridcare.contracts.refdata import Community, Compound, Gate, Grid
@@ -133,6 +133,29 @@ async def test_gate_offline_and_online_reach_the_duty_chat_on_the_local_clock():
     assert "UTC" not in first["body"]
     assert not second["urgent"] and "07:36:05" in second["body"]
     assert {d.recipient_id for d in uow.deliveries.rows.values()} == {"duty:g1"}
+
+
+async def test_a_gate_sending_bad_input_reaches_the_duty_chat_once_in_both_languages():
+    uow, chat = await community(), RecordingChat()
+    alert = GateSendingBadInput(
+        gate_id="g1",
+        compound_id="C-01",
+        kind="heartbeat",
+        reason="invalid heartbeat: sent_at: Input should be a valid datetime",
+        recorded_per_minute=10,
+        at=T0,
+    )
+    await handlers.gate_status_changed(alert, "e-bad", uow, chat)
+    await handlers.gate_status_changed(alert, "e-bad", uow, chat)  # the same alert again
+    [post] = chat.posts
+    assert post["url"] == "http://sink/duty-g1" and not post["urgent"]
+    assert "g1" in post["title"] and "bad data" in post["title"]
+    body = post["body"]
+    assert "North (g1, C-01)" in body and "2026-03-12 07:31:05" in body  # the local clock
+    assert "心跳消息" in body and "heartbeats" in body and "10" in body
+    assert "sent_at: Input should be a valid datetime" in body
+    [d] = uow.deliveries.rows.values()
+    assert d.recipient_id == "duty:g1" and d.cause_type == "checkpoint.GateSendingBadInput"
 
 
 async def test_a_gate_without_a_duty_chat_is_a_permanent_error():

@@ -17,7 +17,8 @@ from .config import CheckpointSettings
 from .domain.health import GateHealth
 from .domain.scan import ScanRequest
 from .domain.state import GateState
-from .entrypoints import HEALTH, STATE, api, events, heartbeats
+from .entrypoints import DEVICES, HEALTH, STATE, api, events, heartbeats
+from .entrypoints.devices import Devices
 from .entrypoints.scans import ScanResponder
 from .unit_of_work import SqlUnitOfWork
 
@@ -42,7 +43,10 @@ def build(settings: CheckpointSettings | None = None) -> Service:
     state = GateState()
     health = GateHealth(started_at=utcnow())
     dirty: set[str] = set()  # gates whose last heartbeat is not saved yet
-    scans = ScanResponder(svc, state)
+    devices = Devices(
+        svc.metrics, settings.bad_input_per_minute, settings.bad_input_alert_interval_s
+    )
+    scans = ScanResponder(svc, state, devices)
     lease = Lease(svc.store, NAME, settings.lease_ttl_s, on_lost=svc.request_stop)
     m = svc.metrics
     heartbeats_total = m.counter("heartbeats_total", "Gate heartbeats, by outcome", ["outcome"])
@@ -50,6 +54,7 @@ def build(settings: CheckpointSettings | None = None) -> Service:
 
     svc.provide(STATE, state)
     svc.provide(HEALTH, health)
+    svc.provide(DEVICES, devices)
     svc.include(events.router(settings, state))
     svc.include(heartbeats.router(dirty, heartbeats_total))
     svc.include(api.router(NAME))
@@ -62,6 +67,7 @@ def build(settings: CheckpointSettings | None = None) -> Service:
         (checkpoint.ControlLevelSet, checkpoint.LEVEL_SET),
         (checkpoint.GateWentOffline, checkpoint.GATE_OFFLINE),
         (checkpoint.GateCameOnline, checkpoint.GATE_ONLINE),
+        (checkpoint.GateSendingBadInput, checkpoint.GATE_BAD_INPUT),
     ):
         svc.publishes(event, subject)
 
@@ -101,7 +107,12 @@ def build(settings: CheckpointSettings | None = None) -> Service:
     svc.on_closed(lease.release)
     # for tests and tools in the same process
     svc.components.update(
-        state=state, scans=scans, health=health, lease=lease, watch_gates=watch_gates
+        state=state,
+        scans=scans,
+        health=health,
+        lease=lease,
+        watch_gates=watch_gates,
+        devices=devices,
     )
     return svc
 

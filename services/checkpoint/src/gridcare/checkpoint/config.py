@@ -17,5 +17,10 @@ class CheckpointSettings(Settings):
     # them; a scan dated further back is invalid (the register does not keep that far)
     register_retention_days: float = Field(28.0, gt=0)
     gate_check_interval_s: float = Field(5.0, gt=0)  # how often gate heartbeats are checked
+    # bad messages from one device (a gate's heartbeats, a household's door sensor): this
+    # many a minute are kept as dead letters, the rest only counted; while it goes on, the
+    # gate's duty staff are alerted at most once per interval
+    bad_input_per_minute: int = Field(10, ge=1)
+    bad_input_alert_interval_s: float = Field(3600.0, gt=0)
     # how long this checkpoint's hold on its store lasts unless renewed (one per store)
     lease_ttl_s: float = Field(30.0, ge=3)

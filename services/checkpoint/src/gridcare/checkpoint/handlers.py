@@ -8,12 +8,14 @@ state (``domain.state.GateState``) up to date: a change reaches the gates once c
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from gridcare.contracts.checkpoint import (
     ControlLevelSet,
     GateCameOnline,
+    GateSendingBadInput,
     GateWentOffline,
     OverrideRecorded,
     PermitIssued,
@@ -34,6 +36,8 @@ from .domain.permits import Permit, PermitRefused
 from .domain.policy import Policy, set_by
 from .domain.state import GateState
 from .unit_of_work import CheckpointUnitOfWork as UoW
+
+log = logging.getLogger(__name__)
 
 
 # --- reference data and policies ------------------------------------------------------------
@@ -178,6 +182,32 @@ async def _report(
         uow.emit(ev, event_id=stable_id(ev.TYPE, gate, now.isoformat()))
         await uow.commit()
     health.online[gate] = online
+
+
+async def gate_sends_bad_input(
+    gate_id: str, kind: str, reason: str, per_minute: int, uow: UoW, state: GateState
+) -> None:
+    """A gate sends more bad messages than its bound records: its duty staff are told
+    (``GateSendingBadInput``; the caller bounds how often, ``domain/badinput.py``)."""
+    now = utcnow()
+    ev = GateSendingBadInput(
+        gate_id=gate_id,
+        compound_id=state.gate_compound.get(gate_id, ""),
+        kind=kind,
+        reason=reason[:500],
+        recorded_per_minute=per_minute,
+        at=now,
+    )
+    log.warning(
+        "gate %s is sending bad %s messages faster than %d a minute are kept: %s",
+        gate_id,
+        kind,
+        per_minute,
+        ev.reason,
+    )
+    async with uow:
+        uow.emit(ev, event_id=stable_id(ev.TYPE, gate_id, kind, now.isoformat()))
+        await uow.commit()
 
 
 async def save_gate_health(gates: set[str], health: GateHealth, uow: UoW) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridcare.contracts.checkpoint import GateCameOnline, GateWentOffline
+from gridcare.contracts.checkpoint import GateCameOnline, GateSendingBadInput, GateWentOffline
 from gridcare.contracts.dispatch import TaskCreated
 from gridcare.contracts.notify import NotificationDelivered
 from gridcare.shared import projection
@@ -94,9 +94,13 @@ async def task_created(ev: TaskCreated, cause: str, uow: NotifyUnitOfWork, chat:
 
 
 async def gate_status_changed(
-    ev: GateWentOffline | GateCameOnline, cause: str, uow: NotifyUnitOfWork, chat: Chat
+    ev: GateWentOffline | GateCameOnline | GateSendingBadInput,
+    cause: str,
+    uow: NotifyUnitOfWork,
+    chat: Chat,
 ) -> None:
-    """Tell the gate's duty staff, in their chat (the gate's ``duty_chat_url``).
+    """Tell the gate's duty staff, in their chat (the gate's ``duty_chat_url``): it went
+    offline, came back, or is sending bad messages.
 
     A gate not (yet) in the reference data is retried, then dead-lettered. A gate without a
     ``duty_chat_url`` cannot be alerted: dead-lettered at once with that reason, for ops to
@@ -111,6 +115,10 @@ async def gate_status_changed(
     where = messages.gate_name(ev.gate_id, ev.compound_id, gate["name"])
     if isinstance(ev, GateWentOffline):
         title, body = messages.gate_offline(ev.gate_id, where, ev.last_seen_at, ev.silent_s, zone)
+    elif isinstance(ev, GateSendingBadInput):
+        title, body = messages.gate_bad_input(
+            ev.gate_id, where, ev.kind, ev.reason, ev.recorded_per_minute, ev.at, zone
+        )
     else:
         title, body = messages.gate_online(ev.gate_id, where, ev.at, zone)
     draft = Delivery(

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 
 from gridcare.contracts.edge import Heartbeat
 
+from .badinput import describe
+
 MISSED = 3  # intervals of silence before a gate is offline
 
 
@@ -22,7 +24,7 @@ def parse_heartbeat(raw: bytes, subject_gate: str, known_gates: set[str] | dict)
     try:
         hb = Heartbeat.model_validate_json(raw)
     except ValidationError as exc:
-        raise BadHeartbeat(f"invalid heartbeat: {exc}") from None
+        raise BadHeartbeat(f"invalid heartbeat: {describe(exc)}") from None
     if hb.gate_id != subject_gate:
         raise BadHeartbeat(f"gate_id {hb.gate_id!r} does not match the subject's {subject_gate!r}")
     if hb.gate_id not in known_gates:

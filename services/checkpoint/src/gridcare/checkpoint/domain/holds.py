@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from gridcare.contracts.checkpoint import QuarantineBreachAttempted
+from gridcare.contracts.edge import DoorOpened
+
+from .badinput import describe
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,24 @@ class Hold:
 def newer(current_at: datetime | None, at: datetime) -> bool:
     """The newest decision wins: one arriving late (older than what is in force) is not."""
     return current_at is None or at > current_at
+
+
+class BadDoorEvent(Exception):
+    pass
+
+
+def parse_door(raw: bytes, subject_household: str) -> DoorOpened:
+    """A door sensor's event (the edge contract §3) on its own household's subject; else
+    :class:`BadDoorEvent` naming every bad field."""
+    try:
+        ev = DoorOpened.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BadDoorEvent(f"invalid message: {describe(exc)}") from None
+    if ev.household_id != subject_household:
+        raise BadDoorEvent(
+            f"household_id {ev.household_id!r} does not match the subject's {subject_household!r}"
+        )
+    return ev
 
 
 def door_opened(

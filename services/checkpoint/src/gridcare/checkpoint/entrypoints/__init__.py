@@ -3,3 +3,4 @@ except ``scans.py``, the gate scan path (the one deliberate exception: see its d
 
 STATE = "gate_state"  # FastStream context keys of what bootstrap provides
 HEALTH = "gate_health"
+DEVICES = "devices"

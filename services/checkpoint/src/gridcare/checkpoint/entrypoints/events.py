@@ -12,12 +12,15 @@ from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import CommunityPolicy
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
 from gridcare.shared.consumers import ConsumerRouter, device_uow
+from gridcare.shared.errors import Permanent
 from gridcare.shared.settings import Settings
 
 from .. import handlers
+from ..domain.holds import BadDoorEvent, parse_door
 from ..domain.state import GateState
 from ..unit_of_work import CheckpointUnitOfWork
-from . import STATE
+from . import DEVICES, STATE
+from .devices import Devices
 
 
 def router(settings: Settings, state: GateState) -> ConsumerRouter:
@@ -63,12 +66,22 @@ def router(settings: Settings, state: GateState) -> ConsumerRouter:
         description="Door sensors (§3): a quarantined household's door alerts its worker.",
     )
     async def door_opened(
-        ev: DoorOpened,
+        body: DoorOpened | Any,  # the schema, for the documents: validated below, bounded
         msg: NatsMessage,
         uow: CheckpointUnitOfWork = Depends(device_uow("event_id")),
         state: GateState = Context(STATE),
+        devices: Devices = Context(DEVICES),
     ) -> None:
-        subject_household = msg.raw_message.subject.split(".")[1]
+        raw = msg.raw_message
+        subject_household = raw.subject.split(".")[1]
+        try:
+            ev = parse_door(raw.data, subject_household)
+        except BadDoorEvent as exc:
+            # a dead letter within the sensor's bound; beyond it only counted (and acked)
+            household = devices.device(subject_household, state.household_building)
+            if devices.bad("door", household).record:
+                raise Permanent(str(exc)) from None
+            return
         await handlers.door_opened(ev, subject_household, uow, state)
 
     return r

@@ -55,6 +55,7 @@ from ..domain.permits import Permit
 from ..domain.rules import Situation, Verdict, evaluate
 from ..domain.scan import InvalidScan, ScanRequest, parse_scan
 from ..domain.state import GateState
+from .devices import Devices
 
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "gridcare-checkpoint"
@@ -272,9 +273,10 @@ class Register:
 
 # --- the responder ---------------------------------------------------------------------------
 class ScanResponder:
-    def __init__(self, svc: Service, state: GateState) -> None:
+    def __init__(self, svc: Service, state: GateState, devices: Devices) -> None:
         self.svc = svc
         self.state = state
+        self.devices = devices  # invalid scans are counted per gate
         self.register = Register(svc, settle=self._settle, linger_s=svc.settings.register_linger_s)
         self.max_future = timedelta(seconds=svc.settings.scan_max_future_s)
         # a scan older than the register keeps is invalid (a device's replayed buffer is not)
@@ -342,6 +344,9 @@ class ScanResponder:
         try:
             outcome = self.prepare(msg.subject, msg.data)
         except InvalidScan as exc:
+            parts = msg.subject.split(".")
+            gate = parts[1] if len(parts) == 3 else ""
+            self.devices.refused("scan", self.devices.device(gate, self.state.gate_compound))
             await self._send(msg, reply_body(exc.reply()), "invalid", t0)
             return
         except Exception:

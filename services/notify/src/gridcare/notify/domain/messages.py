@@ -56,5 +56,33 @@ def gate_online(gate_id: str, where: str, at: datetime, zone: str | None) -> tup
     return title, body
 
 
+#: What a gate sends, in the words of its duty staff (zh, en).
+GATE_MESSAGE_KINDS = {"heartbeat": ("心跳消息", "heartbeats"), "scan": ("扫码请求", "scans")}
+
+
+def gate_bad_input(
+    gate_id: str,
+    where: str,
+    kind: str,
+    reason: str,
+    per_minute: int,
+    at: datetime,
+    zone: str | None,
+) -> tuple[str, str]:
+    """(title, body) for a gate's duty staff: the device sends more bad messages than are
+    kept (only ``per_minute`` a minute are; the rest are counted)."""
+    t = reads(at, zone, seconds=True)
+    zh_kind, en_kind = GATE_MESSAGE_KINDS.get(kind, (kind, kind))
+    title = f"门岗设备数据异常 / Gate sending bad data — {gate_id}"
+    body = (
+        f"门岗 {where} 自 {t} 起持续发送无法识别的{zh_kind}（{reason}）。"
+        f"每分钟只保留 {per_minute} 条供排查，其余仅计数。请检查设备的配置、时钟或固件。\n"
+        f"Gate {where} has been sending bad {en_kind} since {t} ({reason}). "
+        f"Only {per_minute} a minute are kept for ops; the rest are counted. "
+        "Check the device's configuration, clock or firmware."
+    )
+    return title, body
+
+
 def gate_name(gate_id: str, compound_id: str, name: str) -> str:
     return f"{name} ({gate_id}, {compound_id})" if name else gate_id

@@ -7,7 +7,7 @@ from typing import Any
 from faststream import Context, Depends
 
 from gridcare.contracts import checkpoint, dispatch, refdata
-from gridcare.contracts.checkpoint import GateCameOnline, GateWentOffline
+from gridcare.contracts.checkpoint import GateCameOnline, GateSendingBadInput, GateWentOffline
 from gridcare.contracts.dispatch import TaskCreated
 from gridcare.shared.consumers import ConsumerRouter, message_uow
 from gridcare.shared.envelope import Envelope
@@ -18,7 +18,7 @@ from ..adapters.chat import Chat
 from ..unit_of_work import NotifyUnitOfWork
 
 CHAT = "chat"  # the FastStream context key of the chat channel (bootstrap provides it)
-GATE_EVENTS = {GateWentOffline.TYPE: GateWentOffline, GateCameOnline.TYPE: GateCameOnline}
+GATE_EVENTS = {e.TYPE: e for e in (GateWentOffline, GateCameOnline, GateSendingBadInput)}
 
 
 def router(settings: Settings) -> ConsumerRouter:
@@ -46,14 +46,14 @@ def router(settings: Settings) -> ConsumerRouter:
     ) -> None:
         await handlers.task_created(env.data, env.event_id, uow, chat)
 
-    # Offline and online on one consumer, one at a time: a gate's alerts are taken in the
-    # order they were published (each says when it happened).
+    # Offline, online and bad input on one consumer, one at a time: a gate's alerts are
+    # taken in the order they were published (each says when it happened).
     @r.consumer(
         checkpoint.GATE_STATUS_ALL,
         durable="notify-gates",
         stream=checkpoint.STREAM,
         workers=1,
-        description="A gate went offline or came back: its duty staff's chat.",
+        description="A gate went offline, came back, or sends bad messages: its duty staff's chat.",
     )
     async def gate_status(
         env: Envelope[dict[str, Any]],
