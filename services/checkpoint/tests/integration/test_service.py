@@ -839,7 +839,7 @@ async def test_bad_door_events_and_invalid_scans_are_counted_per_device(cp: Chec
 
     for i in range(per_minute + 15):
         await cp.door("H-0102", {"event_id": f"d-bad-{i}", "household_id": "H-0102"})
-    for i in range(per_minute + 2):
+    for _ in range(per_minute + 2):
         await cp.door("H-9999", b"garbage")
     await eventually(
         lambda: (

@@ -163,7 +163,7 @@ async def _true(value: bool) -> bool:
 async def test_a_gate_sending_bad_input_reaches_its_duty_chat(notify):
     """The checkpoint's GateSendingBadInput on checkpoint.gate.> (the notify-gates consumer,
     which skips the types it does not know): one post in the gate's duty chat."""
-    svc, js, sink = notify
+    _, js, sink = notify
     sink.fail_first = 0
     await publish(js, Community(community_id="CM-1", name="D", time_zone="Asia/Shanghai"), "t")
     await publish(js, Compound(compound_id="C-01", community_id="CM-1", name="Donghu"), "t")
