@@ -55,6 +55,7 @@ def gridcare_rules(db: str) -> tuple[str, Callable]:
 
     from gridcare.checkpoint.adapters import tables as T
     from gridcare.checkpoint.domain import InvalidScan, Policy, Situation, evaluate, parse_scan
+    from gridcare.checkpoint.domain.scan import fingerprint
     from gridcare.checkpoint.entrypoints.scans import (
         PASSAGE_COLUMNS,
         reasons_json,
@@ -68,7 +69,7 @@ def gridcare_rules(db: str) -> tuple[str, Callable]:
         f"INSERT INTO passages ({', '.join(PASSAGE_COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(PASSAGE_COLUMNS))})"
     )
-    policy, max_future = Policy(), timedelta(minutes=5)
+    policy, max_future, max_age = Policy(), timedelta(minutes=5), timedelta(days=28)
     verdicts = Counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
     by_label = {v: verdicts.labels(v) for v in ("allow", "deny", "refer", "invalid")}
     latency = Histogram("scan_duration_seconds", "Time from request to reply")
@@ -77,13 +78,14 @@ def gridcare_rules(db: str) -> tuple[str, Callable]:
         t0 = time.perf_counter()
         now = datetime.now(UTC)
         try:
-            scan = parse_scan(msg.data, msg.subject.split(".")[1], now, max_future, policy)
+            gate = msg.subject.split(".")[1]
+            scan = parse_scan(msg.data, gate, now, max_future, policy, max_age)
         except InvalidScan as exc:
             by_label["invalid"].inc()
             return reply_body(exc.reply()), None
         compound = "C-01"
         who = Situation(compound, ControlLevel.PRECAUTION, is_resident=True, is_known=True)
-        verdict = evaluate(scan, who, policy).verdict
+        verdict = evaluate(scan, who, policy, now).verdict
         decided = now.isoformat()
         body = verdict_body(scan.scan_id, verdict, decided)
         row = dict(
@@ -99,6 +101,7 @@ def gridcare_rules(db: str) -> tuple[str, Callable]:
             decided_at=decided,
             reply=body.decode(),
             permit_id=None,
+            fingerprint=fingerprint(scan),
         )
         by_label[verdict.verdict].inc()
         latency.observe(time.perf_counter() - t0)

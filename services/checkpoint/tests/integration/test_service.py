@@ -393,6 +393,49 @@ async def test_fever_is_denied_recorded_once_and_announced(cp: Checkpoint):
     assert len(await cp.rows(T.passages, p.scan_id == bad["scan_id"])) == 0
 
 
+def id_conflicts(cp: Checkpoint, device: str, kind: str) -> float:
+    labels = {"device": device, "kind": kind}
+    registry = cp.service.metrics.registry
+    return registry.get_sample_value("gridcare_checkpoint_id_conflicts_total", labels) or 0
+
+
+async def test_a_scan_id_reused_for_other_content_gets_the_recorded_verdict_and_is_counted(
+    cp: Checkpoint,
+):
+    """The contract: a repeated scan_id gets the stored verdict and is recorded once. A
+    "retry" that says something else (another temperature, person, time...) is not a retry:
+    it still gets the stored verdict, and it is logged and counted, from memory, from the
+    register, and after a restart."""
+    first = cp.scan_body("g1", person_id="R-1001", temperature_c=36.5)
+    reply = await cp.send("g1", first)
+    assert reasons_of(reply) == ("allow", [])
+    # a true retry (the same content, written otherwise): not a conflict
+    same = {**first, "scanned_at": datetime.fromisoformat(first["scanned_at"]).isoformat()}
+    assert await cp.send("g1", {**same, "firmware": "2.0"}) == reply
+    assert id_conflicts(cp, "g1", "scan") == 0
+
+    feverish = {**first, "temperature_c": 38.9}
+    assert await cp.send("g1", feverish) == reply  # from memory
+    assert id_conflicts(cp, "g1", "scan") == 1
+    cp.scans._recent.clear()
+    someone_else = {**first, "person_id": "R-1002", "direction": "out"}
+    assert await cp.send("g1", someone_else) == reply  # from the register
+    assert id_conflicts(cp, "g1", "scan") == 2
+    assert await cp.send("g1", someone_else) == reply  # and from memory again
+    assert id_conflicts(cp, "g1", "scan") == 3
+    assert await cp.send("g1", first) == reply
+    assert id_conflicts(cp, "g1", "scan") == 3
+
+    await cp.restart()
+    assert await cp.send("g1", feverish) == reply  # loaded back with what it said
+    assert await cp.send("g1", first) == reply
+    assert id_conflicts(cp, "g1", "scan") == 1
+
+    (row,) = await cp.rows(T.passages, T.passages.c.scan_id == first["scan_id"])
+    assert (row.person_id, row.direction, row.temperature_c) == ("R-1001", "in", 36.5)
+    assert await cp.outbox_count("checkpoint.fever.detected.g1") == 0
+
+
 # --- 2. control levels: ops and screening ----------------------------------------------------
 async def test_sealed_by_ops_and_the_newest_level_decision_wins(cp: Checkpoint):
     await cp.set_level("C-01", SEALED, "ops-zhang", "cluster")
@@ -708,6 +751,26 @@ async def test_door_sensors(cp: Checkpoint):
         "deny",
         ["quarantine"],
     )
+
+
+async def test_a_door_event_id_reused_for_another_opening_is_counted_and_changes_nothing(
+    cp: Checkpoint,
+):
+    d = T.door_events.c
+    opened = now()
+    first = {"event_id": "d-90", "household_id": "H-0102", "opened_at": rfc3339(opened)}
+    await cp.door("H-0102", first)
+    await eventually(lambda: cp.rows(T.door_events, d.event_id == "d-90"))
+    duplicates = cp.service.metrics.messages.labels("checkpoint-doors", "duplicate")
+    await cp.door("H-0102", first)  # the device's repeat
+    await eventually(lambda: duplicates._value.get() >= 1)
+    assert id_conflicts(cp, "H-0102", "door") == 0
+    later = {**first, "opened_at": rfc3339(opened + timedelta(minutes=5))}
+    await cp.door("H-0102", later)  # the id reused for another opening
+    await eventually(lambda: duplicates._value.get() >= 2)
+    assert id_conflicts(cp, "H-0102", "door") == 1
+    (row,) = await cp.rows(T.door_events, d.event_id == "d-90")
+    assert abs(as_utc(row.opened_at) - opened) < timedelta(seconds=1)
 
 
 # --- 8. gate heartbeats ----------------------------------------------------------------------

@@ -4,12 +4,15 @@ names devices get, and what a bad door event or heartbeat says about itself."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from gridcare.checkpoint.domain.badinput import UNKNOWN, BadInputBound, device_of
 from gridcare.checkpoint.domain.health import BadHeartbeat, parse_heartbeat
 from gridcare.checkpoint.domain.holds import BadDoorEvent, parse_door
+from gridcare.checkpoint.entrypoints.devices import Devices
+from gridcare.shared.metrics import Metrics
 
 
 class Clock:
@@ -100,3 +103,19 @@ def test_a_bad_heartbeat_names_its_fields_not_their_values():
         parse_heartbeat(b'{"gate_id": "g1", "sent_at": "+86 139 5555 6666"}', "g1", {"g1": "C-01"})
     assert str(exc.value).startswith("invalid heartbeat: sent_at: ")
     assert "5555" not in str(exc.value)
+
+
+def test_id_conflicts_are_all_counted_and_logged_within_the_devices_bound(caplog):
+    """A gate whose scan ids started again from zero reuses every id: each conflict is
+    counted, but the log gets at most the bound's worth a minute."""
+    metrics = Metrics("checkpoint")
+    devices = Devices(metrics, per_minute=10, alert_every_s=3600)
+    with caplog.at_level(logging.WARNING, logger="gridcare.checkpoint.entrypoints.devices"):
+        for i in range(100):
+            devices.conflict("scan", "g1", f"gate g1: scan_id 'g1-{i:06d}'")
+    labels = {"device": "g1", "kind": "scan"}
+    assert (
+        metrics.registry.get_sample_value("gridcare_checkpoint_id_conflicts_total", labels) == 100
+    )
+    assert len(caplog.records) == 10
+    assert "gate g1: scan_id 'g1-000000'" in caplog.records[0].getMessage()

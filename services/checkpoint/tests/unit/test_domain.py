@@ -25,6 +25,7 @@ from gridcare.checkpoint.domain import (
     parse_scan,
 )
 from gridcare.checkpoint.domain.health import BadHeartbeat, parse_heartbeat
+from gridcare.checkpoint.domain.scan import fingerprint
 from gridcare.checkpoint.entrypoints.scans import reply_body, verdict_body
 from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import ControlLevel
@@ -687,6 +688,31 @@ def test_decide_on_any_valid_scan(data, level, is_resident):
         assert "visitor_not_allowed" in v.reasons
     if is_resident:
         assert not {"visitor_not_allowed", "visitor_risk_area", "unknown_person"} & set(v.reasons)
+
+
+# --- what a scan said: its fingerprint ----------------------------------------------------
+def test_a_scans_fingerprint_is_what_the_device_said():
+    first = scan()
+    assert fingerprint(first) == fingerprint(scan(firmware="1.2"))  # unknown fields: no
+    # the same instant in another offset, the same number as an int: the same scan
+    assert fingerprint(first) == fingerprint(scan(scanned_at="2026-03-11T23:31:05Z"))
+    assert fingerprint(scan(temperature_c=37)) == fingerprint(scan(temperature_c=37.0))
+    others = [
+        scan(person_id="R-1002"),
+        scan(direction="out"),
+        scan(scanned_at="2026-03-12T07:31:06+08:00"),
+        scan(temperature_c=36.7),
+        scan(temperature_c=None),
+        scan(mask=False),
+        scan(health_code="yellow"),
+        scan(health_code=None),
+        scan(visitor=visitor()),
+        scan(visitor=visitor(phone="+86 135 0000 0001")),
+    ]
+    prints = {fingerprint(s) for s in [first, *others]}
+    assert len(prints) == len(others) + 1
+    # the same number in every process: the register keeps it (a retry after a restart)
+    assert fingerprint(first) == 2367237535
 
 
 # --- ages on our clock -------------------------------------------------------------------------

@@ -166,6 +166,20 @@ async def test_a_door_event_is_kept_from_when_it_came_in_not_from_when_it_says()
     assert kept["opened_at"] == dated_1970 and kept["received_at"] >= before
 
 
+async def test_a_door_events_id_reused_for_another_opening_is_told_apart_from_a_repeat():
+    uow, state = await community()
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    first = door("d-5", "H-0102", opened)
+    await handlers.door_opened(first, "H-0102", uow, state)
+    assert await handlers.door_repeated(door("d-5", "H-0102", opened), uow) is False
+    later = door("d-5", "H-0102", opened + timedelta(minutes=3))
+    assert await handlers.door_repeated(later, uow) is True
+    # the first one stands
+    assert uow.register.doors["d-5"]["opened_at"] == opened and len(uow.register.doors) == 1
+    # one no longer in the register cannot be compared
+    assert await handlers.door_repeated(door("d-6", "H-0102", opened), uow) is False
+
+
 async def test_a_door_event_for_another_household_than_its_subject_is_refused():
     uow, state = await community()
     ev = door("d-3", "H-0101", utcnow())

@@ -144,6 +144,17 @@ async def door_opened(ev: DoorOpened, subject_household: str, uow: UoW, state: G
         await uow.commit()
 
 
+async def door_repeated(ev: DoorOpened, uow: UoW) -> bool:
+    """A door event whose ``event_id`` was handled before (on its household's subject):
+    whether it says something else than the one recorded (a reused id: it changes nothing,
+    the first one stands). False when the first is no longer in the register."""
+    async with uow:
+        first = await uow.register.door_event(ev.event_id)
+    return first is not None and not holds.same_door_event(
+        first["household_id"], first["opened_at"], ev
+    )
+
+
 # --- gate health ------------------------------------------------------------------------------
 async def gate_came_back(gate_id: str, health: GateHealth, uow: UoW, state: GateState) -> None:
     await _report(gate_id, True, 0.0, health, uow, state)

@@ -147,6 +147,9 @@ class Register:
             raise KeyError(row["event_id"])
         self.doors[row["event_id"]] = row
 
+    async def door_event(self, event_id: str) -> dict[str, Any] | None:
+        return self.doors.get(event_id)
+
     async def purge_before(self, cutoff: datetime) -> int:
         old = [k for k, p in self.passages.items() if p["decided_at"] < cutoff]
         for k in old:

@@ -205,6 +205,11 @@ class Register:
     async def add_door_event(self, row: dict[str, Any]) -> None:
         await self.session.execute(sa.insert(T.door_events).values(row))
 
+    async def door_event(self, event_id: str) -> dict[str, Any] | None:
+        q = sa.select(T.door_events).where(T.door_events.c.event_id == event_id)
+        row = (await self.session.execute(q)).first()
+        return None if row is None else _utc(dict(row._mapping))
+
     async def purge_before(self, cutoff: datetime) -> int:
         """Passages, door events and overrides the checkpoint received before ``cutoff``
         (our clock, whatever the devices' clocks said): gone.

@@ -68,6 +68,9 @@ passages = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reply", sa.JSON, nullable=False),
     sa.Column("permit_id", sa.String(64), nullable=True),  # the permit this passage used
+    # what the device said (domain.scan.fingerprint): a retry that says otherwise is a
+    # reused scan_id (answered as recorded, and counted); null in rows older than it
+    sa.Column("fingerprint", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("gate_id", "scan_id", name="uq_passages_gate_scan"),
     sa.Index("ix_passages_scanned_at", "scanned_at"),  # trace: when it happened
     # (No index on decided_at: ids grow with it, so the purge finds its end by id.)

@@ -55,6 +55,12 @@ def parse_door(raw: bytes, subject_household: str) -> DoorOpened:
     return ev
 
 
+def same_door_event(household_id: str, opened_at: datetime, ev: DoorOpened) -> bool:
+    """Whether ``ev`` says what the recorded event with its ``event_id`` said (a device's
+    repeat), or reuses the id for something else."""
+    return household_id == ev.household_id and opened_at == ev.opened_at
+
+
 def door_opened(
     event_id: str,
     household_id: str,

@@ -6,6 +6,7 @@ community's valid temperatures, the clock) are field validators too.
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -128,3 +129,19 @@ def parse_scan(
             msg = err["msg"].removeprefix("Value error, ")
             detail.append({"field": ".".join(str(p) for p in err["loc"]), "error": msg})
         raise InvalidScan(detail) from None
+
+
+def fingerprint(scan: ScanRequest) -> int:
+    """What the device said in a scan, as a number (CRC-32 of its fields, stable from one
+    process to the next: the register keeps it). A retry with the same ``scan_id`` and
+    another fingerprint is not a retry: the id was reused for other content. Times count
+    as instants (``+08:00`` and ``Z`` for the same instant are the same scan)."""
+    text = (
+        f"{scan.person_id}|{scan.direction}|{scan.scanned_at.timestamp()!r}|"
+        f"{scan.temperature_c!r}|{scan.mask}|{scan.health_code}"
+    )
+    v = scan.visitor
+    if v is not None:
+        tested = v.negative_test_at.timestamp() if v.negative_test_at else None
+        text += f"|{v.name}|{v.phone}|{v.from_region}|{tested!r}"
+    return zlib.crc32(text.encode())

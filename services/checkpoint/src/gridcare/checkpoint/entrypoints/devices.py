@@ -1,5 +1,6 @@
 """What the entry points of devices share: the bound on each device's bad input and the
-metrics of what devices send wrong (``domain/badinput.py`` is the rule)."""
+metrics of what devices send wrong (``domain/badinput.py`` is the rule): bad messages, and
+ids reused for other content."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class Devices:
             "bound: counted only), refused (an invalid scan, answered)",
             ["kind", "device", "outcome"],
         )
+        self.id_conflicts: Counter = metrics.counter(
+            "id_conflicts_total",
+            "Messages whose idempotency key was seen before with other content (answered or "
+            "acked as the first; the new content ignored), by device and kind (scan, door)",
+            ["device", "kind"],
+        )
 
     @staticmethod
     def device(name: str, known: Container[str]) -> str:
@@ -45,3 +52,16 @@ class Devices:
         """A bad request answered as such (an invalid scan: the device is told, nothing is
         recorded): counted."""
         self.bad_input.labels(kind, device, "refused").inc()
+
+    def conflict(self, kind: str, device: str, what: str) -> None:
+        """``what`` (e.g. ``gate g1: scan_id 'g1-000123'``, never the content: it may carry
+        a phone number) came again from ``device`` with other content than was recorded:
+        counted; logged within the device's bound, so that a device whose ids started
+        again from zero cannot flood the log either."""
+        self.id_conflicts.labels(device, kind).inc()
+        if self.bound.take(f"{kind}-conflict", device).record:
+            log.warning(
+                "%s was seen before with other content: answered as the first was, the new "
+                "content ignored (an id reused?)",
+                what,
+            )

@@ -11,9 +11,10 @@ from gridcare.contracts import edge, refdata, screening
 from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import CommunityPolicy
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
-from gridcare.shared.consumers import ConsumerRouter, device_uow
+from gridcare.shared.consumers import RUNTIME, ConsumerRouter, device_uow
 from gridcare.shared.errors import Permanent
 from gridcare.shared.settings import Settings
+from gridcare.shared.uow import AlreadyHandled
 
 from .. import handlers
 from ..domain.holds import BadDoorEvent, parse_door
@@ -71,17 +72,24 @@ def router(settings: Settings, state: GateState) -> ConsumerRouter:
         uow: CheckpointUnitOfWork = Depends(device_uow("event_id")),
         state: GateState = Context(STATE),
         devices: Devices = Context(DEVICES),
+        rt: Any = Context(RUNTIME),
     ) -> None:
         raw = msg.raw_message
         subject_household = raw.subject.split(".")[1]
+        household = devices.device(subject_household, state.household_building)
         try:
             ev = parse_door(raw.data, subject_household)
         except BadDoorEvent as exc:
             # a dead letter within the sensor's bound; beyond it only counted (and acked)
-            household = devices.device(subject_household, state.household_building)
             if devices.bad("door", household).record:
                 raise Permanent(str(exc)) from None
             return
-        await handlers.door_opened(ev, subject_household, uow, state)
+        try:
+            await handlers.door_opened(ev, subject_household, uow, state)
+        except AlreadyHandled:  # a repeat: the same event, or its id reused for another?
+            if await handlers.door_repeated(ev, rt.unit_of_work()):
+                what = f"household {subject_household}: door event_id {ev.event_id!r}"
+                devices.conflict("door", household, what)
+            raise
 
     return r

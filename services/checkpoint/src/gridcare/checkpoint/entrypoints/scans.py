@@ -12,7 +12,11 @@ layer. This one is gridcare's hottest path (a district's morning rush: ``bench/`
   previous batch commits, the whole queue is written in one transaction (passages, permit
   changes, their rare outbox events such as a fever), and only then are the replies sent.
   A verdict a device has seen is never lost; a device retry (same gate and ``scan_id``) is
-  answered from a cache of recent scans, or from the register: never decided twice.
+  answered from a cache of recent scans, or from the register: never decided twice. A
+  "retry" whose content differs from what was recorded (the id reused: a device's counter
+  reset, say) gets the recorded reply too, and is logged and counted: each scan's
+  fingerprint (``domain.scan.fingerprint``, a CRC) is kept beside its reply and in the
+  register, so telling the two apart costs a hash and a compare, no I/O.
 
 The transaction is a :meth:`Store.blocking_write`: on SQLite a blocking connection on the
 event loop's own thread, with the passages inserted through the DBAPI cursor in one
@@ -53,7 +57,7 @@ from ..adapters import tables as T
 from ..domain.holds import Hold
 from ..domain.permits import Permit
 from ..domain.rules import Situation, Verdict, evaluate
-from ..domain.scan import InvalidScan, ScanRequest, parse_scan
+from ..domain.scan import InvalidScan, ScanRequest, fingerprint, parse_scan
 from ..domain.state import GateState
 from .devices import Devices
 
@@ -123,12 +127,21 @@ class Entry:
     undo: list[Callable[[], None]] = field(default_factory=list)  # if it is not written
     waiters: list[Any] = field(default_factory=list)  # who gets the reply (the responder's)
     reply_body: bytes = b""  # the reply as sent (and stored), JSON
+    # the fingerprint of the scan the register holds under this key, when it held one already
+    stored_fingerprint: int | None = None
+
+    @property
+    def fingerprint(self) -> int:
+        """What this scan said (``domain.scan.fingerprint``), as written to the register."""
+        return self.passage["fingerprint"]
 
     @property
     def key(self) -> tuple[str, str]:
         return self.passage["gate_id"], self.passage["scan_id"]
 
 
+# A scan answered: its reply (JSON) and the fingerprint of what the register holds for it.
+Answered = tuple[bytes, int | None]
 # settle(entry, reply, written): reply is None when the batch could not be written.
 Settle = Callable[[Entry, dict[str, Any] | None, bool], Awaitable[None]]
 Result = tuple[dict[str, Any] | None, bool]  # (the reply, written now) of one scan
@@ -235,13 +248,19 @@ class Register:
     # --- in the transaction ---------------------------------------------------------------
     @staticmethod
     def _stored(batch: list[Entry], conn: sa.Connection) -> dict[tuple[str, str], Any]:
+        """The scans of ``batch`` the register holds already: their replies (and what they
+        said, on each entry: ``stored_fingerprint``)."""
         p = T.passages.c
         rows = conn.execute(
-            sa.select(p.gate_id, p.scan_id, p.reply).where(
+            sa.select(p.gate_id, p.scan_id, p.reply, p.fingerprint).where(
                 sa.tuple_(p.gate_id, p.scan_id).in_([e.key for e in batch])
             )
         )
-        return {(g, sid): reply for g, sid, reply in rows}
+        found = {(g, sid): (reply, fp) for g, sid, reply, fp in rows}
+        for e in batch:
+            if e.key in found:
+                e.stored_fingerprint = found[e.key][1]
+        return {key: reply for key, (reply, _) in found.items()}
 
     def _write(self, batch: list[Entry], stored: dict, conn: sa.Connection) -> list[Result]:
         new = [e for e in batch if e.key not in stored]
@@ -283,8 +302,9 @@ class ScanResponder:
         self.max_age = timedelta(days=svc.settings.register_retention_days)
         self._sub = None
         self._nc: Any = None  # svc.nc, looked up once (it goes through FastStream's config)
-        # (gate, scan_id) -> the reply, or the Entry still being written (retries wait on it)
-        self._recent: OrderedDict[tuple[str, str], Entry | bytes] = OrderedDict()
+        # (gate, scan_id) -> (the reply, the fingerprint of the scan recorded; None for a
+        # row older than fingerprints), or the Entry still being written (retries wait on it)
+        self._recent: OrderedDict[tuple[str, str], Entry | Answered] = OrderedDict()
         m = svc.metrics
         self.verdicts = m.counter("scans_total", "Gate scans answered, by verdict", ["verdict"])
         self._verdicts = {
@@ -303,10 +323,12 @@ class ScanResponder:
         since = utcnow() - RECENT_WINDOW
         async with self.svc.store.sessions() as s:
             rows = await s.execute(
-                sa.select(p.gate_id, p.scan_id, p.reply).where(p.scanned_at >= since).order_by(p.id)
+                sa.select(p.gate_id, p.scan_id, p.reply, p.fingerprint)
+                .where(p.scanned_at >= since)
+                .order_by(p.id)
             )
-            for gate, scan_id, reply in rows:
-                self._remember((gate, scan_id), reply_body(reply))
+            for gate, scan_id, reply, fp in rows:
+                self._remember((gate, scan_id), (reply_body(reply), fp))
 
     async def subscribe(self) -> None:
         self.register.start()
@@ -361,8 +383,8 @@ class ScanResponder:
                 self.register.submit(outcome)
 
     def prepare(self, subject: str, body: bytes) -> Entry | bytes:
-        """Validate and decide; the reply (JSON) of an earlier identical scan, or the new
-        Entry. Raises :class:`InvalidScan`."""
+        """Validate and decide; the reply (JSON) of an earlier scan with this gate and
+        ``scan_id``, or the new Entry. Raises :class:`InvalidScan`."""
         parts = subject.split(".")
         subject_gate = parts[1] if len(parts) == 3 else ""
         gate_compound = self.state.gate_compound.get(subject_gate, "")
@@ -377,12 +399,25 @@ class ScanResponder:
         if not gate_compound:
             raise InvalidScan([{"field": "gate_id", "error": f"unknown gate {scan.gate_id!r}"}])
         key = (scan.gate_id, scan.scan_id)
+        fp = fingerprint(scan)
         seen = self._recent.get(key)
-        if seen is not None:  # the device retried
-            return seen
-        entry = self._decide(scan, gate_compound)
+        if seen is not None:  # the device retried (or reused the id: answered the same)
+            if isinstance(seen, Entry):
+                if seen.fingerprint != fp:
+                    self._conflict(key)
+                return seen
+            body, recorded = seen
+            if recorded is not None and recorded != fp:
+                self._conflict(key)
+            return body
+        entry = self._decide(scan, gate_compound, fp)
         self._remember(key, entry)
         return entry
+
+    def _conflict(self, key: tuple[str, str]) -> None:
+        """A scan_id seen before with other content: answered with the recorded verdict
+        (the contract), logged and counted."""
+        self.devices.conflict("scan", key[0], f"gate {key[0]}: scan_id {key[1]!r}")
 
     async def _settle(self, entry: Entry, reply: dict[str, Any] | None, written: bool) -> None:
         """The register wrote ``entry`` (or found it there already, or failed): answer."""
@@ -393,8 +428,14 @@ class ScanResponder:
             self._recent.pop(entry.key, None)
             body, label = UNAVAILABLE_BODY, "error"
         else:
-            body = entry.reply_body if written else reply_body(reply)
-            self._recent[entry.key] = body  # bytes: the collector never walks the cache
+            if written:
+                body, recorded = entry.reply_body, entry.fingerprint
+            else:  # the register had it (a retry after a restart): its reply, its content
+                body, recorded = reply_body(reply), entry.stored_fingerprint
+                if recorded is not None and recorded != entry.fingerprint:
+                    self._conflict(entry.key)
+            # atoms in a tuple: the collector stops walking these entries of the cache
+            self._recent[entry.key] = (body, recorded)
             label = reply.get("verdict", "invalid")
             if written and label == "allow":
                 p = entry.passage
@@ -419,13 +460,13 @@ class ScanResponder:
         except Exception:  # the connection went away: the device will retry
             log.warning("could not send a scan reply", exc_info=True)
 
-    def _remember(self, key: tuple[str, str], value: Entry | bytes) -> None:
+    def _remember(self, key: tuple[str, str], value: Entry | Answered) -> None:
         self._recent[key] = value
         self._recent.move_to_end(key)
         while len(self._recent) > RECENT_SCANS:
             self._recent.popitem(last=False)
 
-    def _decide(self, scan: ScanRequest, compound: str) -> Entry:
+    def _decide(self, scan: ScanRequest, compound: str, fp: int) -> Entry:
         st = self.state
         home = st.home_compound(scan.person_id)
         held = st.held.get(scan.person_id)
@@ -479,6 +520,7 @@ class ScanResponder:
             "decided_at": decided_at,
             "reply": reply,
             "permit_id": permit_id,
+            "fingerprint": fp,
         }
         entry = Entry(passage, self._events(scan, who, reasons, held), effects, undo)
         entry.reply_body = verdict_body(scan.scan_id, verdict, decided_iso)
