@@ -84,7 +84,8 @@ class ScanRequest(BaseModel):
             raise ValueError("too far in the future")
         earliest = context.get("earliest")
         if earliest is not None and v < earliest:
-            raise ValueError(f"older than the register keeps ({context['keeps_days']:g} days)")
+            days = context["max_age"] / timedelta(days=1)
+            raise ValueError(f"older than the register keeps ({days:g} days)")
         return v
 
 
@@ -117,7 +118,7 @@ def parse_scan(
     }
     if max_age is not None:
         context["earliest"] = now - max_age
-        context["keeps_days"] = max_age / timedelta(days=1)
+        context["max_age"] = max_age
     try:
         return ScanRequest.model_validate_json(raw, context=context)
     except ValidationError as exc:
