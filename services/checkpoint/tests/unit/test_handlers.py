@@ -175,9 +175,22 @@ async def test_a_door_events_id_reused_for_another_opening_is_told_apart_from_a_
     later = door("d-5", "H-0102", opened + timedelta(minutes=3))
     assert await handlers.door_repeated(later, uow) is True
     # the first one stands
-    assert uow.register.doors["d-5"]["opened_at"] == opened and len(uow.register.doors) == 1
+    assert uow.register.doors["H-0102", "d-5"]["opened_at"] == opened
+    assert len(uow.register.doors) == 1
     # one no longer in the register cannot be compared
     assert await handlers.door_repeated(door("d-6", "H-0102", opened), uow) is False
+
+
+async def test_two_households_sensors_may_use_the_same_event_id():
+    """A sensor's id is unique to its own household (§3): the same id from another
+    household's sensor is another event (it used to violate the register's key, and be
+    retried for an hour before it became a dead letter)."""
+    uow, state = await community()
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    await handlers.door_opened(door("d-1", "H-0101", opened), "H-0101", uow, state)
+    await handlers.door_opened(door("d-1", "H-0102", opened), "H-0102", uow, state)
+    assert set(uow.register.doors) == {("H-0101", "d-1"), ("H-0102", "d-1")}
+    assert await handlers.door_repeated(door("d-1", "H-0102", opened), uow) is False
 
 
 async def test_a_door_event_for_another_household_than_its_subject_is_refused():

@@ -149,7 +149,7 @@ async def door_repeated(ev: DoorOpened, uow: UoW) -> bool:
     whether it says something else than the one recorded (a reused id: it changes nothing,
     the first one stands). False when the first is no longer in the register."""
     async with uow:
-        first = await uow.register.door_event(ev.event_id)
+        first = await uow.register.door_event(ev.household_id, ev.event_id)
     return first is not None and not holds.same_door_event(
         first["household_id"], first["opened_at"], ev
     )

@@ -92,7 +92,7 @@ class Register:
     def __init__(self) -> None:
         self.passages: dict[tuple[str, str], dict[str, Any]] = {}
         self.overrides: dict[tuple[str, str], dict[str, Any]] = {}
-        self.doors: dict[str, dict[str, Any]] = {}
+        self.doors: dict[tuple[str, str], dict[str, Any]] = {}
 
     def record(self, **passage: Any) -> None:
         """A passage as the gate path writes it (tests put the register's rows here)."""
@@ -143,12 +143,13 @@ class Register:
         self.overrides[row["gate_id"], row["scan_id"]] = row
 
     async def add_door_event(self, row: dict[str, Any]) -> None:
-        if row["event_id"] in self.doors:
-            raise KeyError(row["event_id"])
-        self.doors[row["event_id"]] = row
+        key = (row["household_id"], row["event_id"])
+        if key in self.doors:
+            raise KeyError(key)
+        self.doors[key] = row
 
-    async def door_event(self, event_id: str) -> dict[str, Any] | None:
-        return self.doors.get(event_id)
+    async def door_event(self, household_id: str, event_id: str) -> dict[str, Any] | None:
+        return self.doors.get((household_id, event_id))
 
     async def purge_before(self, cutoff: datetime) -> int:
         old = [k for k, p in self.passages.items() if p["decided_at"] < cutoff]

@@ -205,8 +205,9 @@ class Register:
     async def add_door_event(self, row: dict[str, Any]) -> None:
         await self.session.execute(sa.insert(T.door_events).values(row))
 
-    async def door_event(self, event_id: str) -> dict[str, Any] | None:
-        q = sa.select(T.door_events).where(T.door_events.c.event_id == event_id)
+    async def door_event(self, household_id: str, event_id: str) -> dict[str, Any] | None:
+        d = T.door_events.c
+        q = sa.select(T.door_events).where(d.household_id == household_id, d.event_id == event_id)
         row = (await self.session.execute(q)).first()
         return None if row is None else _utc(dict(row._mapping))
 

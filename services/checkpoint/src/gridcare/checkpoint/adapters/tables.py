@@ -149,8 +149,9 @@ gate_health = sa.Table(
 door_events = sa.Table(
     "door_events",
     metadata,
+    # a sensor's event id is unique to its household (§3), not across households
+    sa.Column("household_id", sa.String(64), primary_key=True),
     sa.Column("event_id", sa.String(64), primary_key=True),
-    sa.Column("household_id", sa.String(64), nullable=False, index=True),
     sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),  # the device's
     sa.Column("quarantined", sa.Boolean, nullable=False),
     # when the checkpoint got it (our clock): how long it is kept counts from this
