@@ -1,11 +1,14 @@
 """SIGTERM in the middle of a storm of gate scans: every scan the checkpoint received is
 answered (none times out), and every verdict a device got is in the register.
 
-"Received" is made certain, not left to timing: the checkpoint is paused (SIGSTOP) while the
-second wave of the storm is sent, so the whole wave is waiting on its connection when the
-SIGTERM is handled (the server has routed every request to it: the client's flush), and it
+"Received" is made certain for most of the storm, not left to timing: the checkpoint is
+paused (SIGSTOP) while a wave of scans is sent, so the whole wave is waiting on its
+connection when the SIGTERM is handled (the server has routed every request to it), and it
 resumes (SIGCONT) with both at once. An unsubscribe at that moment drops what the client
-library has not handed to the callback yet; a drain answers all of it."""
+library has not handed to the callback yet; a drain answers all of it. Meanwhile devices
+go on scanning, one scan at a time each, through the stop: what they send while the
+checkpoint drains either reaches it and is answered, or finds it gone ("no responders", and
+the device tries again later); none may time out."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "community"
 RESIDENTS = ["R-1001", "R-1002", "R-1003", "R-2001"]  # C-01, gates g1 and g2
 FIRST_WAVE = 2_000  # answered before the stop
 SECOND_WAVE = 6_000  # waiting on the connection when the SIGTERM is handled
+DEVICES = 200  # scanning all along, each one scan at a time
 TIMEOUT_S = 5.0  # a device's wait for a verdict (the storm is answered in a second or two)
 
 
@@ -60,8 +64,18 @@ async def send(nc, n: int, outcomes: dict) -> None:
         outcomes[key] = json.loads(msg.data)
 
 
+async def device(nc, d: int, outcomes: dict, stop: asyncio.Event) -> None:
+    """Scans one after another until the checkpoint is gone (or a scan goes unanswered)."""
+    n = 100_000 + d * 1_000
+    while not stop.is_set():
+        await send(nc, n, outcomes)
+        if outcomes[scan(n)[2]] in ("no responders", "timeout"):
+            return
+        n += 1
+
+
 async def test_sigterm_mid_storm_answers_every_scan_received(tmp_path):
-    server = NatsServer(store_dir=tmp_path / "nats").start()
+    server = NatsServer(store_dir=tmp_path / "nats", log_file=tmp_path / "nats.log").start()
     db = tmp_path / "checkpoint.db"
     proc = ServiceProcess(
         "checkpoint",
@@ -83,6 +97,11 @@ async def test_sigterm_mid_storm_answers_every_scan_received(tmp_path):
 
         first: dict = {}
         await asyncio.gather(*(send(nc, n, first) for n in range(FIRST_WAVE)))
+        devices: dict = {}
+        never = asyncio.Event()  # (the devices stop when the checkpoint is gone)
+        scanning = [asyncio.create_task(device(nc, d, devices, never)) for d in range(DEVICES)]
+        while len(devices) < 5 * DEVICES:
+            await asyncio.sleep(0.005)
         proc.proc.send_signal(signal.SIGSTOP)
         try:
             second: dict = {}
@@ -90,13 +109,15 @@ async def test_sigterm_mid_storm_answers_every_scan_received(tmp_path):
                 asyncio.create_task(send(nc, n, second))
                 for n in range(FIRST_WAVE, FIRST_WAVE + SECOND_WAVE)
             ]
-            await asyncio.sleep(0)  # every request published ...
+            await asyncio.sleep(0)  # every request published (into the client's buffer) ...
+            while nc.pending_data_size:  # ... written to the socket (nats-py's flush() sends
+                await asyncio.sleep(0.001)  # its PING ahead of its buffer) ...
             await nc.flush()  # ... and routed by the server to the (paused) checkpoint
             proc.proc.send_signal(signal.SIGTERM)
         finally:
             proc.proc.send_signal(signal.SIGCONT)
         t0 = time.monotonic()
-        await asyncio.gather(*wave)
+        await asyncio.gather(*wave, *scanning)
         code = await asyncio.to_thread(proc.proc.wait, 30)
         stopped_in = time.monotonic() - t0
     finally:
@@ -110,15 +131,16 @@ async def test_sigterm_mid_storm_answers_every_scan_received(tmp_path):
 
     print(
         f"\nfirst wave: {kinds(first)}; second wave, waiting at the SIGTERM: {kinds(second)}; "
+        f"{DEVICES} devices scanning through the stop: {kinds(devices)}; "
         f"exit {code} in {stopped_in:.1f}s"
     )
     assert kinds(first) == {"answered": FIRST_WAVE}
-    lost = kinds(second).get("timeout", 0)
-    assert lost == 0, f"{lost} of {SECOND_WAVE} scans received and never answered"
+    lost = kinds(second).get("timeout", 0) + kinds(devices).get("timeout", 0)
+    assert lost == 0, f"{lost} scans received and never answered"
     # all of the second wave had reached the checkpoint: none is refused, all are answered
     assert kinds(second) == {"answered": SECOND_WAVE}
     assert code == 0
-    answered = {**first, **second}
+    answered = {k: v for k, v in {**first, **second, **devices}.items() if isinstance(v, dict)}
     assert all("verdict" in reply for reply in answered.values()), "every answer is a verdict"
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
