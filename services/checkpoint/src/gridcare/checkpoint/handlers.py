@@ -356,17 +356,7 @@ async def override(
         await uow.register.add_override(row)
         ev = OverrideRecorded(**row, original_verdict=passage["verdict"])
         uow.emit(ev)
-        p = passage
-        uow.after_commit(
-            lambda: state.passed(
-                p["compound_id"],
-                p["person_id"],
-                p["gate_id"],
-                p["direction"],
-                p["scanned_at"],
-                p["decided_at"],
-            )
-        )
+        uow.after_commit(lambda: state.let_through(passage))
         await uow.commit()
     out = ev.model_dump(mode="json")
     out["at"] = iso(now, state.zone_of(passage["compound_id"]))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from gridcare.contracts.refdata import (
     Building,
@@ -135,6 +137,18 @@ class GateState:
         known = people.get(person)
         if known is None or at >= known[2]:
             people[person] = (gate, direction, at, as_utc(received_at))
+
+    def let_through(self, passage: Mapping[str, Any]) -> None:
+        """:meth:`passed`, for a row of the register."""
+        p = passage
+        self.passed(
+            p["compound_id"],
+            p["person_id"],
+            p["gate_id"],
+            p["direction"],
+            p["scanned_at"],
+            p["decided_at"],
+        )
 
     def forget_passages_before(self, t: datetime) -> None:
         """The register forgets passages received before ``t`` (retention, on our clock):

@@ -438,15 +438,7 @@ class ScanResponder:
             self._recent[entry.key] = (body, recorded)
             label = reply.get("verdict", "invalid")
             if written and label == "allow":
-                p = entry.passage
-                self.state.passed(
-                    p["compound_id"],
-                    p["person_id"],
-                    p["gate_id"],
-                    p["direction"],
-                    p["scanned_at"],
-                    p["decided_at"],
-                )
+                self.state.let_through(entry.passage)
         for msg, t0 in entry.waiters:
             await self._send(msg, body, label, t0)
 
