@@ -1,4 +1,5 @@
-"""The building blocks of every schema: identifiers, timestamps, phones, languages, zones.
+"""The building blocks of every schema: identifiers, timestamps, phones, e-mail addresses,
+languages, zones.
 
 The edge contract (``docs/edge-contract.md``) fixes the first two: identifiers are tokens
 of ``[A-Za-z0-9_-]{1,64}``; timestamps are RFC 3339 text with an offset.
@@ -22,6 +23,20 @@ def _phone(v: str) -> str:
     if not re.fullmatch(r"\+?[0-9]{5,20}", digits):
         raise ValueError("not a phone number (digits, optional leading +, 5-20 digits)")
     return digits
+
+
+# An e-mail address as an office types it: one @, no spaces, a dotted domain. Deliverability
+# is the mail provider's to judge; this only catches what cannot be an address.
+_LABEL = r"[^\W_](?:(?:[^\W_]|-)*[^\W_])?"  # a domain label (letters of any script, digits, -)
+_EMAIL = re.compile(rf"[^@\s<>(),;:\"\[\]\\]{{1,64}}@{_LABEL}(?:\.{_LABEL})+")
+
+
+def _email(v: str) -> str:
+    v = v.strip()
+    if len(v) > 254 or not _EMAIL.fullmatch(v):
+        raise ValueError("not an e-mail address (name@example.com)")
+    local, domain = v.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
 
 
 def _split_list(v: object) -> object:
@@ -63,6 +78,7 @@ def _in_utc(t: datetime) -> datetime:
 # on (stores compare times; SQLite keeps no offsets).
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 Phone = Annotated[str, AfterValidator(_phone)]
+Email = Annotated[str, AfterValidator(_email)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 TagList = Annotated[list[Token], BeforeValidator(_split_list)]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
