@@ -25,7 +25,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "community"
 
 
 def write_community(folder: Path, sink: WebhookSink, extra_residents: int = 0) -> list[str]:
-    """The sample community, its grids' chat pointing at ``sink``; plus N residents.
+    """The sample community, every chat URL (grids, gates, staff, groups) pointing at
+    ``sink``; plus N residents.
     Returns every resident id."""
     folder.mkdir(parents=True, exist_ok=True)
     for src in EXAMPLES.glob("*.csv"):
@@ -36,6 +37,13 @@ def write_community(folder: Path, sink: WebhookSink, extra_residents: int = 0) -
         if src.name == "gates.csv":
             for r in rows:
                 r["duty_chat_url"] = sink.url(f"/hooks/duty-{r['gate_id']}")
+        if src.name == "staff.csv":
+            for r in rows:
+                if r["chat_url"]:
+                    r["chat_url"] = sink.url(f"/hooks/staff-{r['staff_id']}")
+        if src.name == "chat_groups.csv":
+            for r in rows:
+                r["url"] = sink.url(f"/hooks/{r['place']}-{r['place_id']}")
         if src.name == "residents.csv":
             households = ["H-0101", "H-0102", "H-0201", "H-0301"]
             for i in range(extra_residents):

@@ -1,8 +1,9 @@
 """Reference data from the CSV files a community office already keeps.
 
 One file per kind in a folder, named ``<kind>s.csv`` (``communities.csv``,
-``compounds.csv``, ``residents.csv``, ...); the header row names the columns, which are the
-fields of the models in ``gridcare.contracts.refdata`` (see ``docs/reference-data.md``).
+``compounds.csv``, ``residents.csv``, ``chat_groups.csv``, ..., but ``staff.csv``); the
+header row names the columns, which are the fields of the models in
+``gridcare.contracts.refdata`` (see ``docs/reference-data.md``).
 Import is all or nothing: every file is read and every row checked (types, duplicates,
 references between files) before anything is published; each bad row is reported as
 ``file:line: reason``. Rows are then published, compacted per entity, on
@@ -28,6 +29,8 @@ from gridcare.contracts.refdata import (
 )
 from gridcare.contracts.refdata import (
     Building,
+    Channel,
+    ChatGroup,
     Community,
     Compound,
     Gate,
@@ -35,6 +38,7 @@ from gridcare.contracts.refdata import (
     Household,
     RefEntity,
     Resident,
+    Staff,
     Volunteer,
 )
 from gridcare.shared.envelope import Envelope, new_id, stable_id
@@ -48,12 +52,27 @@ REFERENCES: dict[type[RefEntity], dict[str, type[RefEntity]]] = {
     Household: {"building_id": Building},
     Resident: {"household_id": Household},
     Gate: {"compound_id": Compound},
+    Staff: {"community_id": Community},
+    ChatGroup: {"community_id": Community},
+    Channel: {"community_id": Community},
+}
+# Which list field of a kind names rows of which other kind (each value is checked).
+LIST_REFERENCES: dict[type[RefEntity], dict[str, type[RefEntity]]] = {
+    Staff: {"gates": Gate},
+}
+# A chat group's place_id names a row of the kind its place says.
+PLACE_KINDS: dict[str, type[RefEntity]] = {
+    "community": Community,
+    "compound": Compound,
+    "building": Building,
+    "grid": Grid,
 }
 BY_KIND = {m.KIND: m for m in REF_ENTITIES}
+PLURALS = {"community": "communities", "staff": "staff"}
 
 
 def file_name(model: type[RefEntity]) -> str:
-    return "communities.csv" if model.KIND == "community" else f"{model.KIND}s.csv"
+    return f"{PLURALS.get(model.KIND, model.KIND + 's')}.csv"
 
 
 def columns(model: type[RefEntity]) -> tuple[list[str], list[str]]:
@@ -175,19 +194,67 @@ def read_file(path: Path, model: type[RefEntity], data: Dataset) -> None:
 
 def check_references(data: Dataset) -> None:
     """Every reference must name a row of the same import (when that file is part of it)."""
-    for model, refs in REFERENCES.items():
+    for model in REF_ENTITIES:
         for key, entity in data.entities.get(model, {}).items():
-            for fld, target in refs.items():
-                if target not in data.entities:
-                    continue  # that kind is not part of this import: not checked here
-                value = getattr(entity, fld)
-                if value in data.rejected.get(target, set()):
-                    continue  # that row's own problem is reported already
-                if value not in data.entities[target]:
-                    fname, line = data.lines[(model, key)]
-                    data.problems.append(
-                        Problem(fname, line, f"{fld} {value!r} is not in {file_name(target)}")
-                    )
+            for fld, target in REFERENCES.get(model, {}).items():
+                _check(data, model, key, fld, getattr(entity, fld), target)
+            for fld, target in LIST_REFERENCES.get(model, {}).items():
+                for value in getattr(entity, fld):
+                    _check(data, model, key, fld, value, target)
+                    _same_community(data, model, key, fld, value, target)
+            if isinstance(entity, ChatGroup) and entity.place != "community":
+                target = PLACE_KINDS[entity.place]
+                _check(data, model, key, "place_id", entity.place_id, target)
+                _same_community(data, model, key, "place_id", entity.place_id, target)
+
+
+def _check(
+    data: Dataset,
+    model: type[RefEntity],
+    key: str,
+    fld: str,
+    value: str,
+    target: type[RefEntity],
+) -> None:
+    if target not in data.entities:
+        return  # that kind is not part of this import: not checked here
+    if value in data.rejected.get(target, set()):
+        return  # that row's own problem is reported already
+    if value not in data.entities[target]:
+        fname, line = data.lines[(model, key)]
+        data.problems.append(Problem(fname, line, f"{fld} {value!r} is not in {file_name(target)}"))
+
+
+def community_of(data: Dataset, model: type[RefEntity], key: str) -> str | None:
+    """The community a place of this import belongs to, if the import says."""
+    entity = data.entities.get(model, {}).get(key)
+    if entity is None:
+        return None
+    if isinstance(entity, Community | Compound | Grid):
+        return entity.community_id
+    if isinstance(entity, Building | Gate):
+        return community_of(data, Compound, entity.compound_id)
+    return None
+
+
+def _same_community(
+    data: Dataset,
+    model: type[RefEntity],
+    key: str,
+    fld: str,
+    value: str,
+    target: type[RefEntity],
+) -> None:
+    """A place named by a row of one community must be of that community."""
+    own = data.entities[model][key].community_id  # type: ignore[attr-defined]
+    if Community in data.entities and own not in data.entities[Community]:
+        return  # its own community is wrong: reported already
+    theirs = community_of(data, target, value)
+    if theirs is not None and theirs != own:
+        fname, line = data.lines[(model, key)]
+        data.problems.append(
+            Problem(fname, line, f"{fld} {value!r} is of community {theirs!r}, not {own!r}")
+        )
 
 
 def load(folder: Path) -> Dataset:
