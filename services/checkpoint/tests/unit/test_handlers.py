@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from gridcare.checkpoint import handlers
 from gridcare.checkpoint.domain.health import GateHealth
 from gridcare.checkpoint.domain.state import GateState
 from gridcare.checkpoint.unit_of_work import FakeUnitOfWork
+from gridcare.contracts import refdata
 from gridcare.contracts.checkpoint import (
     ControlLevelSet,
     GateCameOnline,
@@ -23,18 +25,59 @@ from gridcare.contracts.checkpoint import (
 from gridcare.contracts.edge import DoorOpened
 from gridcare.contracts.refdata import (
     Building,
+    Channel,
+    ChatGroup,
     Community,
     CommunityPolicy,
     Compound,
     ControlLevel,
+    Escalation,
     Gate,
     Household,
     Resident,
+    Staff,
 )
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
-from gridcare.shared.envelope import utcnow
+from gridcare.shared.envelope import Envelope, utcnow
 from gridcare.shared.errors import ApiError, Permanent
 from gridcare.shared.uow import AlreadyHandled, Inbound
+
+# Kinds of reference data that only notify keeps (it reaches people through them).
+NOTIFY_ONLY = (
+    Staff(
+        staff_id="DS-01",
+        community_id="CM-1",
+        name="Zhou Peng",
+        phone="+86 136 0000 0003",
+        roles=["duty_staff"],
+        gates=["g1", "g2"],
+        channels=["chat", "sms"],
+        chat_url="http://127.0.0.1:8099/hooks/staff-DS-01",
+    ),
+    ChatGroup(
+        group_id="CG-C01",
+        community_id="CM-1",
+        place="compound",
+        place_id="C-01",
+        name="Donghu Garden",
+        url="http://127.0.0.1:8099/hooks/compound-C-01",
+    ),
+    Channel(
+        channel_id="SMS-1",
+        community_id="CM-1",
+        kind="sms",
+        url="https://sms.example.cn/send?to={phone}",
+        rate_per_s=20,
+        max_segments=3,
+    ),
+)
+
+
+def as_delivered(entity):
+    """The entity as a consumer gets it: the envelope's JSON read back through TYPES."""
+    env = Envelope.from_bytes(Envelope.wrap(entity, source="gridcare-import").to_bytes())
+    return refdata.TYPES[env.type].model_validate(env.data)
+
 
 SEALED, PRECAUTION = ControlLevel.SEALED, ControlLevel.PRECAUTION
 
@@ -377,3 +420,34 @@ async def test_a_gate_sending_bad_input_is_announced_to_its_duty_staff():
     assert alert["reason"] == why and alert["recorded_per_minute"] == 10
     [(subject, _)] = uow.outbox
     assert subject == "checkpoint.gate.badinput.g2"
+
+
+@pytest.mark.parametrize("entity", NOTIFY_ONLY, ids=lambda e: e.KIND)
+async def test_reference_data_the_checkpoint_does_not_keep_is_skipped(entity):
+    """Staff, chat groups and channel providers are notify's: handled without an error
+    (so the message is acked, never retried or dead-lettered) and nothing is kept."""
+    uow, state = await community()
+    rows, commits = copy.deepcopy(uow.state()), uow.commits
+    known = (dict(state.gate_compound), dict(state.compound_community))
+    msg = Inbound("checkpoint-refdata", "e-staff", "e-staff", type=entity.TYPE)
+    await handlers.reference_data_changed(as_delivered(entity), uow.handling(msg), state)
+    assert uow.state() == rows and uow.commits == commits and uow.outbox == []
+    assert (dict(state.gate_compound), dict(state.compound_community)) == known
+    assert not uow.places.keeps(entity)
+
+
+async def test_notify_settings_of_a_policy_leave_the_gates_alone():
+    uow, state = await community()
+    p = CommunityPolicy(
+        community_id="CM-1",
+        fever_c=37.5,
+        quiet_hours="22:00-07:00",
+        hourly_cap=6,
+        digest_minutes=60,
+        escalations={"fever": Escalation(chain=["grid_worker", "secretary"], waits_min=[5, 15])},
+    )
+    await handlers.policy_set(as_delivered(p), uow, state)
+    assert state.policy("C-01").fever_c == 37.5
+    shown = handlers.policy_of("CM-1", state)
+    assert shown["set"] == ["fever_c"]  # the gate settings only
+    assert "quiet_hours" not in shown["policy"]

@@ -2,19 +2,68 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gridcare.contracts import refdata
 from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
 from gridcare.contracts.dispatch import TaskCreated
-from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
+from gridcare.contracts.refdata import (
+    Building,
+    Channel,
+    ChatGroup,
+    Community,
+    Grid,
+    Household,
+    Resident,
+    Staff,
+)
 from gridcare.contracts.screening import CaseOpened
 from gridcare.dispatch import handlers
 from gridcare.dispatch.domain.tasks import WITHIN
 from gridcare.dispatch.unit_of_work import FakeUnitOfWork
+from gridcare.shared.envelope import Envelope
 from gridcare.shared.errors import Permanent
 from gridcare.shared.uow import AlreadyHandled, Inbound
+
+# Kinds of reference data that only notify keeps (it reaches people through them).
+NOTIFY_ONLY = (
+    Staff(
+        staff_id="DS-01",
+        community_id="CM-1",
+        name="Zhou Peng",
+        phone="+86 136 0000 0003",
+        roles=["duty_staff"],
+        gates=["g1", "g2"],
+        channels=["chat", "sms"],
+        chat_url="http://127.0.0.1:8099/hooks/staff-DS-01",
+    ),
+    ChatGroup(
+        group_id="CG-C01",
+        community_id="CM-1",
+        place="compound",
+        place_id="C-01",
+        name="Donghu Garden",
+        url="http://127.0.0.1:8099/hooks/compound-C-01",
+    ),
+    Channel(
+        channel_id="SMS-1",
+        community_id="CM-1",
+        kind="sms",
+        url="https://sms.example.cn/send?to={phone}",
+        rate_per_s=20,
+        max_segments=3,
+    ),
+)
+
+
+def as_delivered(entity):
+    """The entity as a consumer gets it: the envelope's JSON read back through TYPES."""
+    env = Envelope.from_bytes(Envelope.wrap(entity, source="gridcare-import").to_bytes())
+    return refdata.TYPES[env.type].model_validate(env.data)
+
 
 T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31 on 12 March in Shanghai
 QUARANTINE = {"zh": "居家隔离", "en": "home quarantine"}
@@ -151,3 +200,31 @@ async def test_tasks_list_on_the_local_clock():
     [row] = await handlers.newest_tasks(10, "W-01", uow)
     assert row["kind"] == "fever_follow_up" and row["due_by"].endswith("+08:00")
     assert await handlers.newest_tasks(10, "W-02", uow) == []
+
+
+@pytest.mark.parametrize("entity", NOTIFY_ONLY, ids=lambda e: e.KIND)
+async def test_reference_data_dispatch_does_not_keep_is_skipped(entity):
+    """Staff, chat groups and channel providers are notify's: handled without an error
+    (so the message is acked, never retried or dead-lettered) and nothing is kept."""
+    uow = await community()
+    rows, commits = copy.deepcopy(uow.state()), uow.commits
+    msg = Inbound("dispatch-refdata", "e-staff", "e-staff", type=entity.TYPE)
+    await handlers.reference_data_changed(as_delivered(entity), uow.handling(msg))
+    assert uow.state() == rows and uow.commits == commits and uow.outbox == []
+    assert entity.TYPE not in uow.refdata.rows
+
+
+async def test_a_grid_with_the_worker_s_email_and_channels_is_kept():
+    uow = await community()
+    grid = Grid(
+        grid_id="G-02",
+        community_id="CM-1",
+        name="Grid 2",
+        worker_id="W-02",
+        worker_name="Tom Baker",
+        worker_phone="+86 138 0000 0002",
+        worker_email="tom.baker@example.com",
+        worker_channels=["email", "sms"],
+    )
+    await handlers.reference_data_changed(as_delivered(grid), uow)
+    assert (await uow.refdata.get(Grid.TYPE, "G-02"))["worker_id"] == "W-02"

@@ -2,18 +2,68 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gridcare.contracts import refdata
 from gridcare.contracts.checkpoint import FeverDetected
-from gridcare.contracts.refdata import Building, Community, Compound, Gate, Household, Resident
+from gridcare.contracts.refdata import (
+    Building,
+    Channel,
+    ChatGroup,
+    Community,
+    Compound,
+    Gate,
+    Household,
+    Resident,
+    Staff,
+)
 from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
 from gridcare.screening import handlers
 from gridcare.screening.domain.status import HOLDS_AT_GATE, HealthStatus
 from gridcare.screening.unit_of_work import FakeUnitOfWork
+from gridcare.shared.envelope import Envelope
 from gridcare.shared.errors import ApiError
 from gridcare.shared.uow import AlreadyHandled, Inbound
+
+# Kinds of reference data that only notify keeps (it reaches people through them).
+NOTIFY_ONLY = (
+    Staff(
+        staff_id="DS-01",
+        community_id="CM-1",
+        name="Zhou Peng",
+        phone="+86 136 0000 0003",
+        roles=["duty_staff"],
+        gates=["g1", "g2"],
+        channels=["chat", "sms"],
+        chat_url="http://127.0.0.1:8099/hooks/staff-DS-01",
+    ),
+    ChatGroup(
+        group_id="CG-C01",
+        community_id="CM-1",
+        place="compound",
+        place_id="C-01",
+        name="Donghu Garden",
+        url="http://127.0.0.1:8099/hooks/compound-C-01",
+    ),
+    Channel(
+        channel_id="SMS-1",
+        community_id="CM-1",
+        kind="sms",
+        url="https://sms.example.cn/send?to={phone}",
+        rate_per_s=20,
+        max_segments=3,
+    ),
+)
+
+
+def as_delivered(entity):
+    """The entity as a consumer gets it: the envelope's JSON read back through TYPES."""
+    env = Envelope.from_bytes(Envelope.wrap(entity, source="gridcare-import").to_bytes())
+    return refdata.TYPES[env.type].model_validate(env.data)
+
 
 T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31:05 in Shanghai
 
@@ -132,3 +182,16 @@ async def test_cases_list_on_the_local_clock():
     await handlers.fever_detected(fever(), uow)
     [case] = await handlers.newest_cases(10, None, uow)
     assert case["person_id"] == "R-1001" and case["opened_at"].endswith("+08:00")
+
+
+@pytest.mark.parametrize("entity", NOTIFY_ONLY, ids=lambda e: e.KIND)
+async def test_reference_data_screening_does_not_keep_is_skipped(entity):
+    """Staff, chat groups and channel providers are notify's: handled without an error
+    (so the message is acked, never retried or dead-lettered) and nothing is kept."""
+    uow = await community(FakeUnitOfWork())
+    rows, commits = copy.deepcopy(uow.state()), uow.commits
+    msg = Inbound("screening-refdata", "e-staff", "e-staff", type=entity.TYPE)
+    await handlers.reference_data_changed(as_delivered(entity), uow.handling(msg))
+    assert uow.state() == rows and uow.commits == commits and uow.outbox == []
+    assert entity.TYPE not in uow.refdata.rows
+    assert await uow.places.household_of("R-1001") == "H-0101"
