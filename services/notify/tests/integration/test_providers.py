@@ -211,7 +211,7 @@ async def test_a_provider_that_never_answers_is_retried_within_the_timeout(provi
     started = time.monotonic()
     failed = await failure(p, out(provider.url("/hang")))
     assert failed.retry and "no answer within 0.5 s" in failed.reason
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.5
     await p.aclose()
 
 

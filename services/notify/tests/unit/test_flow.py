@@ -300,7 +300,7 @@ async def test_gate_real_time_rate_without_a_busy_loop():
     started = time.monotonic()
     await asyncio.gather(*(gate.acquire("gw", "bulk") for _ in range(300)))
     elapsed = time.monotonic() - started
-    assert 0.095 <= elapsed < 0.2, elapsed
+    assert 0.095 <= elapsed < 0.5, elapsed  # never faster than the rate; the bound is loose
     assert sleeps <= 200  # the loop's timers are coarser than 0.5 ms: fewer, larger batches
 
 
