@@ -107,7 +107,10 @@ def test_the_checked_in_document_is_current(service):
         ),
         ("screening", {"refdata.>", "checkpoint.fever.detected.*"}),
         ("dispatch", {"screening.case.opened.*", "checkpoint.quarantine.breach.*"}),
-        ("notify", {"dispatch.task.created.*", "checkpoint.gate.>"}),
+        (
+            "notify",
+            {"notify.requested.urgent", "notify.requested.retry", "staff.*.ack", "refdata.>"},
+        ),
     ],
 )
 def test_the_document_names_what_the_service_takes_answers_and_publishes(service, subjects):

@@ -11,7 +11,7 @@ import pkgutil
 import pytest
 
 import gridcare.contracts as contracts
-from gridcare.contracts import STREAMS, checkpoint, dispatch, edge, refdata, screening
+from gridcare.contracts import STREAMS, checkpoint, dispatch, edge, notify, refdata, screening
 from gridcare.shared.envelope import Event
 from gridcare.shared.streams import DEADLETTER
 
@@ -67,13 +67,13 @@ def events() -> list[type[Event]]:
 def test_every_subject_a_producer_publishes_on_is_in_one_stream():
     subjects = [
         value
-        for module in (checkpoint, screening, dispatch, edge, refdata)
+        for module in (checkpoint, screening, dispatch, edge, refdata, notify)
         for name, value in vars(module).items()
         if name.isupper() and isinstance(value, str) and "." in value
     ]
     for subject in subjects:
         concrete = ".".join("x" if "{" in t or t in "*>" else t for t in subject.split("."))
-        if concrete.startswith("gate.") or concrete.startswith("resident."):
+        if concrete.startswith(("gate.", "resident.", "staff.")):
             continue  # request/reply and heartbeats: core NATS, never a stream
         takers = [s.name for s in STREAMS if s.captures(concrete)]
         assert len(takers) == 1, f"{subject}: {takers}"
@@ -81,7 +81,14 @@ def test_every_subject_a_producer_publishes_on_is_in_one_stream():
 
 
 def test_what_someone_must_act_on_is_refused_when_full_not_discarded():
-    must_keep = {refdata.STREAM, checkpoint.STREAM, screening.STREAM, dispatch.STREAM, edge.STREAM}
+    must_keep = {
+        refdata.STREAM,
+        checkpoint.STREAM,
+        screening.STREAM,
+        dispatch.STREAM,
+        edge.STREAM,
+        notify.REQUESTS,
+    }
     for spec in STREAMS:
         assert spec.refuse_when_full is (spec in must_keep), spec.name
     assert not checkpoint.NOTICES.refuse_when_full and not DEADLETTER.refuse_when_full

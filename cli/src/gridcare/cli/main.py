@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from gridcare.contracts.edge import GATE_SCAN
+from gridcare.contracts.edge import GATE_SCAN, STAFF_ACK
 from gridcare.contracts.refdata import STREAM as REFDATA
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
 from gridcare.shared.envelope import Envelope
@@ -53,6 +53,8 @@ app.add_typer(level_app, name="level")
 permit_app = typer.Typer(help="Outing permits.", no_args_is_help=True)
 app.add_typer(permit_app, name="permit")
 status_app = typer.Typer(help="People's health status (screening).", no_args_is_help=True)
+broadcast_app = typer.Typer(help="Notices to every resident of a place.", no_args_is_help=True)
+app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(status_app, name="status")
 
 EMBEDDED_NATS_PORT = int(os.environ.get("GRIDCARE_EMBEDDED_NATS_PORT", "14222"))
@@ -592,9 +594,13 @@ def tasks(
 
 
 @app.command()
-def deliveries(limit: Limit = 20, json_: Json = False) -> None:
-    """Notify's newest deliveries."""
-    result = ask("notify", "deliveries", {"limit": limit})
+def deliveries(
+    limit: Limit = 20,
+    to: Annotated[str | None, typer.Option(help="one recipient's")] = None,
+    json_: Json = False,
+) -> None:
+    """Notify's newest messages: to whom, how, in what state."""
+    result = ask("notify", "deliveries", {"limit": limit, "recipient_id": to})
     if json_:
         return as_json(result)
     table(
@@ -602,13 +608,143 @@ def deliveries(limit: Limit = 20, json_: Json = False) -> None:
         [
             ("created_at", "at"),
             ("recipient_id", "to"),
+            ("template", "what"),
             ("channel", "via"),
             ("status", "status"),
             ("attempts", "tries"),
-            ("language", "lang"),
+            ("alert_id", "alert"),
         ],
         empty="no deliveries",
     )
+
+
+@app.command()
+def message(
+    notification_id: Annotated[str, typer.Argument(help="a message's id (deliveries --json)")],
+    json_: Json = False,
+) -> None:
+    """One message: its text, its routes and its whole history (receipts included)."""
+    result = ask("notify", "message", {"notification_id": notification_id})
+    if json_:
+        return as_json(result)
+    stdout.print(f"to {result['recipient_name']} ({result['recipient_id']}), {result['status']}")
+    stdout.print(result["body"], highlight=False, soft_wrap=True)
+    table(
+        result["history"],
+        [("at", "at"), ("status", "status"), ("channel", "via"), ("detail", "detail")],
+    )
+
+
+@app.command()
+def ack(
+    alert_id: Annotated[str, typer.Argument(help="the id in brackets in the alert, e.g. K3XQ7M2A")],
+    as_: Annotated[str, typer.Option("--as", help="your person id (you must have had it)")],
+) -> None:
+    """Acknowledge an alert, as a member of staff (what their app sends: the edge
+    contract §5.1, staff.<person_id>.ack)."""
+
+    async def go() -> bytes:
+        nc = await client.connect()
+        try:
+            body = json.dumps({"alert_id": alert_id}).encode()
+            return await client.request(nc, STAFF_ACK.format(person_id=as_), body)
+        finally:
+            await nc.close()
+
+    try:
+        reply = json.loads(asyncio.run(go()))
+    except NoAnswer as exc:
+        raise no_answer(exc) from None
+    as_json(reply)
+    if "error" in reply:
+        raise typer.Exit(1)
+
+
+@broadcast_app.command("start")
+def broadcast_start(
+    place: Annotated[str, typer.Argument(help="compound | building | grid | community")],
+    place_id: Annotated[str, typer.Argument(help="its id")],
+    template: Annotated[str, typer.Option(help="e.g. notice.text, notice.test_campaign")],
+    param: Annotated[
+        list[str] | None, typer.Option(help="a template parameter, name=value (repeat)")
+    ] = None,
+    priority: Annotated[str, typer.Option(help="urgent | normal | bulk")] = "normal",
+    by: Annotated[str, typer.Option(help="who sends it")] = "office",
+    wait: Annotated[bool, typer.Option(help="follow it with a progress bar")] = True,
+) -> None:
+    """Send a notice to every resident of a place, each in their language.
+
+    It goes on (and resumes after a restart) whether or not you wait for it."""
+    params: dict[str, Any] = {}
+    for p in param or []:
+        name, sep, value = p.partition("=")
+        if not sep:
+            raise fail(f"--param {p!r}: write name=value", 2)
+        params[name.strip()] = value
+    body = {"place": place, "place_id": place_id, "template": template, "params": params}
+    started = ask("notify", "broadcast.start", {**body, "priority": priority, "by": by})
+    bid = started["broadcast_id"]
+    stderr.print(f"broadcast {bid} started")
+    if wait:
+        _follow(bid)
+
+
+@broadcast_app.command("status")
+def broadcast_status(
+    broadcast_id: Annotated[str, typer.Argument()],
+    follow: Annotated[bool, typer.Option(help="a progress bar until it is done")] = False,
+    json_: Json = False,
+) -> None:
+    """How far a broadcast is."""
+    if follow:
+        return _follow(broadcast_id)
+    result = ask("notify", "broadcast.status", {"broadcast_id": broadcast_id})
+    if json_:
+        return as_json(result)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result["counts"].items())) or "none yet"
+    stdout.print(
+        f"{broadcast_id}: {result['status']}, {result['recipients']} recipients; {counts}"
+        + ("; done" if result["done"] else "")
+    )
+
+
+@broadcast_app.command("cancel")
+def broadcast_cancel(broadcast_id: Annotated[str, typer.Argument()]) -> None:
+    """Stop a broadcast: whoever has not had it yet will not."""
+    result = ask("notify", "broadcast.cancel", {"broadcast_id": broadcast_id})
+    stderr.print(f"broadcast {broadcast_id} cancelled; {result['cancelled']} not sent")
+
+
+def _follow(broadcast_id: str) -> None:
+    """A live progress bar of a broadcast (Ctrl-C stops watching, not the broadcast)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=stderr,
+        ) as bar:
+            task = bar.add_task(broadcast_id, total=None, note="")
+            while True:
+                st = ask("notify", "broadcast.status", {"broadcast_id": broadcast_id})
+                counts = st["counts"]
+                failed = counts.get("failed", 0)
+                note = f"failed {failed}" if failed else ""
+                total = st["recipients"] or None
+                bar.update(task, total=total, completed=st["finished"], note=note)
+                if st["done"]:
+                    break
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        stderr.print(
+            f"stopped watching; the broadcast goes on: gridcare broadcast status {broadcast_id}"
+            f" --follow, or gridcare broadcast cancel {broadcast_id}"
+        )
+        return
+    stderr.print(f"broadcast {broadcast_id}: {st['status']}, {st['counts']}")
 
 
 # --- every service ----------------------------------------------------------------------------

@@ -26,7 +26,8 @@ STREAMS: tuple[StreamSpec, ...] = (
     checkpoint.NOTICES,
     screening.STREAM,
     dispatch.STREAM,
-    notify.STREAM,
+    notify.STREAM,  # (narrowed from notify.> before REQUESTS takes notify.requested.>)
+    notify.REQUESTS,
     edge.STREAM,
     DEADLETTER,
 )

@@ -21,6 +21,8 @@ GATE_HEARTBEAT = "gate.{gate_id}.heartbeat"  # publish (§2)
 GATE_HEARTBEAT_ALL = "gate.*.heartbeat"
 DOOR_OPENED = "door.{household_id}.opened"  # publish (§3), kept by STREAM
 DOOR_OPENED_ALL = "door.*.opened"
+STAFF_ACK = "staff.{person_id}.ack"  # request/reply (§5.1)
+STAFF_ACK_ALL = "staff.*.ack"
 
 STREAM = StreamSpec("EDGE", (DOOR_OPENED_ALL,), "Door sensor events from devices")
 
@@ -44,3 +46,10 @@ class DoorOpened(Event):
 
     def subject(self) -> str:
         return DOOR_OPENED.format(household_id=self.household_id)
+
+
+class AckRequest(BaseModel):
+    """§5.1: a member of staff acknowledges an alert (``staff.<person_id>.ack``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    alert_id: Token

@@ -19,7 +19,10 @@ from .store import upsert_row
 
 
 def _row(table: sa.Table, entity: Any) -> dict[str, Any]:
-    return {c.name: getattr(entity, c.name) for c in table.columns}
+    """The table's columns of ``entity`` (nested models as plain data, for JSON columns;
+    a column the entity does not have, from an older producer, is None)."""
+    values = entity.model_dump()
+    return {c.name: values.get(c.name) for c in table.columns}
 
 
 class SqlReferenceData:
@@ -40,6 +43,16 @@ class SqlReferenceData:
         row = (await self.session.execute(sa.select(table).where(key == entity_id))).first()
         return None if row is None else dict(row._mapping)
 
+    async def find(self, entity_type: str, **where: Any) -> list[dict[str, Any]]:
+        """The rows whose columns equal the values given (a list or a set: any of them),
+        in the order of their ids."""
+        table = self.tables[entity_type]
+        q = sa.select(table).order_by(*table.primary_key.columns)
+        for column, value in where.items():
+            c = table.c[column]
+            q = q.where(c.in_(list(value)) if isinstance(value, list | set | tuple) else c == value)
+        return [dict(r._mapping) for r in await self.session.execute(q)]
+
 
 class MemoryReferenceData:
     def __init__(self, tables: Mapping[str, sa.Table]) -> None:
@@ -57,6 +70,16 @@ class MemoryReferenceData:
 
     async def get(self, entity_type: str, entity_id: str) -> dict[str, Any] | None:
         return self.rows[entity_type].get(entity_id)
+
+    async def find(self, entity_type: str, **where: Any) -> list[dict[str, Any]]:
+        def match(row: dict[str, Any]) -> bool:
+            return all(
+                row.get(c) in v if isinstance(v, list | set | tuple) else row.get(c) == v
+                for c, v in where.items()
+            )
+
+        rows = self.rows[entity_type]
+        return [rows[k] for k in sorted(rows) if match(rows[k])]
 
 
 class ReferenceCopy:

@@ -138,6 +138,7 @@ class Service:
         self._periodic: list[tuple[float, Hook]] = []
         self._on_closed: list[Hook] = []
         self._tasks: list[asyncio.Task] = []
+        self._routes: list[tuple[str, Callable[..., Awaitable[None]]]] = []
         self._stopping = asyncio.Event()
         self._started = False
         self._waiting_for_nats: Waiting | None = None  # during the first connect
@@ -404,6 +405,14 @@ class Service:
         }
 
     # --- HTTP -------------------------------------------------------------------------------
+    def http_route(self, prefix: str, app: Callable[..., Awaitable[None]]) -> None:
+        """Serve the paths starting with ``prefix`` on the service's HTTP port with the
+        ASGI app ``app`` (a service's own endpoints: notify's receipts, say)."""
+        self._routes.append((prefix, app))
+
+    def _route(self, path: str) -> Callable[..., Awaitable[None]] | None:
+        return next((app for prefix, app in self._routes if path.startswith(prefix)), None)
+
     async def asgi(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
@@ -412,6 +421,9 @@ class Service:
             status, ctype, body = 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
         elif path == "/healthz":
             status, ctype, body = 200, "application/json", b'{"status":"ok"}'
+        elif (route := self._route(path)) is not None:
+            await route(scope, receive, send)
+            return
         elif path == "/readyz":
             checks = await self.readiness()
             ok = all(v == "ok" for v in checks.values())

@@ -1,88 +1,161 @@
-"""What a recipient reads: a task in their language, a gate's state for its duty staff."""
+"""A message: one request's text for one recipient, and its life until it is delivered.
+
+Keys. ``message_id`` is one per (logical message, recipient): the request's idempotency
+key and the recipient's id, so the same request three times is one message. Each route
+(channel) it is tried on has its own ``delivery_key`` (message and channel), which holds
+through retries, restarts and redeliveries and is the provider's idempotency key.
+
+States::
+
+    queued ──claim──▶ sending ──accepted──▶ sent ──receipt──▶ delivered
+      ▲  │                │                   └──receipt──▶ failed
+      │  │                └──failed──▶ queued (later, or on the next route)
+      │  ├──▶ held (waits for the recipient's digest) ──▶ sending
+      │  ├──▶ expired (not sent by its expiry)   ├──▶ cancelled (a broadcast stopped)
+      │  └──▶ failed (every route, past the give-up horizon: a dead letter)
+      └── replayed (a dead letter replayed)
+    sent / delivered ──acknowledged──▶ acknowledged (an alert taken)
+
+The attempt is recorded (``sending``, attempts + 1) before a provider is called and its
+outcome after. A crash in between leaves the message ``sending``: at the next start it is
+queued again and sent again with the same delivery key (the window that is left; a
+provider that honours the key drops the repeat).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from gridcare.shared.localtime import reads
+from gridcare.shared.envelope import stable_id
 
-TITLES = {"zh": "新任务", "en": "New task"}
-URGENT_TITLES = {"zh": "【紧急】新任务", "en": "URGENT: new task"}
+from .recipients import Route
 
-
-def pick(texts: dict[str, str], language: str) -> tuple[str, str]:
-    """The text in ``language``, else its base language, else Chinese, else English, else
-    whatever there is (never nothing)."""
-    for lang in (language, language.split("-")[0], "zh", "en"):
-        if lang in texts:
-            return lang, texts[lang]
-    lang = next(iter(texts))
-    return lang, texts[lang]
-
-
-def task(summary: dict[str, str], language: str, urgent: bool) -> tuple[str, str, str]:
-    """(language, title, body) of a new task for a grid worker."""
-    lang, body = pick(summary, language)
-    title = pick(URGENT_TITLES if urgent else TITLES, lang)[1]
-    return lang, title, body
+PRIORITIES = ("urgent", "normal", "bulk")
+RANK = {p: i for i, p in enumerate(PRIORITIES)}
+#: Failures on one route before the next one is tried (a route the provider refuses for
+#: good, or whose circuit is open, is left at once).
+FAILOVER_AFTER = 2
+#: States in which a message waits to be sent.
+WAITING = ("queued", "held")
+DONE = ("sent", "delivered", "acknowledged", "failed", "expired", "cancelled")
 
 
-def gate_offline(
-    gate_id: str, where: str, last_seen_at: datetime | None, silent_s: float, zone: str | None
-) -> tuple[str, str]:
-    """(title, body) for a gate's duty staff: Chinese and English in one message, because
-    a gate (unlike a grid worker) has no language of its own."""
-    seen = reads(last_seen_at, zone, seconds=True) if last_seen_at else None
-    zh_seen = f"最后一次心跳 {seen}" if seen else "启动以来未收到心跳"
-    en_seen = f"last heartbeat {seen}" if seen else "no heartbeat since start"
-    silent = f"{silent_s:.0f}"
-    title = f"【紧急】门岗离线 / URGENT: gate offline — {gate_id}"
-    body = (
-        f"门岗 {where} 已离线：{zh_seen}，已 {silent} 秒无响应。"
-        "请立即到岗检查设备，恢复前请人工值守登记。\n"
-        f"Gate {where} is offline: {en_seen}, silent for {silent} s. "
-        "Check the device now and staff the gate by hand until it is back."
-    )
-    return title, body
+def message_id(request_id: str, recipient_id: str) -> str:
+    return stable_id("message", request_id, recipient_id)
 
 
-def gate_online(gate_id: str, where: str, at: datetime, zone: str | None) -> tuple[str, str]:
-    t = reads(at, zone, seconds=True)
-    title = f"门岗恢复在线 / Gate back online — {gate_id}"
-    body = (
-        f"门岗 {where} 已于 {t} 恢复在线，可恢复自动测温核验。\n"
-        f"Gate {where} came back online at {t}; automatic screening has resumed."
-    )
-    return title, body
+def delivery_key(message_id: str, channel: str) -> str:
+    return stable_id("delivery", message_id, channel)
 
 
-#: What a gate sends, in the words of its duty staff (zh, en).
-GATE_MESSAGE_KINDS = {"heartbeat": ("心跳消息", "heartbeats"), "scan": ("扫码请求", "scans")}
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    seq: int
+    request_id: str
+    recipient_id: str
+    recipient_name: str
+    community_id: str | None
+    time_zone: str | None
+    template: str
+    language: str
+    title: str
+    body: str
+    sms: str
+    priority: int
+    alert_id: str | None
+    digest: bool
+    routes: tuple[Route, ...]
+    route: int
+    status: str
+    attempts: int
+    route_failures: int
+    next_attempt_at: datetime
+    created_at: datetime
+    give_up_at: datetime
+    expires_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    delivery_key: str | None = None
+    provider_ref: str | None = None
+    sent_channel: str | None = None
+    last_error: str | None = None
 
+    @property
+    def urgent(self) -> bool:
+        return self.priority == RANK["urgent"]
 
-def gate_bad_input(
-    gate_id: str,
-    where: str,
-    kind: str,
-    reason: str,
-    per_minute: int,
-    at: datetime,
-    zone: str | None,
-) -> tuple[str, str]:
-    """(title, body) for a gate's duty staff: the device sends more bad messages than are
-    kept (only ``per_minute`` a minute are; the rest are counted)."""
-    t = reads(at, zone, seconds=True)
-    zh_kind, en_kind = GATE_MESSAGE_KINDS.get(kind, (kind, kind))
-    title = f"门岗设备数据异常 / Gate sending bad data — {gate_id}"
-    body = (
-        f"门岗 {where} 自 {t} 起持续发送无法识别的{zh_kind}（{reason}）。"
-        f"每分钟只保留 {per_minute} 条供排查，其余仅计数。请检查设备的配置、时钟或固件。\n"
-        f"Gate {where} has been sending bad {en_kind} since {t} ({reason}). "
-        f"Only {per_minute} a minute are kept for ops; the rest are counted. "
-        "Check the device's configuration, clock or firmware."
-    )
-    return title, body
+    @property
+    def current(self) -> Route:
+        return self.routes[self.route]
 
+    def claimed(self, now: datetime) -> Message:
+        """The attempt, recorded before the provider is called."""
+        return dataclasses.replace(
+            self,
+            status="sending",
+            attempts=self.attempts + 1,
+            delivery_key=delivery_key(self.message_id, self.current.channel),
+        )
 
-def gate_name(gate_id: str, compound_id: str, name: str) -> str:
-    return f"{name} ({gate_id}, {compound_id})" if name else gate_id
+    def accepted(self, now: datetime, provider_ref: str | None) -> Message:
+        return dataclasses.replace(
+            self,
+            status="sent",
+            sent_at=now,
+            provider_ref=provider_ref,
+            sent_channel=self.current.channel,
+            last_error=None,
+        )
+
+    def failed_attempt(
+        self, now: datetime, error: str, *, retry: bool, circuit_open: bool, delay_s: float
+    ) -> Message:
+        """After a failed attempt: the next route at once (the provider refused this one
+        for good, its circuit is open, or it failed ``FAILOVER_AFTER`` times), else this
+        route again after ``delay_s``; past the give-up horizon, failed."""
+        failures = self.route_failures + 1
+        if now >= self.give_up_at:
+            return dataclasses.replace(
+                self, status="failed", route_failures=failures, last_error=error[:1000]
+            )
+        leave = (not retry) or circuit_open or failures >= FAILOVER_AFTER
+        if leave and self.route + 1 < len(self.routes):
+            return dataclasses.replace(
+                self,
+                status="queued",
+                route=self.route + 1,
+                route_failures=0,
+                next_attempt_at=now,
+                last_error=error[:1000],
+            )
+        # the last route (or staying on this one): from the first route again, later
+        route = 0 if leave else self.route
+        return dataclasses.replace(
+            self,
+            status="queued",
+            route=route,
+            route_failures=0 if leave else failures,
+            next_attempt_at=now + timedelta(seconds=delay_s),
+            last_error=error[:1000],
+        )
+
+    def wait_until(self, t: datetime, status: str = "queued") -> Message:
+        return dataclasses.replace(self, status=status, next_attempt_at=t)
+
+    def ended(self, status: str, error: str | None = None) -> Message:
+        return dataclasses.replace(self, status=status, last_error=error or self.last_error)
+
+    def requeued(self, now: datetime, give_up_at: datetime) -> Message:
+        """Back in line from its first route (a replayed dead letter, a restart)."""
+        return dataclasses.replace(
+            self,
+            status="queued",
+            route=0,
+            route_failures=0,
+            next_attempt_at=now,
+            give_up_at=give_up_at,
+        )

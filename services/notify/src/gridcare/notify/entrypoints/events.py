@@ -1,24 +1,27 @@
-"""The streams notify consumes (durable consumers under the reliable policy)."""
+"""The streams notify consumes (durable consumers under the reliable policy): the requests
+of every service, one consumer per priority (an urgent request is never queued behind a
+broadcast being expanded), the replays of messages given up on, and reference data."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from faststream import Context, Depends
 
-from gridcare.contracts import checkpoint, dispatch, refdata
-from gridcare.contracts.checkpoint import GateCameOnline, GateSendingBadInput, GateWentOffline
-from gridcare.contracts.dispatch import TaskCreated
+from gridcare.contracts import notify, refdata
+from gridcare.contracts.notify import NotificationRequested, NotificationRetryRequested
 from gridcare.shared.consumers import ConsumerRouter, message_uow
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
 
 from .. import handlers
-from ..adapters.chat import Chat
 from ..unit_of_work import NotifyUnitOfWork
 
-CHAT = "chat"  # the FastStream context key of the chat channel (bootstrap provides it)
-GATE_EVENTS = {e.TYPE: e for e in (GateWentOffline, GateCameOnline, GateSendingBadInput)}
+DELIVERY = "notify_delivery"  # the FastStream context key of handlers.Delivery
+WAKE = "notify_wake"  # ... and of the sender's wake-up
+CLOCK = "notify_clock"  # ... and of what "now" is (tests move it)
 
 
 def router(settings: Settings) -> ConsumerRouter:
@@ -26,44 +29,50 @@ def router(settings: Settings) -> ConsumerRouter:
 
     r.projection(
         refdata.ALL,
-        durable="notify-refdata",
+        durable="notify-refdata-2",  # (2: its tables grew; a new one replays them all)
         stream=refdata.STREAM,
         types=refdata.TYPES,
         handle=handlers.reference_data_changed,
-        description="Grid and duty chats, and the community's clock.",
+        description="Who is reached how: people, roles, chat groups, providers, policies.",
     )
 
-    @r.consumer(
-        dispatch.TASK_CREATED.format(kind="*"),
-        durable="notify-tasks",
-        stream=dispatch.STREAM,
-        description="A task for a grid worker: a chat alert in their language.",
-    )
-    async def task_created(
-        env: Envelope[TaskCreated],
-        uow: NotifyUnitOfWork = Depends(message_uow),
-        chat: Chat = Context(CHAT),
-    ) -> None:
-        await handlers.task_created(env.data, env.event_id, uow, chat)
+    for priority, durable, workers in (
+        ("urgent", "notify-requests-urgent", 8),
+        ("normal", "notify-requests", 8),
+        ("bulk", "notify-requests-bulk", 2),
+    ):
 
-    # Offline, online and bad input on one consumer, one at a time: a gate's alerts are
-    # taken in the order they were published (each says when it happened).
+        @r.consumer(
+            notify.NOTIFICATION_REQUESTED.format(priority=priority),
+            durable=durable,
+            stream=notify.REQUESTS,
+            workers=workers,
+            description=f"{priority.capitalize()} requests for a message to reach people.",
+        )
+        async def requested(
+            env: Envelope[NotificationRequested],
+            uow: NotifyUnitOfWork = Depends(message_uow),
+            delivery: handlers.Delivery = Context(DELIVERY),
+            wake: Callable[[], None] = Context(WAKE),
+            clock: Callable[[], datetime] = Context(CLOCK),
+        ) -> None:
+            await handlers.request(env.data, uow, delivery, clock())
+            wake()
+
     @r.consumer(
-        checkpoint.GATE_STATUS_ALL,
-        durable="notify-gates",
-        stream=checkpoint.STREAM,
-        workers=1,
-        description="A gate went offline, came back, or sends bad messages: its duty staff's chat.",
+        notify.NOTIFICATION_RETRY,
+        durable="notify-retries",
+        stream=notify.REQUESTS,
+        description="A message given up on, sent once more (a dead letter replayed).",
     )
-    async def gate_status(
-        env: Envelope[dict[str, Any]],
+    async def retried(
+        env: Envelope[NotificationRetryRequested],
         uow: NotifyUnitOfWork = Depends(message_uow),
-        chat: Chat = Context(CHAT),
-    ) -> None:
-        kind = GATE_EVENTS.get(env.type)
-        if kind is not None:
-            await handlers.gate_status_changed(
-                kind.model_validate(env.data), env.event_id, uow, chat
-            )
+        delivery: handlers.Delivery = Context(DELIVERY),
+        wake: Callable[[], None] = Context(WAKE),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> Any:
+        await handlers.retry(env.data.notification_id, uow, delivery, clock())
+        wake()
 
     return r
