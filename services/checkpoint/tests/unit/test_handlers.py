@@ -23,6 +23,7 @@ from gridcare.contracts.checkpoint import (
     QuarantineBreachAttempted,
 )
 from gridcare.contracts.edge import DoorOpened
+from gridcare.contracts.notify import NotificationRequested
 from gridcare.contracts.refdata import (
     Building,
     Channel,
@@ -409,6 +410,20 @@ async def test_a_silent_gate_is_reported_once_and_back_at_its_next_heartbeat():
     await handlers.gate_came_back("g2", health, uow, state)
     assert uow.events(GateCameOnline)[0]["gate_id"] == "g2" and health.online["g2"]
     assert uow.gate_health.rows["g2"]["online"] is True
+    # its duty staff are told through notify: gone (urgent, to be acknowledged), back
+    gone, back = uow.events(NotificationRequested)
+    assert (gone["template"], gone["priority"], gone["needs_ack"]) == (
+        "gate.offline",
+        "urgent",
+        True,
+    )
+    assert gone["alert_kind"] == "gate_offline" and gone["places"]["community_id"] == "CM-1"
+    assert gone["params"]["silent_s"] > 0 and gone["params"]["last_seen_at"] is None
+    assert (back["template"], back["priority"], back["needs_ack"]) == (
+        "gate.online",
+        "normal",
+        False,
+    )
 
 
 async def test_a_gate_sending_bad_input_is_announced_to_its_duty_staff():
@@ -418,8 +433,15 @@ async def test_a_gate_sending_bad_input_is_announced_to_its_duty_staff():
     [alert] = uow.events(GateSendingBadInput)
     assert (alert["gate_id"], alert["compound_id"], alert["kind"]) == ("g2", "C-01", "heartbeat")
     assert alert["reason"] == why and alert["recorded_per_minute"] == 10
-    [(subject, _)] = uow.outbox
-    assert subject == "checkpoint.gate.badinput.g2"
+    assert [subject for subject, _ in uow.outbox] == [
+        "checkpoint.gate.badinput.g2",
+        "notify.requested.normal",
+    ]
+    # the duty staff are told through notify, which knows who they are and how to reach them
+    [told] = uow.events(NotificationRequested)
+    assert told["recipient"] == {"kind": "role", "role": "duty_staff", "place_id": "g2"}
+    assert told["template"] == "gate.bad_input" and told["params"]["kind"] == "heartbeat"
+    assert told["params"]["gate_name"] == "South" and not told["needs_ack"]
 
 
 @pytest.mark.parametrize("entity", NOTIFY_ONLY, ids=lambda e: e.KIND)

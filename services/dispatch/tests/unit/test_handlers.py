@@ -10,6 +10,7 @@ import pytest
 from gridcare.contracts import refdata
 from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
 from gridcare.contracts.dispatch import TaskCreated
+from gridcare.contracts.notify import NotificationRequested
 from gridcare.contracts.refdata import (
     Building,
     Channel,
@@ -127,6 +128,13 @@ async def test_a_fever_case_becomes_a_follow_up_for_the_grid_worker():
     assert created["assignee_id"] == "W-01" and not created["urgent"]
     assert "2026-03-12 07:31" in created["summary"]["zh"]  # local time, never UTC
     assert "07:31" in created["summary"]["en"] and "UTC" not in created["summary"]["en"]
+    # the grid worker is told through notify: a fever must be acknowledged, or it escalates
+    [told] = uow.events(NotificationRequested)
+    assert told["recipient"] == {"kind": "role", "role": "grid_worker", "place_id": "G-01"}
+    assert (told["template"], told["priority"]) == ("task.fever_follow_up", "normal")
+    assert told["needs_ack"] and told["alert_kind"] == "fever"
+    assert told["places"] == {"grid_id": "G-01", "community_id": "CM-1", "gate_id": "g1"}
+    assert told["params"]["temperature_c"] == 38.2 and told["params"]["hours"] == 2
 
 
 async def test_a_case_reported_twice_is_one_task():
@@ -153,6 +161,8 @@ async def test_a_breach_at_the_gate_is_urgent_and_says_what_holds_them():
     [created] = uow.events(TaskCreated)
     assert "居家隔离" in created["summary"]["zh"] and "home quarantine" in created["summary"]["en"]
     assert "07:31" in created["summary"]["zh"] and created["person_id"] == "R-1001"
+    [told] = uow.events(NotificationRequested)
+    assert told["priority"] == "urgent" and told["alert_kind"] == "quarantine_breach"
 
 
 async def test_a_quarantined_door_is_a_task_about_the_household():
@@ -179,6 +189,8 @@ async def test_an_overdue_return_is_one_task_per_outing():
     await handlers.permit_overdue(later, uow)
     assert len(uow.tasks.rows) == 2
     assert "10:31" in uow.events(TaskCreated)[0]["summary"]["zh"]  # due back, local
+    told = uow.events(NotificationRequested)
+    assert len(told) == 2 and not told[0]["needs_ack"]  # overdue: no acknowledgement asked
 
 
 async def test_an_unknown_person_is_retried_not_dropped():

@@ -6,7 +6,7 @@ import gc
 
 from faststream import FastStream
 
-from gridcare.contracts import STREAMS, checkpoint, edge
+from gridcare.contracts import STREAMS, checkpoint, edge, notify
 from gridcare.shared.envelope import utcnow
 from gridcare.shared.lease import Lease
 from gridcare.shared.service import Service
@@ -67,6 +67,7 @@ def build(settings: CheckpointSettings | None = None) -> Service:
         (checkpoint.ControlLevelSet, checkpoint.LEVEL_SET),
         (checkpoint.GateWentOffline, checkpoint.GATE_OFFLINE),
         (checkpoint.GateCameOnline, checkpoint.GATE_ONLINE),
+        (notify.NotificationRequested, notify.NOTIFICATION_REQUESTED),
         (checkpoint.GateSendingBadInput, checkpoint.GATE_BAD_INPUT),
     ):
         svc.publishes(event, subject)

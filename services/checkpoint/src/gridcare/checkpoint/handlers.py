@@ -22,6 +22,7 @@ from gridcare.contracts.checkpoint import (
     PermitOverdue,
 )
 from gridcare.contracts.edge import DoorOpened
+from gridcare.contracts.notify import NotificationRequested, ToRole
 from gridcare.contracts.refdata import CommunityPolicy, ControlLevel
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
 from gridcare.shared import projection
@@ -186,13 +187,66 @@ async def _report(
             last_seen_at=health.last_seen.get(gate),
             silent_s=silent_s,
         )
+    if online:
+        params: dict[str, Any] = {"at": now.isoformat()}
+    else:
+        seen = health.last_seen.get(gate)
+        params = {"last_seen_at": seen.isoformat() if seen else None, "silent_s": silent_s}
     async with uow:
         await uow.gate_health.put(
             gate, health.last_seen.get(gate), health.firmware.get(gate), online
         )
-        uow.emit(ev, event_id=stable_id(ev.TYPE, gate, now.isoformat()))
+        eid = stable_id(ev.TYPE, gate, now.isoformat())
+        uow.emit(ev, event_id=eid)
+        _tell_duty_staff(
+            uow,
+            state,
+            gate,
+            "gate.online" if online else "gate.offline",
+            params,
+            request_id=eid,
+            urgent=not online,
+        )
         await uow.commit()
     health.online[gate] = online
+
+
+def _tell_duty_staff(
+    uow: UoW,
+    state: GateState,
+    gate: str,
+    template: str,
+    params: dict[str, Any],
+    *,
+    request_id: str,
+    urgent: bool = False,
+) -> None:
+    """Ask notify to tell a gate's duty staff (whoever is on duty there, else its duty
+    chat): in their language, through their channels; an urgent one (a gate gone offline)
+    must be acknowledged, or it escalates."""
+    compound = state.gate_compound.get(gate, "")
+    places = {"gate_id": gate}
+    if community := state.compound_community.get(compound):
+        places["community_id"] = community
+    uow.emit(
+        NotificationRequested(
+            request_id=request_id,
+            recipient=ToRole(role="duty_staff", place_id=gate),
+            template=template,
+            params={
+                "gate_id": gate,
+                "gate_name": state.gate_name.get(gate) or gate,
+                "compound_id": compound,
+                **params,
+            },
+            priority="urgent" if urgent else "normal",
+            needs_ack=urgent,
+            alert_kind="gate_offline" if urgent else None,
+            places=places,
+            requested_by="checkpoint",
+        ),
+        event_id=stable_id("NotificationRequested", request_id),
+    )
 
 
 async def gate_sends_bad_input(
@@ -217,7 +271,16 @@ async def gate_sends_bad_input(
         ev.reason,
     )
     async with uow:
-        uow.emit(ev, event_id=stable_id(ev.TYPE, gate_id, kind, now.isoformat()))
+        eid = stable_id(ev.TYPE, gate_id, kind, now.isoformat())
+        uow.emit(ev, event_id=eid)
+        _tell_duty_staff(
+            uow,
+            state,
+            gate_id,
+            "gate.bad_input",
+            {"kind": kind, "count": per_minute, "since": now.isoformat()},
+            request_id=eid,
+        )
         await uow.commit()
 
 

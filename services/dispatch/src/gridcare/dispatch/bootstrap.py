@@ -6,6 +6,7 @@ from faststream import FastStream
 
 from gridcare.contracts import STREAMS
 from gridcare.contracts.dispatch import TASK_CREATED, TaskCreated
+from gridcare.contracts.notify import NOTIFICATION_REQUESTED, NotificationRequested
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
 
@@ -32,6 +33,7 @@ def build(settings: Settings | None = None) -> Service:
     svc.include(events.router(svc.settings))
     svc.include(api.router(NAME))
     svc.publishes(TaskCreated, TASK_CREATED)
+    svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)
     return svc
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
 from gridcare.contracts.dispatch import TaskCreated
+from gridcare.contracts.notify import NotificationRequested, ToRole
 from gridcare.contracts.screening import CaseOpened
 from gridcare.shared import projection
 from gridcare.shared.envelope import stable_id, utcnow
@@ -36,9 +37,13 @@ async def create_task(
     person_id: str | None,
     household_id: str | None,
     summary: Callable[[Responsible], dict[str, str]],
+    params: dict[str, Any],
     case_id: str | None = None,
+    gate_id: str | None = None,
 ) -> None:
-    """One task per fact (``source_ref``): the fact reported again changes nothing.
+    """One task per fact (``source_ref``): the fact reported again changes nothing. The
+    grid worker is told through notify (``NotificationRequested``: the task's template
+    and its ``params``; a fever or a breach must be acknowledged, or it escalates).
 
     A person or household not (yet) in the reference data raises ``LookupError``: retried,
     since the data may still be arriving, then dead-lettered for the office to look at."""
@@ -78,6 +83,26 @@ async def create_task(
             ),
             event_id=stable_id("TaskCreated", task.task_id),
         )
+        alert = tasks.ALERT_KIND.get(kind)
+        places = {"grid_id": task.grid_id}
+        if who.community_id:
+            places["community_id"] = who.community_id
+        if gate_id:
+            places["gate_id"] = gate_id
+        uow.emit(
+            NotificationRequested(
+                request_id=stable_id("task", task.task_id),
+                recipient=ToRole(role="grid_worker", place_id=task.grid_id),
+                template=f"task.{kind}",
+                params={**params, "hours": tasks.hours_of(kind)},
+                priority="urgent" if task.urgent else "normal",
+                needs_ack=alert is not None,
+                alert_kind=alert,
+                places=places,
+                requested_by="dispatch",
+            ),
+            event_id=stable_id("NotificationRequested", task.task_id),
+        )
         await uow.commit()
 
 
@@ -90,9 +115,16 @@ async def case_opened(ev: CaseOpened, uow: DispatchUnitOfWork) -> None:
         person_id=ev.person_id,
         household_id=None,
         case_id=ev.case_id,
+        gate_id=ev.gate_id,
         summary=lambda who: summaries.fever(
             ev.person_id, ev.gate_id, ev.temperature_c, ev.observed_at, who.time_zone
         ),
+        params={
+            "person_id": ev.person_id,
+            "gate_id": ev.gate_id,
+            "temperature_c": ev.temperature_c,
+            "observed_at": _when(ev.observed_at),
+        },
     )
 
 
@@ -105,6 +137,7 @@ async def quarantine_breach(ev: QuarantineBreachAttempted, uow: DispatchUnitOfWo
         uow,
         person_id=ev.person_id if ev.via == "gate" else None,
         household_id=ev.household_id,
+        gate_id=ev.gate_id,
         summary=lambda who: summaries.breach(
             ev.via,
             ev.person_id,
@@ -115,6 +148,15 @@ async def quarantine_breach(ev: QuarantineBreachAttempted, uow: DispatchUnitOfWo
             ev.at,
             who.time_zone,
         ),
+        params={
+            "via": ev.via,
+            "person_id": ev.person_id,
+            "household_id": ev.household_id,
+            "gate_id": ev.gate_id,
+            "status": ev.status,
+            "status_label": dict(ev.status_label),
+            "at": _when(ev.at),
+        },
     )
 
 
@@ -129,7 +171,18 @@ async def permit_overdue(ev: PermitOverdue, uow: DispatchUnitOfWork) -> None:
         summary=lambda who: summaries.overdue(
             ev.holder_id, ev.household_id, ev.permit_id, ev.exited_at, ev.return_by, who.time_zone
         ),
+        params={
+            "holder_id": ev.holder_id,
+            "household_id": ev.household_id,
+            "permit_id": ev.permit_id,
+            "exited_at": _when(ev.exited_at),
+            "return_by": _when(ev.return_by),
+        },
     )
+
+
+def _when(t: Any) -> str | None:
+    return None if t is None else t.isoformat()
 
 
 # --- queries ------------------------------------------------------------------------------

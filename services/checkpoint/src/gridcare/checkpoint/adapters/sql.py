@@ -254,6 +254,7 @@ async def load_state(s: AsyncSession, state: GateState) -> None:
         return dict((await s.execute(sa.select(*cols))).all())
 
     state.gate_compound = await pairs(T.gates.c.gate_id, T.gates.c.compound_id)
+    state.gate_name = await pairs(T.gates.c.gate_id, T.gates.c.name)
     for cid, community, level in await s.execute(
         sa.select(
             T.compounds.c.compound_id, T.compounds.c.community_id, T.compounds.c.control_level

@@ -37,6 +37,7 @@ from .policy import Policy
 @dataclass
 class GateState:
     gate_compound: dict[str, str] = field(default_factory=dict)
+    gate_name: dict[str, str] = field(default_factory=dict)  # what duty staff read
     compound_level: dict[str, ControlLevel] = field(default_factory=dict)
     compound_community: dict[str, str] = field(default_factory=dict)
     building_compound: dict[str, str] = field(default_factory=dict)
@@ -65,6 +66,7 @@ class GateState:
         match entity:
             case Gate():
                 self.gate_compound[entity.gate_id] = entity.compound_id
+                self.gate_name[entity.gate_id] = entity.name
             case Compound():
                 self.compound_level[entity.compound_id] = ControlLevel(entity.control_level)
                 self.compound_community[entity.compound_id] = entity.community_id

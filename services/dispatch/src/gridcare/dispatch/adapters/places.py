@@ -27,4 +27,5 @@ class Places(ReferenceCopy):
             worker_id=grid["worker_id"],
             household_id=household_id,
             time_zone=community["time_zone"] if community else None,
+            community_id=grid["community_id"] or None,
         )

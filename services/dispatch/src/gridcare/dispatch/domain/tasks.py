@@ -36,6 +36,7 @@ class Responsible:
     worker_id: str
     household_id: str
     time_zone: str | None  # the community's
+    community_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,15 @@ def new_task(
         due_by=now + WITHIN[kind],
         created_at=now,
     )
+
+
+#: The task kinds a person must acknowledge (their alert's kind: its escalation chain).
+ALERT_KIND: dict[str, str] = {"fever_follow_up": "fever", "quarantine_breach": "quarantine_breach"}
+
+
+def hours_of(kind: str) -> float:
+    """The deadline in hours, as a number (a template's parameter)."""
+    return WITHIN[kind].total_seconds() / 3600
 
 
 def hours(kind: str) -> str:

@@ -1,0 +1,126 @@
+"""What services ask notify for renders with notify's templates: every NotificationRequested
+that dispatch and the checkpoint make (run through their own handlers, on their fake units
+of work) names a template notify has and gives every parameter it uses, and renders in
+Chinese and English."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gridcare.checkpoint import handlers as checkpoint
+from gridcare.checkpoint.domain.health import GateHealth
+from gridcare.checkpoint.domain.state import GateState
+from gridcare.checkpoint.unit_of_work import FakeUnitOfWork as CheckpointUoW
+from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
+from gridcare.contracts.notify import NotificationRequested
+from gridcare.contracts.refdata import (
+    Building,
+    Community,
+    CommunityPolicy,
+    Compound,
+    Gate,
+    Grid,
+    Household,
+    Resident,
+)
+from gridcare.contracts.screening import CaseOpened
+from gridcare.dispatch import handlers as dispatch
+from gridcare.dispatch.unit_of_work import FakeUnitOfWork as DispatchUoW
+from gridcare.notify.domain.templates import Templates
+
+T0 = datetime(2026, 3, 11, 23, 31, tzinfo=UTC)
+PLACES = (
+    Community(community_id="CM-1", name="Donghu", time_zone="Asia/Shanghai"),
+    Compound(compound_id="C-01", community_id="CM-1", name="Donghu Garden"),
+    Grid(
+        grid_id="G-01",
+        community_id="CM-1",
+        name="Grid 1",
+        worker_id="W-01",
+        worker_name="Li Mei",
+        worker_phone="+86 138 0000 0001",
+    ),
+    Building(building_id="B-01", compound_id="C-01", grid_id="G-01", name="1"),
+    Household(household_id="H-0101", building_id="B-01", unit="1-101"),
+    Resident(resident_id="R-1001", household_id="H-0101", name="Wang Fang"),
+    Gate(gate_id="g1", compound_id="C-01", name="North gate"),
+)
+
+
+async def from_dispatch() -> list[dict]:
+    uow = DispatchUoW()
+    for entity in PLACES:
+        await dispatch.reference_data_changed(entity, uow)
+    await dispatch.case_opened(
+        CaseOpened(
+            case_id="c-1",
+            kind="fever",
+            person_id="R-1001",
+            opened_at=T0,
+            reason="38.2",
+            source_ref="scan:g1:g1-1",
+            temperature_c=38.2,
+            gate_id="g1",
+            observed_at=T0,
+        ),
+        uow,
+    )
+    for via in ("gate", "door"):
+        await dispatch.quarantine_breach(
+            QuarantineBreachAttempted(
+                via=via,
+                compound_id="C-01",
+                person_id="R-1001" if via == "gate" else None,
+                household_id="H-0101",
+                status="home_quarantine",
+                status_label={"zh": "居家隔离", "en": "home quarantine"},
+                gate_id="g1" if via == "gate" else None,
+                ref=f"{via}:1",
+                at=T0,
+            ),
+            uow,
+        )
+    await dispatch.permit_overdue(
+        PermitOverdue(
+            permit_id="p-1",
+            holder_id="R-1001",
+            household_id="H-0101",
+            compound_id="C-01",
+            exited_at=T0,
+            return_by=T0 + timedelta(hours=3),
+        ),
+        uow,
+    )
+    return uow.events(NotificationRequested)
+
+
+async def from_checkpoint() -> list[dict]:
+    uow, state = CheckpointUoW(), GateState()
+    for entity in PLACES:
+        await checkpoint.reference_data_changed(entity, uow, state)
+    await checkpoint.policy_set(
+        CommunityPolicy(community_id="CM-1", heartbeat_interval_s=10), uow, state
+    )
+    health = GateHealth(started_at=T0 - timedelta(minutes=5))
+    await checkpoint.check_gates(health, uow, state)
+    health.seen("g1", T0, "1.0")
+    await checkpoint.gate_came_back("g1", health, uow, state)
+    await checkpoint.gate_sends_bad_input("g1", "heartbeat", "invalid", 10, uow, state)
+    return uow.events(NotificationRequested)
+
+
+@pytest.mark.parametrize("producer", [from_dispatch, from_checkpoint])
+async def test_every_request_renders_in_every_language(producer):
+    templates = Templates()
+    requests = [NotificationRequested.model_validate(r) for r in await producer()]
+    assert requests
+    for req in requests:
+        assert templates.required_params(req.template) <= set(req.params), req.template
+        for language in ("zh", "en"):
+            text = templates.render(
+                req.template, language, req.params, zone="Asia/Shanghai", alert_id="AB12CD34"
+            )
+            assert text.title and text.body and text.sms and not text.sms_cut
+            assert "None" not in text.body, (req.template, language, text.body)
