@@ -73,7 +73,7 @@ async def from_dispatch() -> list[dict]:
                 via=via,
                 compound_id="C-01",
                 person_id="R-1001" if via == "gate" else None,
-                household_id="H-0101",
+                household_id=None if via == "gate" else "H-0101",  # as a gate reports it
                 status="home_quarantine",
                 status_label={"zh": "居家隔离", "en": "home quarantine"},
                 gate_id="g1" if via == "gate" else None,

@@ -3,8 +3,8 @@
 - a quarantine breach (at a gate, or a quarantined household's door) becomes an URGENT task
   for the grid worker responsible, and an urgent chat alert in the grid's chat;
 - an overdue return on a permit becomes a (not urgent) task and alert;
-- a gate going offline / coming back online is posted to the gate's duty chat, in Chinese
-  and English; a gate without a duty chat is dead-lettered with that reason.
+- a gate going offline / coming back online is told to its duty staff (or its duty chat, in
+  Chinese and English).
 
 The checkpoint events are published here exactly as the checkpoint publishes them (an
 envelope on the event's subject, with its headers). Every step is idempotent: the same
@@ -15,18 +15,15 @@ envelope makes no second task and no second post.
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import nats
 import pytest
 from system import System, write_community
 
-from gridcare.contracts.checkpoint import (
-    GateCameOnline,
-    GateWentOffline,
-    PermitOverdue,
-    QuarantineBreachAttempted,
-)
+from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
+from gridcare.contracts.refdata import CommunityPolicy
 from gridcare.shared.envelope import Envelope, Event, new_id
 
 QUARANTINE = {"zh": "居家隔离", "en": "home quarantine"}  # screening's words, carried on
@@ -34,7 +31,13 @@ QUARANTINE = {"zh": "居家隔离", "en": "home quarantine"}  # screening's word
 pytestmark = pytest.mark.e2e
 
 
-async def publish(system: System, env: Envelope, subject: str, msg_id: str | None = None):
+async def publish(
+    system: System,
+    env: Envelope,
+    subject: str,
+    stream: str = "CHECKPOINT",
+    msg_id: str | None = None,
+):
     """What the checkpoint's outbox relay does; ``msg_id`` overrides the Nats-Msg-Id."""
     nc = await nats.connect(system.nats.url)
     try:
@@ -42,7 +45,7 @@ async def publish(system: System, env: Envelope, subject: str, msg_id: str | Non
         if msg_id is not None:
             headers["Nats-Msg-Id"] = msg_id
         ack = await nc.jetstream().publish(
-            subject, env.to_bytes(), headers=headers, stream="CHECKPOINT", timeout=5
+            subject, env.to_bytes(), headers=headers, stream=stream, timeout=5
         )
         assert not ack.duplicate
     finally:
@@ -168,7 +171,7 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
     await publish(system, checkpoint_envelope(overdue), overdue.subject())
 
     async def three_deliveries():
-        return len(await system.rows("notify", "deliveries", "status = 'sent'")) == 3
+        return len(await system.rows("notify", "messages", "status = 'sent'")) == 3
 
     await system.wait_for(three_deliveries, what="three chat alerts")
     await settled(
@@ -176,7 +179,8 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
         [
             ("CHECKPOINT", "dispatch-breaches"),
             ("CHECKPOINT", "dispatch-overdue"),
-            ("DISPATCH", "notify-tasks"),
+            ("NOTIFY_REQUESTS", "notify-requests-urgent"),
+            ("NOTIFY_REQUESTS", "notify-requests"),
         ],
     )
 
@@ -209,57 +213,61 @@ async def test_breach_and_overdue_become_tasks_for_the_grid_worker(system, sink,
     assert g2[0]["body"]["title"].startswith("URGENT")
     assert "H-0301" in g2[0]["body"]["message"] and "door" in g2[0]["body"]["message"]
     overdue_post = next(p for p in g1 if "R-2001" in p["body"]["message"])
-    assert overdue_post["body"]["title"] == "新任务"
+    assert overdue_post["body"]["title"].startswith("逾期未归")
     assert (
         "逾期未归" in overdue_post["body"]["message"] and "P-42" in overdue_post["body"]["message"]
     )
-    delivered = {
-        d.notification_id for d in await system.rows("notify", "deliveries", "status = 'sent'")
-    }
-    assert {p["headers"]["X-Gridcare-Notification-Id"] for p in g1 + g2} == delivered
+    # the breaches are alerts to acknowledge ([id] and a link); the overdue return is not
+    breach_post = next(p for p in g1 if "R-1001" in p["body"]["message"])
+    assert "[" in breach_post["body"]["title"] and "/ack/" in breach_post["body"]["message"]
+    assert "[" not in overdue_post["body"]["title"]
+    delivered = {d.delivery_key for d in await system.rows("notify", "messages", "status = 'sent'")}
+    assert {p["headers"]["Idempotency-Key"] for p in g1 + g2} == delivered
     for name in ("dispatch", "notify"):
         assert await system.count(name, "dead_letters") == 0, system.logs()
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
-async def test_gate_offline_and_online_reach_the_duty_chat(system, sink, tmp_path):
-    await community(
-        system,
-        sink,
-        tmp_path,
-        gates={"g1": sink.url("/hooks/duty-g1"), "g3": sink.url("/hooks/duty-g3")},
-    )
-    seen = datetime.now(UTC) - timedelta(seconds=95)
-    offline = GateWentOffline(gate_id="g1", compound_id="C-01", last_seen_at=seen, silent_s=95)
-    env = checkpoint_envelope(offline)
-    await publish(system, env, offline.subject())
-    await publish(system, env, offline.subject(), msg_id=new_id())  # delivered twice
-    online = GateCameOnline(gate_id="g1", compound_id="C-01", at=datetime.now(UTC))
-    await publish(system, checkpoint_envelope(online), online.subject())
-    # g2 has no duty chat: a clear dead letter, not a retry loop
-    lost = GateWentOffline(gate_id="g2", compound_id="C-01", last_seen_at=None, silent_s=90)
-    await publish(system, checkpoint_envelope(lost), lost.subject())
+async def test_a_gate_offline_and_back_reaches_its_duty_staff(system, sink, tmp_path):
+    """The checkpoint finds gates silent (heartbeats every second by this community's
+    policy: offline after three) and asks notify to tell their duty staff: whoever is on duty
+    there (DS-01 at g1 and g2, in their language, through their chat), else the gate's duty
+    chat (g3, in Chinese and English). An offline gate is an alert to acknowledge; a gate
+    that speaks again is back online."""
+    await community(system, sink, tmp_path, gates={"g3": sink.url("/hooks/duty-g3")})
+    policy = CommunityPolicy(community_id="CM-1", heartbeat_interval_s=1)
+    await publish(system, Envelope.wrap(policy, source="gridcare-cli"), policy.subject(), "REFDATA")
 
-    async def dead_g2():
-        return await system.rows("notify", "dead_letters", "consumer = 'notify-gates'")
+    def offline(path: str) -> list[dict]:
+        return [p for p in sink.posts(path) if "离线" in p["body"]["title"]]
 
-    dead = await system.wait_for(dead_g2, what="dead letter for gate g2")
-    await settled(system, [("CHECKPOINT", "notify-gates")])
+    async def all_offline():
+        return len(offline("/hooks/staff-DS-01")) == 2 and len(offline("/hooks/duty-g3")) == 1
 
-    assert len(dead) == 1 and "gate g2 has no duty_chat_url" in dead[0].reason
-    assert dead[0].deliveries == 1  # rejected at once, not retried
+    await system.wait_for(all_offline, timeout=60, what="three gates reported offline")
+    ds = offline("/hooks/staff-DS-01")
+    titles = " ".join(p["body"]["title"] for p in ds)
+    assert "北门" in titles and "南门" in titles  # g1 and g2, by their names
+    assert all("[" in p["body"]["title"] for p in ds)  # to acknowledge: its [alert id]
+    g3 = offline("/hooks/duty-g3")[0]["body"]
+    assert "offline" in g3["message"] and "离线" in g3["message"]  # a chat reads both
+    assert sink.posts("/hooks/G-") == []
 
-    posts = sink.posts("/hooks/duty-g1")
-    assert len(posts) == 2, posts
-    down, up = (p["body"] for p in posts)
-    assert "离线" in down["title"] and "offline" in down["title"]
-    assert "离线" in down["message"] and "offline" in down["message"] and "95" in down["message"]
-    assert "North gate" in down["message"]
-    assert "恢复在线" in up["message"] and "back online" in up["message"]
-    assert sink.posts("/hooks/G-") == [] and sink.posts("/hooks/duty-g3") == []
+    # g1 speaks again: back online, told to the same duty staff
+    nc = await nats.connect(system.nats.url)
+    try:
+        hb = {"gate_id": "g1", "sent_at": datetime.now(UTC).isoformat(), "firmware": "1.0"}
+        await nc.publish("gate.g1.heartbeat", json.dumps(hb).encode())
+        await nc.flush()
+    finally:
+        await nc.close()
 
-    deliveries = await system.rows("notify", "deliveries", "status = 'sent'")
-    assert {d.recipient_id for d in deliveries} == {"duty:g1"} and len(deliveries) == 2
-    assert {p["headers"]["X-Gridcare-Notification-Id"] for p in posts} == {
-        d.notification_id for d in deliveries
-    }
+    async def back():
+        return [p for p in sink.posts("/hooks/staff-DS-01") if "恢复" in p["body"]["title"]]
+
+    [up] = await system.wait_for(back, what="g1 back online")
+    assert "北门" in up["body"]["title"]
+    messages = await system.rows("notify", "messages", "template = 'gate.offline'")
+    assert {m.recipient_id for m in messages} == {"DS-01", "group:gate-g3"}
+    for name in ("checkpoint", "notify"):
+        assert await system.count(name, "dead_letters") == 0, system.logs()

@@ -43,7 +43,7 @@ HOPS = {
     "checkpoint": ("passages", ""),
     "screening": ("cases", ""),
     "dispatch": ("tasks", ""),
-    "notify": ("deliveries", "status = 'sent'"),
+    "notify": ("messages", "status = 'sent'"),
 }
 
 
@@ -99,12 +99,12 @@ async def test_sigkill_mid_slice_loses_nothing(system, sink, tmp_path, victim):
     assert {p.person_id for p in await system.rows("checkpoint", "passages")} == set(people)
     assert {c.person_id for c in await system.rows("screening", "cases")} == set(people)
     assert {t.person_id for t in await system.rows("dispatch", "tasks")} == set(people)
-    sent = await system.rows("notify", "deliveries", "status = 'sent'")
-    delivered = {d.notification_id for d in sent}
-    posted = [p["headers"]["X-Gridcare-Notification-Id"] for p in sink.posts("/hooks/")]
+    sent = await system.rows("notify", "messages", "status = 'sent'")
+    delivered = {d.delivery_key for d in sent}
+    posted = [p["headers"]["Idempotency-Key"] for p in sink.posts("/hooks/")]
     assert set(posted) == delivered
     # A chat post can repeat only if notify dies between the webhook's 200 and its commit;
-    # the repeat carries the same X-Gridcare-Notification-Id for the receiver to drop.
+    # the repeat carries the same Idempotency-Key for the receiver to drop.
     assert len(posted) - len(set(posted)) <= (1 if victim == "notify" else 0)
     for name in SERVICES:
         assert await system.count(name, "dead_letters") == 0, system.logs()

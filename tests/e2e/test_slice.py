@@ -47,16 +47,18 @@ async def test_fever_scan_crosses_all_four_services(system, sink, tmp_path):
     assert tasks[0].assignee_id == "W-01" and tasks[0].grid_id == "G-01"
     assert tasks[0].case_id == cases[0].case_id and tasks[0].kind == "fever_follow_up"
 
-    # notify: delivered to the grid's chat webhook, in the worker's language (zh)
+    # notify: delivered to the grid's chat webhook, in the worker's language (zh), as an
+    # alert to acknowledge ([its id], and a link)
     async def delivered():
-        return await system.rows("notify", "deliveries", "status = 'sent'")
+        return await system.rows("notify", "messages", "status = 'sent'")
 
-    deliveries = await system.wait_for(delivered, what="delivery")
-    assert len(deliveries) == 1 and deliveries[0].recipient_id == "W-01"
+    messages = await system.wait_for(delivered, what="delivery")
+    assert len(messages) == 1 and messages[0].recipient_id == "W-01"
     posts = sink.posts("/hooks/G-01")
     assert len(posts) == 1
-    assert posts[0]["headers"]["X-Gridcare-Notification-Id"] == deliveries[0].notification_id
-    assert "R-1001" in posts[0]["body"]["message"] and "发热" in posts[0]["body"]["message"]
+    assert posts[0]["headers"]["Idempotency-Key"] == messages[0].delivery_key
+    body = posts[0]["body"]["message"]
+    assert "R-1001" in body and "发热" in body and f"[{messages[0].alert_id}]" in body
 
     # the device retries the same scan: same verdict, recorded once, no second alert
     again = await system.request("gate.g1.scan", fever_scan("g1-000123", "R-1001"))

@@ -84,6 +84,9 @@ async def create_task(
             event_id=stable_id("TaskCreated", task.task_id),
         )
         alert = tasks.ALERT_KIND.get(kind)
+        asked = {**params, "hours": tasks.hours_of(kind)}
+        if "household_id" in params:  # as dispatch found it (a breach at a gate may not say)
+            asked["household_id"] = task.household_id
         places = {"grid_id": task.grid_id}
         if who.community_id:
             places["community_id"] = who.community_id
@@ -94,7 +97,7 @@ async def create_task(
                 request_id=stable_id("task", task.task_id),
                 recipient=ToRole(role="grid_worker", place_id=task.grid_id),
                 template=f"task.{kind}",
-                params={**params, "hours": tasks.hours_of(kind)},
+                params=asked,
                 priority="urgent" if task.urgent else "normal",
                 needs_ack=alert is not None,
                 alert_kind=alert,
