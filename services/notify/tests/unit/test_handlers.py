@@ -296,6 +296,11 @@ async def test_the_hourly_cap_holds_non_urgent_messages_to_one_recipient():
     assert len(providers.sent) == 2
     await send_all(uow, providers, T0 + timedelta(minutes=61))
     assert len(providers.sent) == 4
+    # alerts to acknowledge are not capped (40 fevers in an hour all reach the worker)
+    for n in range(4):
+        await handlers.request(fever(f"task-{n}", priority="normal"), uow, D, T0)
+    await send_all(uow, providers, T0 + timedelta(minutes=62))
+    assert len(providers.sent) == 8
 
 
 async def test_low_priority_notices_wait_for_one_digest():

@@ -385,9 +385,10 @@ def _entry(m: Message, at: datetime, status: str, channel: str | None, detail: s
 async def claim(
     uow: UoW, d: Delivery, now: datetime, limit: int, max_priority: int = 2
 ) -> list[Message]:
-    """The messages to send now (the attempt committed): the most urgent first. A
-    non-urgent one waits out the community's quiet hours and its recipient's hourly cap; one
-    past its expiry ends; the held ones of a recipient whose digest is due go as one."""
+    """The messages to send now (the attempt committed): the most urgent first. One that is
+    neither urgent nor an alert to acknowledge waits out the community's quiet hours and
+    its recipient's hourly cap; one past its expiry ends; the held ones of a recipient
+    whose digest is due go as one."""
     async with uow:
         due = await uow.messages.due(now, limit, max_priority)
         if not due:
@@ -398,7 +399,7 @@ async def claim(
             if m.community_id not in policies:
                 policies[m.community_id] = NotifyPolicy.of(await uow.places.policy(m.community_id))
         sent = await uow.messages.sent_since(
-            list({m.recipient_id for m in due if not m.urgent}), now - timedelta(hours=1)
+            list({m.recipient_id for m in due if not m.pressing}), now - timedelta(hours=1)
         )
         changed, ready, log = [], [], []
         bundled: set[str] = set()  # held notices already put in a digest in this round
@@ -410,7 +411,7 @@ async def claim(
                 changed.append(m.ended("expired"))
                 log.append(_entry(m, now, "expired", None, "not sent by its expiry"))
                 continue
-            if not m.urgent:
+            if not m.pressing:  # an urgent message or an alert waits for neither
                 until = quiet_until(now, m.time_zone, policy.quiet_hours)
                 if until is not None:
                     changed.append(m.wait_until(until, m.status))

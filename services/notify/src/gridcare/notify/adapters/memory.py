@@ -60,7 +60,8 @@ class Messages:
     async def sent_since(self, recipients: Sequence[str], since: datetime) -> dict[str, int]:
         out: dict[str, int] = {}
         for m in self.rows.values():
-            if m.recipient_id in recipients and m.sent_at and m.sent_at >= since and m.priority:
+            capped = m.priority and m.alert_id is None
+            if m.recipient_id in recipients and m.sent_at and m.sent_at >= since and capped:
                 out[m.recipient_id] = out.get(m.recipient_id, 0) + 1
         return out
 

@@ -162,11 +162,17 @@ class Messages:
         return [to_message(r) for r in await self.session.execute(q)]
 
     async def sent_since(self, recipients: Sequence[str], since: datetime) -> dict[str, int]:
-        """Non-urgent messages sent to each of these recipients since ``since``."""
+        """Messages under the hourly cap (neither urgent nor alerts) sent to each of these
+        recipients since ``since``."""
         c = T.messages.c
         q = (
             sa.select(c.recipient_id, sa.func.count())
-            .where(c.recipient_id.in_(list(recipients)), c.sent_at >= since, c.priority > 0)
+            .where(
+                c.recipient_id.in_(list(recipients)),
+                c.sent_at >= since,
+                c.priority > 0,
+                c.alert_id.is_(None),
+            )
             .group_by(c.recipient_id)
         )
         return dict((await self.session.execute(q)).all())

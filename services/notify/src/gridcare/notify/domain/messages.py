@@ -89,6 +89,12 @@ class Message:
         return self.priority == RANK["urgent"]
 
     @property
+    def pressing(self) -> bool:
+        """Urgent, or an alert someone must acknowledge (its escalation is counting): never
+        held by quiet hours or the hourly cap."""
+        return self.urgent or self.alert_id is not None
+
+    @property
     def current(self) -> Route:
         return self.routes[self.route]
 
