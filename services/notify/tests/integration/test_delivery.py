@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import nats
 import pytest
 import sqlalchemy as sa
@@ -311,3 +312,39 @@ async def test_an_unacknowledged_alert_escalates_and_an_acknowledgement_stops_it
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_receipts_and_acknowledgement_links_over_http(notify):
+    """Notify's HTTP port: providers' receipts (our JSON form and Twilio's), refused for a
+    message nobody knows; an alert's link shows a page on GET and acknowledges on POST."""
+    svc, nc, chat, _, _ = notify
+    await publish(nc.jetstream(), fever())
+    await until(lambda: _true(len(chat.accepted) == 1), what="the alert")
+    m = await message(svc)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.asgi), base_url="http://n")
+    async with http:
+        r = await http.post("/receipts", json={"key": m.delivery_key, "status": "delivered"})
+        assert r.status_code == 200 and r.json()["status"] == "delivered"
+        r = await http.post("/receipts", json={"key": "nobody", "status": "delivered"})
+        assert r.status_code == 404 and r.json()["error"] == "unknown_message"
+        r = await http.post("/receipts", json={"status": "delivered"})
+        assert r.status_code == 400
+        form = {"MessageSid": m.provider_ref, "MessageStatus": "delivered"}
+        r = await http.post("/receipts/twilio", data=form)
+        assert r.status_code == 200
+        link = chat.accepted[0]["message"].rsplit("http://", 1)[1].split("/", 1)[1]
+        page = await http.get("/" + link)
+        assert page.status_code == 200 and "<form" in page.text
+        assert (await message(svc)).status == "delivered"  # a GET acknowledges nothing
+        forged = await http.post("/" + link[:-4] + "0000")
+        assert forged.status_code == 404
+        taken = await http.post("/" + link)
+        assert taken.status_code == 200 and "Acknowledged" in taken.text
+    assert (await message(svc)).status == "acknowledged"
+    async with svc.store.sessions() as s:
+        h = T.history.c
+        statuses = (
+            await s.scalars(sa.select(h.status).where(h.message_id == m.message_id).order_by(h.id))
+        ).all()
+    assert statuses[:3] == ["queued", "sending", "sent"]
+    assert "delivered" in statuses and statuses[-1] == "acknowledged"
