@@ -320,7 +320,12 @@ async def test_receipts_and_acknowledgement_links_over_http(notify):
     svc, nc, chat, _, _ = notify
     await publish(nc.jetstream(), fever())
     await until(lambda: _true(len(chat.accepted) == 1), what="the alert")
-    m = await message(svc)
+
+    async def sent():
+        m = await message(svc)
+        return m if m.status == "sent" else None
+
+    m = await until(sent, what="the outcome committed")
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.asgi), base_url="http://n")
     async with http:
         r = await http.post("/receipts", json={"key": m.delivery_key, "status": "delivered"})
