@@ -248,8 +248,12 @@ async def test_an_outage_of_minutes_is_ridden_out_with_retries_a_circuit_and_fai
         if delivered():
             break
     await until(lambda: _true(len(delivered()) == 1), what="the alert once a provider is back")
-    await asyncio.sleep(0.5)
-    assert len(delivered()) == 1 and (await message(svc)).status == "sent"
+
+    async def sent():
+        return (await message(svc)).status == "sent"
+
+    await until(sent, what="its outcome committed")
+    assert len(delivered()) == 1
     async with svc.store.sessions() as s:
         dead = await s.scalar(sa.select(sa.func.count()).select_from(svc.store.tables.dead_letters))
     assert dead == 0
@@ -276,7 +280,11 @@ async def test_given_up_it_is_a_dead_letter_and_its_replay_delivers_it(notify):
     chat.mode, sms.mode = "ok", "ok"
     await svc.dead_letters.replay(row["id"], svc.publish_to_stream)
     await until(lambda: _true(len(chat.accepted) == 1), what="the replayed alert")
-    assert (await message(svc)).status == "sent"
+
+    async def sent():
+        return (await message(svc)).status == "sent"
+
+    await until(sent, what="its outcome committed")
 
 
 async def test_an_unacknowledged_alert_escalates_and_an_acknowledgement_stops_it(notify):

@@ -55,16 +55,7 @@ class Directory(ReferenceCopy):
         if grids := await self.refdata.find(Grid.TYPE, worker_id=person_id):
             return _worker(grids[0])
         if row := await self.refdata.get(Volunteer.TYPE, person_id):
-            return Contact(
-                contact_id=row["volunteer_id"],
-                name=row["name"],
-                language=row["language"],
-                community_id=row["community_id"],
-                chat_url=row["chat_url"] or "",
-                phone=row["phone"],
-                email=row["email"],
-                channels=_tags(row["channels"]),
-            )
+            return _staff({**row, "staff_id": row["volunteer_id"], "roles": ()})
         return None
 
     async def _resident(self, row: dict[str, Any], community: str | None = None) -> Contact:
@@ -198,6 +189,7 @@ class Directory(ReferenceCopy):
 
 
 def _staff(row: dict[str, Any]) -> Contact:
+    """A member of staff (or a volunteer: the same, with no roles)."""
     return Contact(
         contact_id=row["staff_id"],
         name=row["name"],
