@@ -51,6 +51,7 @@ asyncapi: install
 bench: install
 	$(VENV)/bin/python bench/scan_bench.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/enforcement_bench.py
+	$(VENV)/bin/python bench/notify_bench.py
 
 lint: install
 	$(VENV)/bin/ruff check .
