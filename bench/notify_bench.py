@@ -14,7 +14,7 @@ reference data (one compound, 20,000 residents with phones, an SMS channel cappe
 reads the providers' caps when it gets ready), then measures, one after another:
 
   raw         one process (this file with ``--raw-post``) posting the same JSON to the same
-              gateway through one pooled httpx.AsyncClient, a few in flight, a fixed count:
+              gateway through one pooled aiohttp session, a few in flight, a fixed count:
               the ceiling of "HTTP posting from one Python process" on this machine
   capped      a broadcast to every resident (NotificationRequested, ToResidents of the
               compound, notice.text, normal) through the gateway capped at 500/s: the cap
@@ -177,17 +177,19 @@ def serve_provider(out: Path) -> None:
 # =============================================================================================
 def raw_post(url: str, count: int, inflight: int, warmup: int, text: str) -> None:
     """Post ``warmup`` then ``count`` SMS-gateway requests to ``url`` from one pooled
-    httpx.AsyncClient with ``inflight`` in flight; print one JSON line of figures."""
-    import httpx
+    aiohttp session (the client notify posts with) with ``inflight`` in flight; print one
+    JSON line of figures."""
+    import aiohttp
     import uvloop
 
     tag = f"{RAW_KEY}{os.getpid()}-"
 
     async def main() -> dict:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight),
+        client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=inflight),
+            timeout=aiohttp.ClientTimeout(total=10.0),
             headers={"User-Agent": "bench-raw", "Accept-Encoding": "identity"},
+            auto_decompress=False,
         )
         errors = 0
         seq = 0
@@ -198,18 +200,18 @@ def raw_post(url: str, count: int, inflight: int, warmup: int, text: str) -> Non
                 seq += 1
                 key = f"{tag}{seq}"
                 payload = {"to": f"+86 139 {seq % 10_000:04d} 0000", "text": text, "key": key}
-                r = await client.post(
+                async with client.post(
                     url,
-                    content=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+                    data=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
                     headers={
                         "Content-Type": "application/json; charset=utf-8",
                         "Idempotency-Key": key,
                         "X-Gridcare-Notification-Id": key,
                     },
-                )
-                r.read()
-                if not 200 <= r.status_code < 300:
-                    errors += 1
+                ) as r:
+                    await r.read()
+                    if not 200 <= r.status < 300:
+                        errors += 1
 
         try:
             await asyncio.gather(*(post_until(warmup) for _ in range(inflight)))
@@ -219,7 +221,7 @@ def raw_post(url: str, count: int, inflight: int, warmup: int, text: str) -> Non
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             print(json.dumps({"event": "end"}), flush=True)
         finally:
-            await client.aclose()
+            await client.close()
         return {
             "posts": count,
             "seconds": round(wall, 3),
@@ -1197,8 +1199,7 @@ def machine_info() -> dict:
                 for p in (
                     "nats-py",
                     "faststream",
-                    "httpx",
-                    "httpcore",
+                    "aiohttp",
                     "uvloop",
                     "sqlalchemy",
                     "aiosqlite",
@@ -1390,7 +1391,7 @@ def render(report: dict) -> str:
         f"alert (ToPerson, notice.text) every {plan['urgent_every_s']:g} s meanwhile, timed "
         "from just before its publish to its arrival at the gateway (CLOCK_MONOTONIC of one "
         "machine). Uncapped: the same broadcast after the channel is pointed at the gateway's "
-        "second port (no cap). Raw: one process, one httpx.AsyncClient on uvloop, "
+        "second port (no cap). Raw: one process, one aiohttp session on uvloop, "
         f"{plan['raw_inflight']} in flight, {plan['raw_count']:,} posts of the same JSON "
         f"after {plan['raw_warmup']} warm-up, to the uncapped port; before and after the "
         "broadcasts.",

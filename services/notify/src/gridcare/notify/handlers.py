@@ -20,7 +20,7 @@ Alerts that need a person: :func:`acknowledge`, :func:`escalate_due`. Delivery r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,9 +49,9 @@ from .domain.recipients import GROUP_LANGUAGES, Contact, Unreachable, routes
 from .domain.templates import Rendered, TemplateProblem, Templates, UnknownTemplate
 from .unit_of_work import NotifyUnitOfWork as UoW
 
-#: Households whose residents are written per transaction when a request is expanded (a
-#: broadcast: about a thousand people).
-HOUSEHOLDS_CHUNK = 400
+#: Households whose residents are written per transaction when a broadcast is expanded
+#: (about eighty people: a short hold of the store, so an urgent request is not kept waiting).
+HOUSEHOLDS_CHUNK = 20
 #: A recipient over the hourly cap is looked at again this much later.
 CAP_RETRY = timedelta(minutes=5)
 #: The role whose place a request's ``places`` names, for each role of a chain.
@@ -83,7 +83,11 @@ async def request(ev: NotificationRequested, uow: UoW, d: Delivery, now: datetim
     """Take a request: one message per recipient, written before anything is sent.
     Returns how many messages are new. Refused for good (a dead letter, with the reason):
     an unknown template, a missing parameter, a recipient nobody is, a place that is not.
-    The same request again adds nobody twice."""
+    The same request again adds nobody twice.
+
+    A request to a person, a role or a group is one transaction (an urgent alert waits for
+    nothing else); a broadcast is written a chunk of households at a time, each chunk its
+    own transaction, and resumes where it was after a restart."""
     if ev.priority == "urgent" and ev.digest:
         raise Permanent("an urgent message is never held for a digest")
     try:
@@ -92,67 +96,113 @@ async def request(ev: NotificationRequested, uow: UoW, d: Delivery, now: datetim
         raise Permanent(f"unknown template {ev.template!r}") from None
     if missing:
         raise Permanent(f"template {ev.template!r} needs parameters: {', '.join(sorted(missing))}")
+    if isinstance(ev.recipient, ToResidents):
+        return await _broadcast(ev, uow, d, now)
     async with uow:
-        known = await uow.requests.get(ev.request_id)
-        if known and known["status"] == "cancelled":
-            await uow.commit()
-            return 0
-        if ev.expires_at is not None and ev.expires_at <= now:
-            await uow.requests.put(_request_row(ev, now, "expired", 0, None))
+        if not await _open(ev, uow, now):
             await uow.commit()
             return 0
         community = await _community_of(ev, uow)
         policy = NotifyPolicy.of(await uow.places.policy(community))
-        alert = None
-        if ev.needs_ack:
-            alert = await uow.alerts.get(alerting.new_alert_id(ev.request_id))
-            if alert is None:
-                alert = alerting.raise_alert(
-                    ev.request_id,
-                    ev.alert_kind or ev.template,
-                    ev.template,
-                    dict(ev.params),
-                    dict(ev.places),
-                    community,
-                    policy.chain(ev.alert_kind),
-                    now,
-                )
-                await uow.alerts.save(alert)
-        await uow.requests.put(
-            _request_row(ev, now, "expanding", 0, alert.alert_id if alert else None)
+        alert = await _alert(ev, uow, community, policy, now)
+        writer = _Writer(uow, d, now, policy)
+        built = await writer.messages(
+            await _contacts(ev, uow),
+            request_id=ev.request_id,
+            template=ev.template,
+            params=ev.params,
+            priority=ev.priority,
+            alert=alert,
+            digest=ev.digest,
+            expires_at=ev.expires_at,
         )
-        await uow.commit(handled=False)
+        if not built:
+            raise Permanent(f"nobody to send to: {_describe(ev)} (no way to reach them)")
+        new = await writer.add(built, alert, step=0)
+        row = _request_row(ev, now, "expanded", len(built), alert.alert_id if alert else None)
+        await uow.requests.put(row)
+        await uow.commit()
+    return new
 
+
+async def _broadcast(ev: NotificationRequested, uow: UoW, d: Delivery, now: datetime) -> int:
+    r = ev.recipient
+    assert isinstance(r, ToResidents)
+    async with uow:
+        if not await _open(ev, uow, now):
+            await uow.commit()
+            return 0
+        if not await uow.places.place_known(r.place, r.place_id):
+            raise Permanent(f"unknown recipient: no {r.place} {r.place_id!r}")
+        community = await uow.places.community_of(r.place, r.place_id)
+        policy = NotifyPolicy.of(await uow.places.policy(community))
+        households = await uow.places.households(r.place, r.place_id)
+        await uow.requests.put(_request_row(ev, now, "expanding", 0, None))
+        await uow.commit(handled=False)
     new = total = 0
     writer = _Writer(uow, d, now, policy)
-    async for contacts in _recipients(ev, uow):
+    for i in range(0, len(households), HOUSEHOLDS_CHUNK):
         async with uow:
+            if (await uow.requests.get(ev.request_id) or {}).get("status") == "cancelled":
+                await uow.commit()
+                return new
+            chunk = households[i : i + HOUSEHOLDS_CHUNK]
             built = await writer.messages(
-                contacts,
+                await uow.places.residents_of(chunk, community),
                 request_id=ev.request_id,
                 template=ev.template,
                 params=ev.params,
                 priority=ev.priority,
-                alert=alert,
+                alert=None,
                 digest=ev.digest,
                 expires_at=ev.expires_at,
                 first_seq=total,
             )
-            new += await writer.add(built, alert, step=0)
+            new += await writer.add(built, None, step=0)
             total += len(built)
-            if (await uow.requests.get(ev.request_id) or {}).get("status") == "cancelled":
-                await uow.commit()
-                return new
             await uow.commit(handled=False)
     async with uow:
         if total == 0:
             raise Permanent(f"nobody to send to: {_describe(ev)}")
-        row = await uow.requests.get(ev.request_id) or {}
-        if row.get("status") != "cancelled":
-            await uow.requests.put({"request_id": ev.request_id, "status": "expanded"})
-        await uow.requests.put({"request_id": ev.request_id, "recipients": total})
+        await uow.requests.put(
+            {"request_id": ev.request_id, "status": "expanded", "recipients": total}
+        )
         await uow.commit()
     return new
+
+
+async def _open(ev: NotificationRequested, uow: UoW, now: datetime) -> bool:
+    """Whether a request is still to be done: not cancelled (a broadcast stopped), not
+    expired (recorded as such)."""
+    known = await uow.requests.get(ev.request_id)
+    if known and known["status"] == "cancelled":
+        return False
+    if ev.expires_at is not None and ev.expires_at <= now:
+        await uow.requests.put(_request_row(ev, now, "expired", 0, None))
+        return False
+    return True
+
+
+async def _alert(
+    ev: NotificationRequested, uow: UoW, community: str | None, policy: NotifyPolicy, now
+) -> Alert | None:
+    """The alert a request raises (once: the same request again finds it)."""
+    if not ev.needs_ack:
+        return None
+    alert = await uow.alerts.get(alerting.new_alert_id(ev.request_id))
+    if alert is None:
+        alert = alerting.raise_alert(
+            ev.request_id,
+            ev.alert_kind or ev.template,
+            ev.template,
+            dict(ev.params),
+            dict(ev.places),
+            community,
+            policy.chain(ev.alert_kind),
+            now,
+        )
+        await uow.alerts.save(alert)
+    return alert
 
 
 async def _community_of(ev: NotificationRequested, uow: UoW) -> str | None:
@@ -166,39 +216,23 @@ async def _community_of(ev: NotificationRequested, uow: UoW) -> str | None:
     return await uow.places.community_of(r.place, r.place_id)
 
 
-async def _recipients(ev: NotificationRequested, uow: UoW) -> AsyncIterator[list[Contact]]:
-    """The contacts a request stands for, in chunks (one chunk unless it is a broadcast)."""
+async def _contacts(ev: NotificationRequested, uow: UoW) -> list[Contact]:
+    """The contacts a request to a person, a role or a group stands for."""
     r = ev.recipient
-    async with uow:
-        if isinstance(r, ToPerson):
-            found = await uow.places.contact(r.person_id)
-            if found is None:
-                raise Permanent(f"unknown recipient: no person {r.person_id!r}")
-            chunks = [[found]]
-        elif isinstance(r, ToRole):
-            chunks = [await uow.places.role(r.role, r.place_id)]
-            if not chunks[0]:
-                raise Permanent(f"unknown recipient: nobody is {r.role} of {r.place_id!r}")
-        elif isinstance(r, ToResidents):
-            if not await uow.places.place_known(r.place, r.place_id):
-                raise Permanent(f"unknown recipient: no {r.place} {r.place_id!r}")
-            chunks = None
-        else:
-            group = await uow.places.group(r.place, r.place_id)
-            if group is None:
-                raise Permanent(f"unknown recipient: no chat group of {r.place} {r.place_id!r}")
-            chunks = [[group]]
-    if chunks is not None:
-        for c in chunks:
-            yield c
-        return
-    async with uow:
-        community = await uow.places.community_of(r.place, r.place_id)
-        households = await uow.places.households(r.place, r.place_id)
-    for i in range(0, len(households), HOUSEHOLDS_CHUNK):
-        async with uow:
-            found = await uow.places.residents_of(households[i : i + HOUSEHOLDS_CHUNK], community)
-        yield found
+    if isinstance(r, ToPerson):
+        found = await uow.places.contact(r.person_id)
+        if found is None:
+            raise Permanent(f"unknown recipient: no person {r.person_id!r}")
+        return [found]
+    if isinstance(r, ToRole):
+        holders = await uow.places.role(r.role, r.place_id)
+        if not holders:
+            raise Permanent(f"unknown recipient: nobody is {r.role} of {r.place_id!r}")
+        return holders
+    group = await uow.places.group(r.place, r.place_id)
+    if group is None:
+        raise Permanent(f"unknown recipient: no chat group of {r.place} {r.place_id!r}")
+    return [group]
 
 
 def _describe(ev: NotificationRequested) -> str:

@@ -182,7 +182,8 @@ messages = sa.Table(
     sa.Column("provider_ref", sa.String(200), nullable=True, index=True),
     sa.Column("sent_channel", sa.String(16), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
-    sa.Index("ix_messages_due", "status", "priority", "next_attempt_at"),
+    # the sender's question, in its order: waiting, most urgent, due first, in request order
+    sa.Index("ix_messages_due", "status", "priority", "next_attempt_at", "seq"),
 )
 # Every change of a message's state, with when and how (the receipts' history, say).
 history = sa.Table(

@@ -30,9 +30,13 @@ from ..domain.messages import PRIORITIES, Message
 
 log = logging.getLogger(__name__)
 
-#: Outcomes are committed at least this often, or as soon as this many are waiting.
-SETTLE_S, SETTLE_BATCH = 0.02, 200
-CLAIM_BATCH = 200
+#: Outcomes are committed at least this often, or as soon as this many are waiting (a
+#: provider has the message already: committing its outcome later delays nobody).
+SETTLE_S, SETTLE_BATCH = 0.1, 200
+#: At most this many messages claimed at a time; and, while the rest wait for a
+#: provider's tokens, no fewer than CLAIM_MIN but for urgent ones (a claim is a transaction:
+#: a trickle of tiny claims at a capped provider's pace costs more than the sending).
+CLAIM_BATCH, CLAIM_MIN = 200, 50
 
 
 class Sender:
@@ -127,11 +131,11 @@ class Sender:
     async def run_once(self) -> int:
         """Claim what is due now and start sending it. Returns how many were claimed."""
         free = self.max_in_flight - self.in_flight
-        if free > 0:
+        if free >= min(CLAIM_MIN, self.max_in_flight) or self.in_flight == 0:
             batch = await handlers.claim(
                 self.svc.unit_of_work(), self.d, self.clock(), min(free, CLAIM_BATCH)
             )
-        else:  # full: only the urgent ones go past the limit
+        else:  # (nearly) full: only the urgent ones, even past the limit
             batch = await handlers.claim(
                 self.svc.unit_of_work(), self.d, self.clock(), CLAIM_BATCH, max_priority=0
             )

@@ -149,7 +149,7 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_alert_id'), ['alert_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_delivery_key'), ['delivery_key'], unique=False)
-        batch_op.create_index('ix_messages_due', ['status', 'priority', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_messages_due', ['status', 'priority', 'next_attempt_at', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_provider_ref'), ['provider_ref'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_recipient_id'), ['recipient_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_request_id'), ['request_id'], unique=False)
