@@ -17,7 +17,7 @@ help:
 	@echo "make run     start NATS (embedded) and the four services; Ctrl-C stops"
 	@echo "make test    install and run the test suite"
 	@echo "make test-unit  the unit tests alone (no server; seconds)"
-	@echo "make bench   gate-scan and enforcement benchmarks (the report: bench/report.md)"
+	@echo "make bench   gate-scan, enforcement and notify benchmarks (reports: bench/results/)"
 	@echo "make asyncapi   regenerate docs/asyncapi/<service>.json from the code"
 	@echo "make lint    ruff"
 	@echo "make lock    re-resolve uv.lock after changing a pyproject.toml"

@@ -111,7 +111,11 @@ def build(
     svc.provide(events.DELIVERY, delivery)
     svc.provide(events.WAKE, sender.wake)
     svc.provide(events.CLOCK, clock)
-    svc.include(events.router(svc.settings))
+
+    def cap(channel: Channel) -> None:
+        gate.configure(providers.provider_of(channel.url), channel.rate_per_s)
+
+    svc.include(events.router(svc.settings, on_channel=cap))
     svc.include(acks.router())
     svc.include(api.router(NAME))
     svc.http_route("/receipts", endpoints.receipt)
@@ -126,7 +130,8 @@ def build(
         svc.publishes(event, subject)
 
     async def limits() -> None:
-        """The providers' rate caps (channels.csv), applied to the gate."""
+        """The providers' rate caps (channels.csv), applied to the gate at start (a row
+        that arrives later applies itself: ``cap``)."""
         async with svc.unit_of_work() as uow:
             rows = await uow.places.refdata.find(Channel.TYPE)
         for row in rows:
@@ -156,7 +161,6 @@ def build(
 
     svc.on_ready(limits)
     svc.on_ready(sender.start)
-    svc.every(30.0, limits)
     svc.every(s.notify_escalation_check_s, escalate)
     svc.every(5.0, gauges)
     svc.on_stop(sender.stop)

@@ -24,15 +24,21 @@ WAKE = "notify_wake"  # ... and of the sender's wake-up
 CLOCK = "notify_clock"  # ... and of what "now" is (tests move it)
 
 
-def router(settings: Settings) -> ConsumerRouter:
+def router(settings: Settings, on_channel: Callable[[refdata.Channel], None]) -> ConsumerRouter:
+    """``on_channel``: a provider's row kept (its rate cap applies at once)."""
     r = ConsumerRouter(settings)
+
+    async def reference(entity: Any, uow: NotifyUnitOfWork) -> None:
+        await handlers.reference_data_changed(entity, uow)
+        if isinstance(entity, refdata.Channel):
+            on_channel(entity)
 
     r.projection(
         refdata.ALL,
         durable="notify-refdata-2",  # (2: its tables grew; a new one replays them all)
         stream=refdata.STREAM,
         types=refdata.TYPES,
-        handle=handlers.reference_data_changed,
+        handle=reference,
         description="Who is reached how: people, roles, chat groups, providers, policies.",
     )
 
