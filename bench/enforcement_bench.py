@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
-from scan_bench import fsync_ms  # this directory is on sys.path when run as a script
+from benchkit import fsync_ms  # this directory is on sys.path when run as a script
 
 from gridcare.cli.devrun import NatsServer, ServiceProcess, free_port
 from gridcare.contracts.screening import PersonStatusChanged

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -52,6 +50,8 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from benchkit import TICK, fmt, machine_cpu_s, machine_info, proc_cpu_s, source_fingerprint
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -238,23 +238,6 @@ def raw_post(url: str, count: int, inflight: int, warmup: int, text: str) -> Non
 # =============================================================================================
 # The harness
 # =============================================================================================
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def machine_cpu_s() -> tuple[float, float]:
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (v + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq) / TICK, steal / TICK
 
 
 def rss_mb(pid: int) -> float | None:
@@ -1144,96 +1127,6 @@ def log_problems(path: Path, limit: int = 5) -> dict:
 
 
 # --- the report -----------------------------------------------------------------------------
-def fsync_ms(n: int = 100) -> dict[str, float]:
-    fd, path = tempfile.mkstemp(prefix="fsync-probe-")
-    times = []
-    try:
-        for _ in range(n):
-            os.write(fd, b"x" * 4096)
-            t0 = time.perf_counter()
-            os.fsync(fd)
-            times.append(1000 * (time.perf_counter() - t0))
-    finally:
-        os.close(fd)
-        os.unlink(path)
-    q = statistics.quantiles(times, n=100)
-    return {"p50": round(q[49], 2), "p99": round(q[98], 2)}
-
-
-def machine_info() -> dict:
-    def version(pkg: str) -> str:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    try:
-        nats_server = subprocess.run(
-            [str(Path(PY).parent / "nats-server"), "--version"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        nats_server = "?"
-    model = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    b0, s0 = machine_cpu_s()
-    time.sleep(1.0)
-    b1, s1 = machine_cpu_s()
-    return {
-        "nproc": os.cpu_count(),
-        "busy_cores_before_start": round(b1 - b0 + s1 - s0, 2),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_start": os.getloadavg(),
-        "fsync_ms": fsync_ms(),
-        "versions": {
-            "nats-server": nats_server.replace("nats-server: ", ""),
-            **{
-                p: version(p)
-                for p in (
-                    "nats-py",
-                    "faststream",
-                    "aiohttp",
-                    "uvloop",
-                    "sqlalchemy",
-                    "aiosqlite",
-                )
-            },
-        },
-    }
-
-
-def source_fingerprint() -> dict:
-    """Which notify code ran: a hash of notify's and the shared library's source."""
-    import hashlib
-
-    h = hashlib.sha256()
-    newest = 0.0
-    files = sorted(
-        [
-            *(ROOT / "services" / "notify" / "src").rglob("*.py"),
-            *(ROOT / "shared" / "src").rglob("*.py"),
-        ]
-    )
-    for f in files:
-        try:
-            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
-            newest = max(newest, f.stat().st_mtime)
-        except OSError:
-            pass
-    return {
-        "sha256": h.hexdigest()[:12],
-        "files": len(files),
-        "newest_utc": datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-    }
-
-
 def derive(results: dict, plan: Plan) -> tuple[list[dict], list[str], list[str]]:
     """The target checks, the notes, the disturbed phases."""
     checks: list[dict] = []
@@ -1338,14 +1231,6 @@ def derive(results: dict, plan: Plan) -> tuple[list[dict], list[str], list[str]]
                 f"cap of {cap:g}/s allows (with a burst of {cap / 20:g})."
             )
     return checks, notes, disturbed
-
-
-def fmt(v, digits: int = 2) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
 
 
 def render(report: dict) -> str:
@@ -1691,9 +1576,11 @@ def main() -> int:
         "started_utc": started.strftime("%Y-%m-%d %H:%M:%SZ"),
         "command": " ".join(shlex.quote(a) for a in [os.path.relpath(PY, ROOT), *sys.argv]),
         "plan": {**plan.__dict__},
-        "machine": machine_info(),
+        "machine": machine_info(
+            ("nats-py", "faststream", "aiohttp", "uvloop", "sqlalchemy", "aiosqlite")
+        ),
         "dropped_env": dropped,
-        "source": source_fingerprint(),
+        "source": source_fingerprint("notify"),
     }
     tmp = Path(tempfile.mkdtemp(prefix="notify_bench-"))
     bench = Bench(plan, tmp)
@@ -1716,7 +1603,7 @@ def main() -> int:
         return code
     report["machine"]["loadavg_end"] = os.getloadavg()
     report["duration_s"] = (datetime.now(UTC) - started).total_seconds()
-    report["source_changed"] = source_fingerprint()["sha256"] != report["source"]["sha256"]
+    report["source_changed"] = source_fingerprint("notify")["sha256"] != report["source"]["sha256"]
     report["results"] = bench.results
     report["checks"], report["notes"], report["disturbed"] = derive(bench.results, plan)
     report["failures"] = bench.failures

@@ -29,17 +29,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import queue
 import shlex
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +47,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import nats
+from benchkit import fmt, machine_cpu_s, machine_info, proc_cpu_s, source_fingerprint
 
 from gridcare.cli.devrun import NatsServer, ServiceProcess, free_port
 
@@ -137,24 +134,6 @@ class Processes:
 
 
 # --- CPU counters from /proc ----------------------------------------------------------------
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def machine_cpu_s() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine since boot."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (v + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq) / TICK, steal / TICK
 
 
 def nats_in_msgs(monitor_port: int) -> int | None:
@@ -214,26 +193,6 @@ def write_community(folder: Path, n: int) -> list[str]:
         w.writeheader()
         w.writerows(rows)
     return generated
-
-
-def source_fingerprint() -> dict:
-    """Which checkpoint code ran: a hash of the checkpoint's and the shared library's source
-    (it is being edited while the benchmark runs) and the newest file's time."""
-    h = hashlib.sha256()
-    newest = 0.0
-    checkpoint, shared = ROOT / "services" / "checkpoint" / "src", ROOT / "shared" / "src"
-    files = sorted([*checkpoint.rglob("*.py"), *shared.rglob("*.py")])
-    for f in files:
-        try:
-            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
-            newest = max(newest, f.stat().st_mtime)
-        except OSError:
-            pass
-    return {
-        "sha256": h.hexdigest()[:12],
-        "files": len(files),
-        "newest_utc": datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-    }
 
 
 INSIDE = {  # the checkpoint's own metrics read around each phase
@@ -521,7 +480,9 @@ class Bench:
         self.import_community()  # again for a second run: its fresh store needs it all
         t0 = time.monotonic()
         svc = self.start_gridcare(db, extra_env or {})
-        source = source_fingerprint()  # what it imported at its start, give or take a second
+        source = source_fingerprint(
+            "checkpoint"
+        )  # what it imported at its start, give or take a second
         try:
             self.say(
                 f"gridcare checkpoint: ready in {time.monotonic() - t0:.1f}s (pid {svc.proc.pid})"
@@ -580,7 +541,9 @@ class Bench:
             stop_s = time.monotonic() - t2
         res["stop_s"] = round(stop_s, 1)
         res["source"] = source
-        res["source_changed_during_run"] = source_fingerprint()["sha256"] != source["sha256"]
+        res["source_changed_during_run"] = (
+            source_fingerprint("checkpoint")["sha256"] != source["sha256"]
+        )
         res["rows_stored"] = sqlite_count(db, "passages")
         res["outbox_unsent"] = sqlite_count(db, "outbox", "sent_at IS NULL")
         self.results[name] = res
@@ -625,14 +588,6 @@ class Bench:
 # --- the report -----------------------------------------------------------------------------
 def fmt_ms(v: float | None) -> str:
     return "timeout" if v is None else f"{v:.2f}" if v < 100 else f"{v:.0f}"
-
-
-def fmt(v, digits: int = 2) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
 
 
 def cpu_us_per_reply(tp: dict) -> float | None:
@@ -795,66 +750,6 @@ def derive(results: dict, plan: Plan) -> tuple[dict, list[str]]:
                 "counted: some verdicts were not in the register after the stop."
             )
     return derived, notes
-
-
-def fsync_ms(n: int = 100) -> dict[str, float]:
-    """p50/p99 of an fsync after a 4 KiB write, in the temp dir the stores use: every
-    durable commit and JetStream write pays one, so a slow disk slows every latency here."""
-    fd, path = tempfile.mkstemp(prefix="fsync-probe-")
-    times = []
-    try:
-        for _ in range(n):
-            os.write(fd, b"x" * 4096)
-            t0 = time.perf_counter()
-            os.fsync(fd)
-            times.append(1000 * (time.perf_counter() - t0))
-    finally:
-        os.close(fd)
-        os.unlink(path)
-    q = statistics.quantiles(times, n=100)
-    return {"p50": round(q[49], 2), "p99": round(q[98], 2)}
-
-
-def machine_info() -> dict:
-    def version(pkg: str) -> str:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    try:
-        nats_server = subprocess.run(
-            [str(Path(PY).parent / "nats-server"), "--version"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        nats_server = "?"
-    model = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    b0, s0 = machine_cpu_s()
-    time.sleep(1.0)
-    b1, s1 = machine_cpu_s()
-    return {
-        "nproc": os.cpu_count(),
-        "busy_cores_before_start": round(b1 - b0 + s1 - s0, 2),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_start": os.getloadavg(),
-        "fsync_ms": fsync_ms(),
-        "versions": {
-            "nats-server": nats_server,
-            **{
-                p: version(p)
-                for p in ("nats-py", "faststream", "sqlalchemy", "aiosqlite", "pydantic")
-            },
-        },
-    }
 
 
 def render(report: dict) -> str:
@@ -1090,7 +985,7 @@ def main() -> int:
         "started_utc": started.strftime("%Y-%m-%d %H:%M:%SZ"),
         "command": " ".join(shlex.quote(a) for a in [os.path.relpath(PY, ROOT), *sys.argv]),
         "plan": plan.__dict__,
-        "machine": machine_info(),
+        "machine": machine_info(("nats-py", "faststream", "sqlalchemy", "aiosqlite", "pydantic")),
         "dropped_env": dropped,
     }
     tmp = Path(tempfile.mkdtemp(prefix="scan_bench-"))
