@@ -21,8 +21,10 @@ from gridcare.contracts.refdata import (
     Staff,
 )
 from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
-from gridcare.screening import handlers
 from gridcare.screening.domain.status import HOLDS_AT_GATE, HealthStatus
+from gridcare.screening.handlers import cases as case_handlers
+from gridcare.screening.handlers import refdata as refdata_handlers
+from gridcare.screening.handlers import status as status_handlers
 from gridcare.screening.unit_of_work import FakeUnitOfWork
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.errors import ApiError
@@ -88,13 +90,13 @@ async def community(uow: FakeUnitOfWork) -> FakeUnitOfWork:
         Household(household_id="H-0101", building_id="B-01", unit="1-101"),
         Resident(resident_id="R-1001", household_id="H-0101", name="Wang Fang"),
     ):
-        await handlers.reference_data_changed(entity, uow)
+        await refdata_handlers.reference_data_changed(entity, uow)
     return uow
 
 
 async def test_a_fever_opens_a_case_and_announces_it():
     uow = FakeUnitOfWork()
-    await handlers.fever_detected(fever(), uow)
+    await case_handlers.fever_detected(fever(), uow)
     [case] = uow.cases.rows.values()
     assert case.person_id == "R-1001" and case.is_open
     assert [o.value for o in case.observations] == [38.2]
@@ -105,8 +107,8 @@ async def test_a_fever_opens_a_case_and_announces_it():
 
 async def test_a_second_fever_joins_the_open_case():
     uow = FakeUnitOfWork()
-    await handlers.fever_detected(fever("g1-1"), uow)
-    await handlers.fever_detected(fever("g1-2", 38.9, T0 + timedelta(hours=1)), uow)
+    await case_handlers.fever_detected(fever("g1-1"), uow)
+    await case_handlers.fever_detected(fever("g1-2", 38.9, T0 + timedelta(hours=1)), uow)
     [case] = uow.cases.rows.values()
     assert [o.value for o in case.observations] == [38.2, 38.9]
     assert len(uow.events(CaseOpened)) == 1
@@ -115,9 +117,9 @@ async def test_a_second_fever_joins_the_open_case():
 async def test_a_redelivered_fever_changes_nothing():
     uow = FakeUnitOfWork()
     msg = Inbound("screening-fever", "e-1", "e-1")
-    await handlers.fever_detected(fever(), uow.handling(msg))
+    await case_handlers.fever_detected(fever(), uow.handling(msg))
     with pytest.raises(AlreadyHandled):
-        await handlers.fever_detected(fever(), uow.handling(msg))
+        await case_handlers.fever_detected(fever(), uow.handling(msg))
     [case] = uow.cases.rows.values()
     assert len(case.observations) == 1 and len(uow.outbox) == 1
     assert uow.outbox[0][1].causation_id == "e-1"  # the event says what caused it
@@ -131,13 +133,15 @@ async def test_a_failing_step_leaves_nothing_behind():
 
     uow.cases.observe = broken_observe  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        await handlers.fever_detected(fever(), uow)
+        await case_handlers.fever_detected(fever(), uow)
     assert uow.cases.rows == {} and uow.outbox == []
 
 
 async def test_only_the_kinds_screening_keeps_are_kept():
     uow = await community(FakeUnitOfWork())
-    await handlers.reference_data_changed(Gate(gate_id="g1", compound_id="C-01", name="North"), uow)
+    await refdata_handlers.reference_data_changed(
+        Gate(gate_id="g1", compound_id="C-01", name="North"), uow
+    )
     assert await uow.places.household_of("R-1001") == "H-0101"
     assert await uow.places.zone_of_person("R-1001") == "Asia/Shanghai"
     assert "refdata.GateUpserted" not in uow.refdata.rows
@@ -146,7 +150,7 @@ async def test_only_the_kinds_screening_keeps_are_kept():
 @pytest.mark.parametrize("status", list(HealthStatus))
 async def test_every_status_change_says_whether_it_holds_at_the_gate(status):
     uow = await community(FakeUnitOfWork())
-    await handlers.set_status("R-1001", status, "Dr Chen", "screening visit", None, uow)
+    await status_handlers.set_status("R-1001", status, "Dr Chen", "screening visit", None, uow)
     [changed] = uow.events(PersonStatusChanged)
     assert changed["status"] == status.value
     assert changed["holds_at_gate"] is (status in HOLDS_AT_GATE)
@@ -163,15 +167,21 @@ async def test_symptoms_alone_do_not_hold_but_the_four_categories_do():
 async def test_a_status_for_an_unknown_person_is_refused():
     uow = await community(FakeUnitOfWork())
     with pytest.raises(ApiError) as err:
-        await handlers.set_status("R-9999", HealthStatus.CONFIRMED, "Dr Chen", "lab", None, uow)
+        await status_handlers.set_status(
+            "R-9999", HealthStatus.CONFIRMED, "Dr Chen", "lab", None, uow
+        )
     assert err.value.code == "unknown_person" and uow.outbox[-1:] == []
 
 
 async def test_status_history_reads_on_the_local_clock():
     uow = await community(FakeUnitOfWork())
-    await handlers.set_status("R-1001", HealthStatus.HOME_QUARANTINE, "W-01", "returnee", None, uow)
-    await handlers.set_status("R-1001", HealthStatus.RELEASED, "Dr Chen", "14 days done", None, uow)
-    shown = await handlers.status_of("R-1001", uow)
+    await status_handlers.set_status(
+        "R-1001", HealthStatus.HOME_QUARANTINE, "W-01", "returnee", None, uow
+    )
+    await status_handlers.set_status(
+        "R-1001", HealthStatus.RELEASED, "Dr Chen", "14 days done", None, uow
+    )
+    shown = await status_handlers.status_of("R-1001", uow)
     assert shown["status"] == "released" and shown["holds_at_gate"] is False
     assert [h["status"] for h in shown["history"]] == ["home_quarantine", "released"]
     assert all(h["at"].endswith("+08:00") for h in shown["history"])
@@ -179,8 +189,8 @@ async def test_status_history_reads_on_the_local_clock():
 
 async def test_cases_list_on_the_local_clock():
     uow = await community(FakeUnitOfWork())
-    await handlers.fever_detected(fever(), uow)
-    [case] = await handlers.newest_cases(10, None, uow)
+    await case_handlers.fever_detected(fever(), uow)
+    [case] = await case_handlers.newest_cases(10, None, uow)
     assert case["person_id"] == "R-1001" and case["opened_at"].endswith("+08:00")
 
 
@@ -191,7 +201,7 @@ async def test_reference_data_screening_does_not_keep_is_skipped(entity):
     uow = await community(FakeUnitOfWork())
     rows, commits = copy.deepcopy(uow.state()), uow.commits
     msg = Inbound("screening-refdata", "e-staff", "e-staff", type=entity.TYPE)
-    await handlers.reference_data_changed(as_delivered(entity), uow.handling(msg))
+    await refdata_handlers.reference_data_changed(as_delivered(entity), uow.handling(msg))
     assert uow.state() == rows and uow.commits == commits and uow.outbox == []
     assert entity.TYPE not in uow.refdata.rows
     assert await uow.places.household_of("R-1001") == "H-0101"

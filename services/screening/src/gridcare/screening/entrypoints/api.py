@@ -8,8 +8,8 @@ from pydantic import Field
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
-from .. import handlers
 from ..domain.status import HealthStatus
+from ..handlers import status
 from ..unit_of_work import ScreeningUnitOfWork
 
 
@@ -35,11 +35,11 @@ def router(service: str) -> ApiRouter:
 
     @api.op("cases", description="The newest cases (of one person), times on the local clock.")
     async def cases(req: ListCases, uow: ScreeningUnitOfWork = Depends(unit_of_work)) -> dict:
-        return {"cases": await handlers.newest_cases(req.limit, req.person_id, uow)}
+        return {"cases": await cases.newest_cases(req.limit, req.person_id, uow)}
 
     @api.op("status.set", description="Record a person's health status (PersonStatusChanged).")
     async def set_status(req: SetStatus, uow: ScreeningUnitOfWork = Depends(unit_of_work)) -> dict:
-        d = await handlers.set_status(
+        d = await status.set_status(
             req.person_id, req.status, req.set_by, req.reason, req.until, uow
         )
         return {
@@ -52,10 +52,10 @@ def router(service: str) -> ApiRouter:
     async def show_status(
         req: ShowStatus, uow: ScreeningUnitOfWork = Depends(unit_of_work)
     ) -> dict:
-        return await handlers.status_of(req.person_id, uow)
+        return await status.status_of(req.person_id, uow)
 
     @api.op("status.list", description="The statuses, and which hold a person at the gate.")
     async def list_statuses(req: Empty) -> dict:
-        return {"statuses": handlers.statuses()}
+        return {"statuses": status.statuses()}
 
     return api

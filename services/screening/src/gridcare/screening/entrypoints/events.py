@@ -10,7 +10,8 @@ from gridcare.shared.consumers import ConsumerRouter, message_uow
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
 
-from .. import handlers
+from ..handlers import cases
+from ..handlers import refdata as reference
 from ..unit_of_work import ScreeningUnitOfWork
 
 
@@ -22,7 +23,7 @@ def router(settings: Settings) -> ConsumerRouter:
         durable="screening-refdata",
         stream=refdata.STREAM,
         types=refdata.TYPES,
-        handle=handlers.reference_data_changed,
+        handle=reference.reference_data_changed,
         description="Where residents live and their community's clock.",
     )
 
@@ -35,6 +36,6 @@ def router(settings: Settings) -> ConsumerRouter:
     async def fever_detected(
         env: Envelope[FeverDetected], uow: ScreeningUnitOfWork = Depends(message_uow)
     ) -> None:
-        await handlers.fever_detected(env.data, uow)
+        await cases.fever_detected(env.data, uow)
 
     return r
