@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from gridcare.shared.store import BulkInsert, Store, new_metadata
+from gridcare.shared.store import BulkInsert, Store, WriteLock, new_metadata
 
 md = new_metadata()
 things = sa.Table(
@@ -174,3 +174,45 @@ async def test_sqlite_synchronous_setting_reaches_every_connection(tmp_path, set
     finally:
         await store.dispose()
     assert blocking == pooled == level
+
+
+async def test_an_urgent_writer_goes_before_the_ordinary_ones_waiting():
+    lock = WriteLock()
+    order: list[str] = []
+
+    async def writer(name: str, urgent: bool) -> None:
+        async with lock.hold(urgent):
+            order.append(name)
+            await asyncio.sleep(0)
+
+    await lock.acquire()  # held: everyone below queues
+    tasks = [asyncio.create_task(writer(f"bulk{i}", False)) for i in range(3)]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(writer("alert", True)))
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == ["alert", "bulk0", "bulk1", "bulk2"]
+    assert not lock.locked()
+
+
+async def test_a_writer_cancelled_while_waiting_or_as_it_is_handed_the_lock_loses_nothing():
+    lock = WriteLock()
+    await lock.acquire()
+    waiting = asyncio.create_task(lock.acquire())
+    handed = asyncio.create_task(lock.acquire(urgent=True))
+    after = asyncio.create_task(lock.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()  # still queued: simply leaves the queue
+    await asyncio.sleep(0)
+    lock.release()  # handed to the urgent one ...
+    handed.cancel()  # ... which is cancelled before it runs: passed on to the next
+    for t in (waiting, handed):
+        with pytest.raises(asyncio.CancelledError):
+            await t
+    await asyncio.wait_for(after, 1)
+    assert lock.locked()
+    lock.release()
+    assert not lock.locked()
+    with pytest.raises(RuntimeError):
+        lock.release()

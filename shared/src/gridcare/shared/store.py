@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -184,6 +185,63 @@ class WalCheckpointer:
             conn.close()
 
 
+class WriteLock:
+    """An asyncio lock whose urgent waiters go first: SQLite's single writer, taken in
+    order of arrival but for a write that something urgent waits on (an alert to a person
+    while a broadcast is being written), which goes before every ordinary one waiting.
+    ``async with lock`` takes it as an ordinary writer; ``async with lock.hold(urgent=True)``
+    as an urgent one. The lock is handed straight to the next waiter on release, so a
+    newcomer never slips in ahead of those queued."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._queues: tuple[deque[asyncio.Future], deque[asyncio.Future]] = (deque(), deque())
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if not self._held and not (self._queues[0] or self._queues[1]):
+            self._held = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        queue = self._queues[0 if urgent else 1]
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        if not self._held:
+            raise RuntimeError("the write lock is not held")
+        for queue in self._queues:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # still held: now by that waiter
+                    return
+        self._held = False
+
+    @asynccontextmanager
+    async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
+        await self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Store:
     """Engine and sessions of one service's database."""
 
@@ -208,7 +266,7 @@ class Store:
             event.listen(self.engine.sync_engine, "connect", self._pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; serialising writers in-process avoids busy retries.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriteLock() if self.is_sqlite else None
         self._sync_engine: sa.Engine | None = None
         self._writer_conn: sa.Connection | None = None
         database = sa.make_url(url).database
@@ -267,11 +325,14 @@ class Store:
             self._writer_conn = self.sync_engine.connect()
         return self._writer_conn
 
-    def write_lock(self) -> AbstractAsyncContextManager:
+    def write_lock(self, urgent: bool = False) -> AbstractAsyncContextManager:
         """Held around a write transaction: SQLite has one writer, and serialising writers
-        in-process means no writer ever waits in SQLite's busy handler. (Nothing on
-        PostgreSQL.)"""
-        return self._write_lock if self._write_lock is not None else nullcontext()
+        in-process means no writer ever waits in SQLite's busy handler. An ``urgent``
+        writer goes before the ordinary ones waiting (:class:`WriteLock`). (Nothing on
+        PostgreSQL, whose writers do not wait for one another.)"""
+        if self._write_lock is None:
+            return nullcontext()
+        return self._write_lock.hold(urgent)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -60,6 +60,9 @@ class UnitOfWork(abc.ABC):
     def __init__(self, source: str, inbound: Inbound | None = None) -> None:
         self.source = source  # the service: the envelopes' source
         self.inbound = inbound
+        #: something urgent waits on this transaction: it goes before ordinary writers
+        #: waiting for the store (SQLite's one writer; see ``Store.write_lock``)
+        self.urgent = False
         self._events: list[tuple[Event, str | None]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._open = False
@@ -155,7 +158,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     async def _begin(self) -> None:
         stack = AsyncExitStack()
-        await stack.enter_async_context(self.store.write_lock())
+        await stack.enter_async_context(self.store.write_lock(self.urgent))
         self.session = await stack.enter_async_context(self.store.sessions())
         await self.session.begin()
         self._stack = stack
