@@ -98,6 +98,7 @@ async def request(ev: NotificationRequested, uow: UoW, d: Delivery, now: datetim
         raise Permanent(f"template {ev.template!r} needs parameters: {', '.join(sorted(missing))}")
     if isinstance(ev.recipient, ToResidents):
         return await _broadcast(ev, uow, d, now)
+    uow.urgent = ev.priority == "urgent"  # it goes before a broadcast's writes waiting
     async with uow:
         if not await _open(ev, uow, now):
             await uow.commit()
@@ -417,12 +418,19 @@ def _entry(m: Message, at: datetime, status: str, channel: str | None, detail: s
 
 # --- 2. claiming what is due --------------------------------------------------------------------
 async def claim(
-    uow: UoW, d: Delivery, now: datetime, limit: int, max_priority: int = 2
+    uow: UoW,
+    d: Delivery,
+    now: datetime,
+    limit: int,
+    max_priority: int = 2,
+    urgent_waiting: bool = False,
 ) -> list[Message]:
     """The messages to send now (the attempt committed): the most urgent first. One that is
     neither urgent nor an alert to acknowledge waits out the community's quiet hours and
     its recipient's hourly cap; one past its expiry ends; the held ones of a recipient
-    whose digest is due go as one."""
+    whose digest is due go as one. ``urgent_waiting``: an urgent message was just
+    written, so this claim goes before ordinary writers waiting for the store."""
+    uow.urgent = urgent_waiting or max_priority == 0
     async with uow:
         due = await uow.messages.due(now, limit, max_priority)
         if not due:

@@ -59,11 +59,11 @@ def router(settings: Settings, on_channel: Callable[[refdata.Channel], None]) ->
             env: Envelope[NotificationRequested],
             uow: NotifyUnitOfWork = Depends(message_uow),
             delivery: handlers.Delivery = Context(DELIVERY),
-            wake: Callable[[], None] = Context(WAKE),
+            wake: Callable[[bool], None] = Context(WAKE),
             clock: Callable[[], datetime] = Context(CLOCK),
         ) -> None:
             await handlers.request(env.data, uow, delivery, clock())
-            wake()
+            wake(env.data.priority == "urgent")
 
     @r.consumer(
         notify.NOTIFICATION_RETRY,
@@ -75,10 +75,10 @@ def router(settings: Settings, on_channel: Callable[[refdata.Channel], None]) ->
         env: Envelope[NotificationRetryRequested],
         uow: NotifyUnitOfWork = Depends(message_uow),
         delivery: handlers.Delivery = Context(DELIVERY),
-        wake: Callable[[], None] = Context(WAKE),
+        wake: Callable[[bool], None] = Context(WAKE),
         clock: Callable[[], datetime] = Context(CLOCK),
     ) -> Any:
         await handlers.retry(env.data.notification_id, uow, delivery, clock())
-        wake()
+        wake(False)
 
     return r

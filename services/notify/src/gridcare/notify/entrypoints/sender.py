@@ -61,6 +61,7 @@ class Sender:
         self.in_flight = 0
         self._outcomes: list[handlers.Outcome] = []
         self._wake = asyncio.Event()
+        self._urgent_waiting = False
         self._settled = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
@@ -82,8 +83,10 @@ class Sender:
         )
 
     # --- lifecycle -------------------------------------------------------------------------
-    def wake(self) -> None:
-        """Something is due now (a request was written, a message failed over)."""
+    def wake(self, urgent: bool = False) -> None:
+        """Something is due now (a request was written, a message failed over);
+        ``urgent``: an urgent message, whose claim goes before other writers."""
+        self._urgent_waiting = self._urgent_waiting or urgent
         self._wake.set()
 
     async def start(self) -> None:
@@ -129,16 +132,34 @@ class Sender:
             self._wake.clear()
 
     async def run_once(self) -> int:
-        """Claim what is due now and start sending it. Returns how many were claimed."""
+        """Claim what is due now and start sending it. Returns how many were claimed.
+        An urgent message just written is claimed on its own first (a small transaction
+        that goes before other writers), and the urgent ones are claimed even when the
+        limit in flight is reached."""
+        urgent, self._urgent_waiting = self._urgent_waiting, False
+        claimed = 0
+        roomy = self.max_in_flight - self.in_flight >= min(CLAIM_MIN, self.max_in_flight)
+        if urgent or not (roomy or self.in_flight == 0):
+            claimed += self._start(
+                await handlers.claim(
+                    self.svc.unit_of_work(),
+                    self.d,
+                    self.clock(),
+                    CLAIM_BATCH,
+                    max_priority=0,
+                    urgent_waiting=True,
+                )
+            )
         free = self.max_in_flight - self.in_flight
         if free >= min(CLAIM_MIN, self.max_in_flight) or self.in_flight == 0:
-            batch = await handlers.claim(
-                self.svc.unit_of_work(), self.d, self.clock(), min(free, CLAIM_BATCH)
+            claimed += self._start(
+                await handlers.claim(
+                    self.svc.unit_of_work(), self.d, self.clock(), min(free, CLAIM_BATCH)
+                )
             )
-        else:  # (nearly) full: only the urgent ones, even past the limit
-            batch = await handlers.claim(
-                self.svc.unit_of_work(), self.d, self.clock(), CLAIM_BATCH, max_priority=0
-            )
+        return claimed
+
+    def _start(self, batch: list[Message]) -> int:
         for m in batch:
             self.in_flight += 1
             task = asyncio.create_task(self._send(m), name=f"send {m.message_id[:8]}")
