@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from faststream import FastStream
 
 from gridcare.contracts import STREAMS
@@ -11,18 +14,21 @@ from gridcare.contracts.screening import (
     CaseOpened,
     PersonStatusChanged,
 )
+from gridcare.shared.envelope import utcnow
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
 
 from .adapters import tables
-from .entrypoints import api, events
+from .entrypoints import CLOCK, api, events
 from .unit_of_work import SqlUnitOfWork
 
 NAME = "screening"
 HTTP_PORT = 9102
 
 
-def build(settings: Settings | None = None) -> Service:
+def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Service:
+    """Screening, wired. ``clock`` is what "now" is for its rules (a local day, a 14-day
+    follow-up, a reminder's hour): tests move it instead of waiting days."""
     svc = Service(
         NAME,
         metadata=tables.metadata,
@@ -34,6 +40,8 @@ def build(settings: Settings | None = None) -> Service:
         description="The health registry: cases, health statuses (which hold a person at "
         "the gate).",
     )
+    svc.provide(CLOCK, clock)
+    svc.components.update(clock=clock)
     svc.include(events.router(svc.settings))
     svc.include(api.router(NAME))
     svc.publishes(CaseOpened, CASE_OPENED)
