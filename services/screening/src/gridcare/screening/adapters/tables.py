@@ -27,12 +27,14 @@ buildings = sa.Table(
     metadata,
     sa.Column("building_id", sa.String(64), primary_key=True),
     sa.Column("compound_id", sa.String(64), nullable=False),
+    sa.Column("grid_id", sa.String(64), nullable=True),  # whose grid worker (close contacts)
 )
 compounds = sa.Table(
     "compounds",
     metadata,
     sa.Column("compound_id", sa.String(64), primary_key=True),
     sa.Column("community_id", sa.String(64), nullable=False),
+    sa.Column("control_level", sa.String(16), nullable=True),  # compounds.csv's (compounds)
 )
 communities = sa.Table(
     "communities",
@@ -87,4 +89,39 @@ status_history = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+)
+
+# --- close contacts and compounds (handlers/contacts.py, handlers/compounds.py) -----------
+# A close-contact candidate of a confirmed case, proposed to a grid worker: one row per
+# (case, candidate), so a redelivered event never proposes anyone twice.
+contact_proposals = sa.Table(
+    "contact_proposals",
+    metadata,
+    sa.Column("case_person_id", sa.String(64), primary_key=True),
+    sa.Column("candidate_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False),
+    sa.Column("grid_id", sa.String(64), nullable=True, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # household | gate
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("gate_id", sa.String(64), nullable=True),
+    sa.Column("passed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # proposed | confirmed | rejected
+    sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+)
+# Each compound's control level as screening decided it, its last new confirmed case and
+# since when it is epidemic-free (无疫小区).
+compound_levels = sa.Table(
+    "compound_levels",
+    metadata,
+    sa.Column("compound_id", sa.String(64), primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_case_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_case_person_id", sa.String(64), nullable=True),
+    sa.Column("epidemic_free_since", sa.DateTime(timezone=True), nullable=True),
 )
