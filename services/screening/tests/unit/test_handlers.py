@@ -21,7 +21,7 @@ from gridcare.contracts.refdata import (
     Staff,
 )
 from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
-from gridcare.screening.domain.status import HOLDS_AT_GATE, HealthStatus
+from gridcare.screening.domain.status import HOLDS_AT_GATE, TRANSITIONS, HealthStatus, Role
 from gridcare.screening.handlers import cases as case_handlers
 from gridcare.screening.handlers import refdata as refdata_handlers
 from gridcare.screening.handlers import status as status_handlers
@@ -30,18 +30,29 @@ from gridcare.shared.envelope import Envelope
 from gridcare.shared.errors import ApiError
 from gridcare.shared.uow import AlreadyHandled, Inbound
 
+# A community doctor (staff, which screening keeps: who may decide a status, in which role).
+DOCTOR = Staff(
+    staff_id="D-01",
+    community_id="CM-1",
+    name="Chen Jing",
+    phone="+86 136 0000 0002",
+    roles=["community_doctor"],
+    channels=["sms"],
+)
+
+
+def path_from_normal(status: HealthStatus):
+    """The machine's shortest way from normal to ``status`` (its transitions)."""
+    paths = {HealthStatus.NORMAL: []}
+    while status not in paths:
+        for t in TRANSITIONS:
+            if t.from_ in paths and t.to not in paths:
+                paths[t.to] = [*paths[t.from_], t]
+    return paths[status]
+
+
 # Kinds of reference data that only notify keeps (it reaches people through them).
 NOTIFY_ONLY = (
-    Staff(
-        staff_id="DS-01",
-        community_id="CM-1",
-        name="Zhou Peng",
-        phone="+86 136 0000 0003",
-        roles=["duty_staff"],
-        gates=["g1", "g2"],
-        channels=["chat", "sms"],
-        chat_url="http://127.0.0.1:8099/hooks/staff-DS-01",
-    ),
     ChatGroup(
         group_id="CG-C01",
         community_id="CM-1",
@@ -147,11 +158,16 @@ async def test_only_the_kinds_screening_keeps_are_kept():
     assert "refdata.GateUpserted" not in uow.refdata.rows
 
 
-@pytest.mark.parametrize("status", list(HealthStatus))
+@pytest.mark.parametrize("status", list(HealthStatus)[1:])
 async def test_every_status_change_says_whether_it_holds_at_the_gate(status):
     uow = await community(FakeUnitOfWork())
-    await status_handlers.set_status("R-1001", status, "Dr Chen", "screening visit", None, uow)
-    [changed] = uow.events(PersonStatusChanged)
+    for step in path_from_normal(status):  # the machine's shortest way there
+        async with uow:
+            await status_handlers.change_status(
+                uow, "R-1001", step.to, by="D-01", role=min(step.roles), reason="visit", now=T0
+            )
+            await uow.commit()
+    changed = uow.events(PersonStatusChanged)[-1]
     assert changed["status"] == status.value
     assert changed["holds_at_gate"] is (status in HOLDS_AT_GATE)
     assert changed["household_id"] == "H-0101"
@@ -168,19 +184,20 @@ async def test_a_status_for_an_unknown_person_is_refused():
     uow = await community(FakeUnitOfWork())
     with pytest.raises(ApiError) as err:
         await status_handlers.set_status(
-            "R-9999", HealthStatus.CONFIRMED, "Dr Chen", "lab", None, uow
-        )
+            uow, "R-9999", HealthStatus.CONFIRMED, by="City lab", role=Role.LAB, reason="PCR",
+            now=T0,
+        )  # fmt: skip
     assert err.value.code == "unknown_person" and uow.outbox[-1:] == []
 
 
 async def test_status_history_reads_on_the_local_clock():
     uow = await community(FakeUnitOfWork())
-    await status_handlers.set_status(
-        "R-1001", HealthStatus.HOME_QUARANTINE, "W-01", "returnee", None, uow
-    )
-    await status_handlers.set_status(
-        "R-1001", HealthStatus.RELEASED, "Dr Chen", "14 days done", None, uow
-    )
+    await refdata_handlers.reference_data_changed(DOCTOR, uow)
+    for to, by, reason, at in (
+        (HealthStatus.HOME_QUARANTINE, "D-01", "returnee", T0),
+        (HealthStatus.RELEASED, "D-01", "14 days done", T0 + timedelta(days=14)),
+    ):
+        await status_handlers.set_status(uow, "R-1001", to, by=by, reason=reason, now=at)
     shown = await status_handlers.status_of("R-1001", uow)
     assert shown["status"] == "released" and shown["holds_at_gate"] is False
     assert [h["status"] for h in shown["history"]] == ["home_quarantine", "released"]
@@ -196,7 +213,7 @@ async def test_cases_list_on_the_local_clock():
 
 @pytest.mark.parametrize("entity", NOTIFY_ONLY, ids=lambda e: e.KIND)
 async def test_reference_data_screening_does_not_keep_is_skipped(entity):
-    """Staff, chat groups and channel providers are notify's: handled without an error
+    """Chat groups and channel providers are notify's: handled without an error
     (so the message is acked, never retried or dead-lettered) and nothing is kept."""
     uow = await community(FakeUnitOfWork())
     rows, commits = copy.deepcopy(uow.state()), uow.commits

@@ -3,7 +3,15 @@ reference data (on the store or in memory alike)."""
 
 from __future__ import annotations
 
-from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
+from gridcare.contracts.refdata import (
+    Building,
+    Community,
+    Compound,
+    Grid,
+    Household,
+    Resident,
+    Staff,
+)
 from gridcare.shared.projection import ReferenceCopy
 
 
@@ -20,3 +28,25 @@ class Places(ReferenceCopy):
         row = row and await self.refdata.get(Compound.TYPE, row["compound_id"])
         row = row and await self.refdata.get(Community.TYPE, row["community_id"])
         return row["time_zone"] if row else None
+
+    async def community_of_person(self, person_id: str) -> str | None:
+        """The community the person lives in (None: not known yet)."""
+        household = await self.household_of(person_id)
+        row = household and await self.refdata.get(Household.TYPE, household)
+        row = row and await self.refdata.get(Building.TYPE, row["building_id"])
+        row = row and await self.refdata.get(Compound.TYPE, row["compound_id"])
+        return row["community_id"] if row else None
+
+    async def staff(self, staff_id: str) -> dict | None:
+        """A member of staff as the status machine sees them: ``{staff_id, community_id,
+        roles}``; a grid's worker holds ``grid_worker`` (with any roles staff.csv gives
+        them). None: nobody of that id."""
+        member = await self.refdata.get(Staff.TYPE, staff_id)
+        grids = await self.refdata.find(Grid.TYPE, worker_id=staff_id)
+        if member is None and not grids:
+            return None
+        roles = list(member["roles"]) if member else []
+        if grids and "grid_worker" not in roles:
+            roles.append("grid_worker")
+        community = member["community_id"] if member else grids[0]["community_id"]
+        return {"staff_id": staff_id, "community_id": community, "roles": roles}

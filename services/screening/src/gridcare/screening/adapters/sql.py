@@ -5,7 +5,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
+from gridcare.contracts.refdata import (
+    Building,
+    Community,
+    Compound,
+    Grid,
+    Household,
+    Resident,
+    Staff,
+)
 from gridcare.shared.localtime import as_utc
 from gridcare.shared.store import upsert_row
 
@@ -19,6 +27,8 @@ REFERENCE_TABLES = {
     Building.TYPE: T.buildings,
     Compound.TYPE: T.compounds,
     Community.TYPE: T.communities,
+    Staff.TYPE: T.staff,  # who may decide a status, in which role
+    Grid.TYPE: T.grids,  # a grid's worker decides as a grid_worker
 }
 
 
@@ -97,6 +107,9 @@ def _decision(row) -> StatusDecision:
         reason=row.reason,
         at=as_utc(row.at),
         until=as_utc(row.until),
+        role=row.role,
+        previous=HealthStatus(row.previous_status) if row.previous_status else None,
+        source=row.source,
     )
 
 
@@ -120,6 +133,9 @@ class Statuses:
             "reason": decision.reason,
             "at": decision.at,
             "until": decision.until,
+            "role": decision.role,
+            "previous_status": decision.previous.value if decision.previous else None,
+            "source": decision.source,
         }
         await upsert_row(self.session, T.person_status, values)
         await self.session.execute(sa.insert(T.status_history).values(values))

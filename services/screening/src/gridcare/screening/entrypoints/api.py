@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from faststream import Depends
-from pydantic import Field
+from collections.abc import Callable
+from datetime import datetime
+
+from faststream import Context, Depends
+from pydantic import AliasChoices, Field
 
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
-from ..domain.status import HealthStatus
+from ..domain.status import HealthStatus, Role
 from ..handlers import status
 from ..unit_of_work import ScreeningUnitOfWork
+from . import CLOCK
 
 
 class ListCases(Request):
@@ -19,9 +23,13 @@ class ListCases(Request):
 
 
 class SetStatus(Request):
+    """A step of the status machine by a member of staff (``by``, a staff or grid worker
+    id; for ``lab``, the lab's name) in ``role`` (omitted: their one role)."""
+
     person_id: Token
     status: HealthStatus
-    set_by: str = Field(min_length=1, max_length=200)
+    by: str = Field(min_length=1, max_length=200, validation_alias=AliasChoices("by", "set_by"))
+    role: Role | None = None
     reason: str = Field(min_length=3, max_length=1000)
     until: Timestamp | None = None
 
@@ -37,14 +45,31 @@ def router(service: str) -> ApiRouter:
     async def cases(req: ListCases, uow: ScreeningUnitOfWork = Depends(unit_of_work)) -> dict:
         return {"cases": await cases.newest_cases(req.limit, req.person_id, uow)}
 
-    @api.op("status.set", description="Record a person's health status (PersonStatusChanged).")
-    async def set_status(req: SetStatus, uow: ScreeningUnitOfWork = Depends(unit_of_work)) -> dict:
+    @api.op(
+        "status.set",
+        description="A step of the health status machine by a member of staff in a role "
+        "(PersonStatusChanged); refused with what is allowed if the table does not allow it.",
+    )
+    async def set_status(
+        req: SetStatus,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
         d = await status.set_status(
-            req.person_id, req.status, req.set_by, req.reason, req.until, uow
+            uow,
+            req.person_id,
+            req.status,
+            by=req.by,
+            role=req.role,
+            reason=req.reason,
+            now=clock(),
+            until=req.until,
         )
         return {
             "person_id": d.person_id,
             "status": d.status.value,
+            "previous_status": d.previous.value if d.previous else None,
+            "role": d.role,
             "holds_at_gate": d.holds_at_gate,
         }
 
@@ -57,5 +82,13 @@ def router(service: str) -> ApiRouter:
     @api.op("status.list", description="The statuses, and which hold a person at the gate.")
     async def list_statuses(req: Empty) -> dict:
         return {"statuses": status.statuses()}
+
+    @api.op(
+        "status.transitions",
+        description="The health status machine as data: every allowed step, who may take "
+        "it, and which are steps back (a reason required).",
+    )
+    async def status_transitions(req: Empty) -> dict:
+        return status.transitions()
 
     return api
