@@ -34,12 +34,12 @@ class PersonStatusChanged(Event):
     household_id: str | None = None
     until: AwareDatetime | None = None
     decided_at: AwareDatetime
-
     # the step taken (screening's state machine); absent from older producers
     previous_status: Token | None = None  # the status it changed
     role: Token | None = None  # grid_worker, community_doctor, secretary, lab, screening
     reason: str = ""
     source: str = ""  # what caused it, e.g. a check-in's or a test's id; "office"
+
     def subject(self) -> str:
         return PERSON_STATUS_CHANGED.format(person_id=self.person_id)
 

@@ -42,7 +42,6 @@ communities = sa.Table(
     sa.Column("community_id", sa.String(64), primary_key=True),
     sa.Column("time_zone", sa.String(64), nullable=False),
 )
-
 # Who may decide a person's health status from the office, in which role (the status
 # machine): staff.csv's members and each grid's worker (a grid_worker).
 staff = sa.Table(
@@ -59,6 +58,7 @@ grids = sa.Table(
     sa.Column("community_id", sa.String(64), nullable=False),
     sa.Column("worker_id", sa.String(64), nullable=False, index=True),
 )
+
 # A case: a person screening follows (a fever at the gate, later the four categories).
 cases = sa.Table(
     "cases",
@@ -94,10 +94,10 @@ person_status = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("until", sa.DateTime(timezone=True), nullable=True),
-)
     sa.Column("role", sa.String(32), nullable=False, server_default=""),  # the machine's Role
     sa.Column("previous_status", sa.String(32), nullable=True),  # the status it changed
     sa.Column("source", sa.String(200), nullable=False, server_default=""),  # what caused it
+)
 status_history = sa.Table(
     "status_history",
     metadata,
@@ -108,10 +108,10 @@ status_history = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("until", sa.DateTime(timezone=True), nullable=True),
-)
     sa.Column("role", sa.String(32), nullable=False, server_default=""),  # the machine's Role
     sa.Column("previous_status", sa.String(32), nullable=True),  # the status it changed
     sa.Column("source", sa.String(200), nullable=False, server_default=""),  # what caused it
+)
 
 # --- close contacts and compounds (handlers/contacts.py, handlers/compounds.py) -----------
 # A close-contact candidate of a confirmed case, proposed to a grid worker: one row per
