@@ -525,19 +525,28 @@ def cases(
 def status_set(
     person: Annotated[str, typer.Argument(help="resident id")],
     status: Annotated[str, typer.Argument(help="e.g. home_quarantine (see `status list`)")],
-    by: Annotated[str, typer.Option(help="who decides (recorded)")],
-    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    by: Annotated[str, typer.Option(help="who decides: a staff or grid worker id (a lab's name)")],
+    reason: Annotated[str, typer.Option(help="why (recorded; every step back needs one)")],
+    role: Annotated[
+        str | None,
+        typer.Option(help="grid_worker, community_doctor, secretary or lab (default: their one)"),
+    ] = None,
     until: Annotated[
         datetime | None, typer.Option(help="until (e.g. 2026-03-26T00:00+08:00)")
     ] = None,
 ) -> None:
-    """Record a person's health status; the gates enforce it at once when it holds them."""
-    body: dict[str, Any] = {"person_id": person, "status": status, "set_by": by, "reason": reason}
+    """Take a step of a person's health status (see `status transitions`); the gates enforce
+    it at once when it holds them."""
+    body: dict[str, Any] = {"person_id": person, "status": status, "by": by, "reason": reason}
+    if role is not None:
+        body["role"] = role
     if until is not None:
         body["until"] = (until if until.tzinfo else until.astimezone()).isoformat()
     result = ask("screening", "status.set", body)
     held = "held at the gate" if result["holds_at_gate"] else "free to pass"
-    stderr.print(f"{result['person_id']}: {result['status']} ({held})")
+    was = result.get("previous_status")
+    step = f"{was} -> {result['status']}" if was and was != result["status"] else result["status"]
+    stderr.print(f"{result['person_id']}: {step} ({held}; as {result.get('role') or '-'})")
 
 
 @status_app.command("show")
@@ -550,7 +559,14 @@ def status_show(
         return as_json(result)
     table(
         result["history"],
-        [("at", "since"), ("status", "status"), ("set_by", "set by"), ("reason", "reason")],
+        [
+            ("at", "since"),
+            ("from", "from"),
+            ("to", "to"),
+            ("by", "by"),
+            ("role", "role"),
+            ("reason", "reason"),
+        ],
         title=f"{person}: {result['status']}",
         empty=f"{person}: {result['status']} (no decision recorded)",
     )
@@ -565,6 +581,23 @@ def status_list(json_: Json = False) -> None:
     table(
         result["statuses"],
         [("status", "status"), ("holds_at_gate", "held at gate"), ("zh", "中文")],
+    )
+
+
+@status_app.command("transitions")
+def status_transitions(
+    from_: Annotated[str | None, typer.Option("--from", help="only the steps from this")] = None,
+    json_: Json = False,
+) -> None:
+    """The health status machine: every allowed step, who may take it, which need a reason."""
+    result = ask("screening", "status.transitions", {})
+    if json_:
+        return as_json(result)
+    rows = [t for t in result["transitions"] if from_ in (None, t["from"])]
+    table(
+        [{**t, "back": "back: reason" if t["back"] else ""} for t in rows],
+        [("from", "from"), ("to", "to"), ("roles", "who"), ("back", ""), ("means", "means")],
+        empty=f"no step from {from_}",
     )
 
 
