@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from gridcare.shared import uow
@@ -11,6 +12,7 @@ from gridcare.shared.projection import MemoryReferenceData, SqlReferenceData
 from .adapters import memory, sql
 from .adapters.places import Places
 from .domain.cases import Case, Observation
+from .domain.quarantine import HouseholdQuarantine, Intake, Occupant, Site
 from .domain.status import StatusDecision
 
 
@@ -30,10 +32,38 @@ class Statuses(Protocol):
     async def history(self, person_id: str) -> list[StatusDecision]: ...
 
 
+class HouseholdQuarantines(Protocol):
+    async def active_of(self, household_id: str) -> HouseholdQuarantine | None: ...
+    async def save(self, hq: HouseholdQuarantine) -> None: ...
+    async def active(self) -> list[HouseholdQuarantine]:
+        """The active ones, the soonest to end first."""
+        ...
+
+
+class Sites(Protocol):
+    async def get(self, site_id: str) -> Site | None: ...
+    async def add(self, site: Site) -> None: ...
+    async def all(self) -> list[Site]: ...
+    async def rooms(self, site_id: str) -> list[str]: ...
+    async def add_rooms(self, site_id: str, room_ids: list[str]) -> None: ...
+    async def occupants(self, site_id: str | None = None) -> list[Occupant]: ...
+    async def occupant(self, person_id: str) -> Occupant | None: ...
+    async def occupy(self, occupants: list[Occupant]) -> None:
+        """Raises ``RoomTaken`` if a room (or person) was taken meanwhile."""
+        ...
+
+    async def vacate(self, person_ids: list[str], at: datetime, reason: str) -> None: ...
+    async def intake(self, intake_id: str) -> Intake | None: ...
+    async def add_intake(self, intake: Intake) -> None: ...
+    async def stays_of(self, intake_id: str) -> list[Occupant]: ...
+
+
 class ScreeningUnitOfWork(uow.UnitOfWork):
     places: Places
     cases: Cases
     statuses: Statuses
+    household_quarantines: HouseholdQuarantines
+    sites: Sites
 
 
 class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
@@ -41,6 +71,8 @@ class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
         self.places = Places(SqlReferenceData(self.session, sql.REFERENCE_TABLES))
         self.cases = sql.Cases(self.session)
         self.statuses = sql.Statuses(self.session)
+        self.household_quarantines = sql.HouseholdQuarantines(self.session)
+        self.sites = sql.Sites(self.session)
 
 
 class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
@@ -50,6 +82,8 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
         self.places = Places(self.refdata)
         self.cases = memory.Cases()
         self.statuses = memory.Statuses()
+        self.household_quarantines = memory.HouseholdQuarantines()
+        self.sites = memory.Sites()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -57,4 +91,10 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
             "cases": self.cases.rows,
             "statuses": self.statuses.current,
             "history": self.statuses.log,
+            "household_quarantines": self.household_quarantines.rows,
+            "sites": self.sites.sites,
+            "site_rooms": self.sites.rooms_of,
+            "site_occupants": self.sites.occupied,
+            "site_stays": self.sites.stays,
+            "site_intakes": self.sites.intakes,
         }

@@ -50,3 +50,19 @@ class Places(ReferenceCopy):
             roles.append("grid_worker")
         community = member["community_id"] if member else grids[0]["community_id"]
         return {"staff_id": staff_id, "community_id": community, "roles": roles}
+
+    async def members_of(self, household_id: str) -> list[str]:
+        """The residents of a household, in the order of their ids."""
+        rows = await self.refdata.find(Resident.TYPE, household_id=household_id)
+        return [r["resident_id"] for r in rows]
+
+    async def zone_of_household(self, household_id: str) -> str | None:
+        row = await self.refdata.get(Household.TYPE, household_id)
+        row = row and await self.refdata.get(Building.TYPE, row["building_id"])
+        row = row and await self.refdata.get(Compound.TYPE, row["compound_id"])
+        return await self.zone_of_community(row["community_id"]) if row else None
+
+    async def zone_of_community(self, community_id: str) -> str | None:
+        """The community's time zone (None: the community is not known)."""
+        row = await self.refdata.get(Community.TYPE, community_id)
+        return row["time_zone"] if row else None

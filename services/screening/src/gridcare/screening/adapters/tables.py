@@ -147,3 +147,75 @@ compound_levels = sa.Table(
     sa.Column("last_case_person_id", sa.String(64), nullable=True),
     sa.Column("epidemic_free_since", sa.DateTime(timezone=True), nullable=True),
 )
+
+# --- quarantine: households at home, central sites and their rooms -----------------------
+# A household's home quarantine (one active at a time; ended ones kept).
+household_quarantines = sa.Table(
+    "household_quarantines",
+    metadata,
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # active | ended
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ended_by", sa.String(200), nullable=True),
+    sa.Column("end_reason", sa.Text, nullable=True),
+)
+# A central quarantine site (a requisitioned hotel) and its rooms: one person a room.
+quarantine_sites = sa.Table(
+    "quarantine_sites",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(500), nullable=False),
+    sa.Column("community_id", sa.String(64), nullable=False),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("added_by", sa.String(200), nullable=False),
+)
+quarantine_rooms = sa.Table(
+    "quarantine_rooms",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("room_id", sa.String(64), primary_key=True),
+)
+# Who is in which room now: a room holds one person (the unique key keeps two intakes at
+# once from filling it twice), a person is in one room.
+quarantine_occupants = sa.Table(
+    "quarantine_occupants",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("room_id", sa.String(64), nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("intake_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("site_id", "room_id"),
+    sa.ForeignKeyConstraint(
+        ["site_id", "room_id"], ["quarantine_rooms.site_id", "quarantine_rooms.room_id"]
+    ),
+)
+# Every stay, ended or not (a person's timeline).
+quarantine_stays = sa.Table(
+    "quarantine_stays",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("room_id", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("end_reason", sa.Text, nullable=True),
+    sa.Column("intake_id", sa.String(64), nullable=True),
+)
+# Each intake once (its id makes a repeat change nothing).
+quarantine_intakes = sa.Table(
+    "quarantine_intakes",
+    metadata,
+    sa.Column("intake_id", sa.String(64), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("people", sa.JSON, nullable=False),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
