@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -381,3 +382,12 @@ def test_the_transitions_query_is_the_machine():
     assert got["roles"] == [r.value for r in Role]
     assert got["transitions"] == machine.as_data()
     assert {s["status"] for s in got["statuses"]} == {s.value for s in HealthStatus}
+
+
+def test_the_guide_shows_the_table_the_code_has():
+    """docs/screening.md's table is the machine's (regenerate it with
+    ``python -m gridcare.screening.domain.status``)."""
+    doc = (Path(__file__).parents[4] / "docs" / "screening.md").read_text(encoding="utf-8")
+    start = doc.index("<!-- status-table")
+    begin, end = doc.index("-->", start) + len("-->"), doc.index("<!-- /status-table -->")
+    assert doc[begin:end].strip() == machine.as_markdown()

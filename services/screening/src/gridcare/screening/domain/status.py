@@ -263,6 +263,24 @@ def as_data() -> list[dict[str, object]]:
     ]
 
 
+def as_markdown() -> str:
+    """The table as docs/screening.md shows it: one row per group of steps with the same
+    target, roles and meaning (a test checks the doc against this)."""
+    groups: dict[tuple, list[HealthStatus]] = {}
+    for t in TRANSITIONS:
+        groups.setdefault((t.to, t.roles, t.back, t.means), []).append(t.from_)
+    lines = [
+        "| from | to | who may | back (reason required) | what it means |",
+        "|---|---|---|---|---|",
+    ]
+    for (to, roles, back, means), froms in groups.items():
+        lines.append(
+            f"| {', '.join(f'`{f}`' for f in froms)} | `{to}` | {_roles(roles)} "
+            f"| {'yes' if back else ''} | {means} |"
+        )
+    return "\n".join(lines)
+
+
 # --- decisions ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StatusDecision:
@@ -292,3 +310,7 @@ def decide(current: StatusDecision | None, new: StatusDecision) -> StatusDecisio
     if current is not None and current.at > new.at:
         raise OutOfOrder(f"{new.person_id}: a decision of {current.at} is newer")
     return new
+
+
+if __name__ == "__main__":  # the table for docs/screening.md
+    print(as_markdown())
