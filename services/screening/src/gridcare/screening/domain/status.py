@@ -150,8 +150,9 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _steps([NORMAL, FOLLOW_UP, FEVER, SUSPECTED, CONTACT, HOME, CENTRAL, RECOVERED, RELEASED],
              CONFIRMED, [LAB], FORWARD, "a positive test confirms a case (again: re-positive)")
     # close contact
-    + _steps([NORMAL, FOLLOW_UP, RECOVERED, RELEASED], CONTACT, [DOC, SEC, RULES], FORWARD,
-             "named a close contact (the CDC's list, the doctor's tracing, screening's rules)")
+    + _steps([NORMAL, FOLLOW_UP, RECOVERED, RELEASED], CONTACT, [GW, DOC, SEC, RULES], FORWARD,
+             "named a close contact (the CDC's list, tracing by the grid worker or doctor, "
+             "screening's rules)")
     # home quarantine
     + _steps([NORMAL, FOLLOW_UP, CONTACT, RECOVERED, RELEASED], HOME, [GW, DOC, SEC, RULES],
              FORWARD, "14 days at home: a returnee, a close contact, a household with a case")
@@ -162,8 +163,11 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _steps([NORMAL, FOLLOW_UP, CONTACT, HOME, RECOVERED, RELEASED], CENTRAL, [DOC, SEC],
              FORWARD, "taken to a central quarantine site")
     # hospital
-    + _steps([FEVER, SUSPECTED, CONFIRMED], HOSPITAL, [DOC, SEC], FORWARD,
-             "admitted to hospital (a fever clinic, a suspected or confirmed case)")
+    + _steps([FEVER, SUSPECTED, CONFIRMED, HOME, CENTRAL], HOSPITAL, [DOC, SEC], FORWARD,
+             "admitted to hospital (a fever clinic, a suspected or confirmed case, from "
+             "quarantine)")
+    + _steps([HOSPITAL], HOME, [DOC, SEC], BACK,
+             "discharged into quarantine at home (not a case, or isolation after discharge)")
     # recovered
     + _steps([CONFIRMED, HOSPITAL], RECOVERED, [DOC], BACK,
              "discharged recovered: 14 days of health monitoring follow")
