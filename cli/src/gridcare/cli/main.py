@@ -56,6 +56,12 @@ status_app = typer.Typer(help="People's health status (screening).", no_args_is_
 broadcast_app = typer.Typer(help="Notices to every resident of a place.", no_args_is_help=True)
 app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(status_app, name="status")
+contacts_app = typer.Typer(help="Close contacts of confirmed cases.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
+compounds_app = typer.Typer(
+    help="Compounds: level, last case, epidemic-free (screening).", no_args_is_help=True
+)
+app.add_typer(compounds_app, name="compounds")
 
 EMBEDDED_NATS_PORT = int(os.environ.get("GRIDCARE_EMBEDDED_NATS_PORT", "14222"))
 SINK_PORT = 8099  # where the sample community's chat URLs point
@@ -599,6 +605,122 @@ def status_transitions(
         [("from", "from"), ("to", "to"), ("roles", "who"), ("back", ""), ("means", "means")],
         empty=f"no step from {from_}",
     )
+
+
+# --- close contacts, compounds (screening) ----------------------------------------------------
+@contacts_app.command("proposed")
+def contacts_proposed(
+    grid: Annotated[str | None, typer.Option(help="only this grid's candidates")] = None,
+    case: Annotated[str | None, typer.Option(help="only this confirmed case's")] = None,
+    status: Annotated[
+        str, typer.Option(help="proposed (still to decide), confirmed, rejected or all")
+    ] = "proposed",
+    json_: Json = False,
+) -> None:
+    """Close-contact candidates of confirmed cases, for a grid worker to confirm or reject."""
+    body: dict[str, Any] = {"status": status}
+    if grid:
+        body["grid_id"] = grid
+    if case:
+        body["case_person_id"] = case
+    result = ask("screening", "contacts.proposed", body)
+    if json_:
+        return as_json(result)
+    table(
+        result["proposals"],
+        [
+            ("case_person_id", "case"),
+            ("candidate_id", "candidate"),
+            ("household_id", "household"),
+            ("grid_id", "grid"),
+            ("reason", "reason"),
+            ("status", "status"),
+            ("decided_by", "by"),
+            ("decision_reason", "why"),
+        ],
+        empty="no candidates",
+    )
+
+
+def _decide(op: str, case: str, candidate: str, by: str, reason: str) -> None:
+    body = {"case_person_id": case, "candidate_id": candidate, "by": by, "reason": reason}
+    result = ask("screening", op, body)
+    why = f": {result['decision_reason']}" if result.get("decision_reason") else ""
+    stderr.print(
+        f"{result['candidate_id']} (contact of {result['case_person_id']}): "
+        f"{result['status']} by {result['decided_by']}{why}"
+    )
+
+
+@contacts_app.command("confirm")
+def contacts_confirm(
+    case: Annotated[str, typer.Argument(help="the confirmed case's resident id")],
+    candidate: Annotated[str, typer.Argument(help="the candidate's resident id")],
+    by: Annotated[str, typer.Option(help="the grid worker's id")],
+    reason: Annotated[str, typer.Option(help="a note (recorded)")] = "",
+) -> None:
+    """Confirm a candidate: they become a close contact (held at the gate at once)."""
+    _decide("contacts.confirm", case, candidate, by, reason)
+
+
+@contacts_app.command("reject")
+def contacts_reject(
+    case: Annotated[str, typer.Argument(help="the confirmed case's resident id")],
+    candidate: Annotated[str, typer.Argument(help="the candidate's resident id")],
+    by: Annotated[str, typer.Option(help="the grid worker's id")],
+    reason: Annotated[str, typer.Option(help="why not a close contact (required)")],
+) -> None:
+    """Reject a candidate, with a reason (kept)."""
+    _decide("contacts.reject", case, candidate, by, reason)
+
+
+@compounds_app.command("show")
+def compounds_show(
+    compound: Annotated[str | None, typer.Argument(help="compound id (default: all)")] = None,
+    json_: Json = False,
+) -> None:
+    """Each compound's level as screening decided it, its last new confirmed case, the days
+    without one and whether it is epidemic-free (无疫小区)."""
+    result = ask("screening", "compounds.show", {"compound_id": compound} if compound else {})
+    if json_:
+        return as_json(result)
+    rows = [
+        {
+            **c,
+            "free": f"since {when(c['epidemic_free_since'])}"
+            if c["epidemic_free"]
+            else (f"on {when(c['epidemic_free_on'])}" if c["epidemic_free_on"] else ""),
+        }
+        for c in result["compounds"]
+    ]
+    table(
+        rows,
+        [
+            ("compound_id", "compound"),
+            ("level", "level"),
+            ("set_by", "set by"),
+            ("last_case_at", "last case"),
+            ("days_without_case", "days without"),
+            ("free", "epidemic-free"),
+            ("reason", "reason"),
+        ],
+    )
+
+
+@compounds_app.command("level")
+def compounds_level(
+    compound: Annotated[str, typer.Argument(help="compound id")],
+    level: Annotated[ControlLevel, typer.Argument(help="sealed | controlled | precaution")],
+    by: Annotated[str, typer.Option(help="who decides (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+) -> None:
+    """Set a compound's level through screening (CompoundLevelChanged; the gates enforce it)."""
+    result = ask(
+        "screening",
+        "compounds.level.set",
+        {"compound_id": compound, "level": level.value, "by": by, "reason": reason},
+    )
+    stderr.print(f"{result['compound_id']}: {result['level']} (since {when(result['set_at'])})")
 
 
 @app.command()

@@ -28,6 +28,14 @@ ESCALATION = {"previous": "李梅", "waited_min": 5, "level": 2}
 #: What the producers send, per template (Chinese names: an English text with one is UCS-2
 #: too, so its SMS has the smaller room).
 SAMPLES: dict[str, dict] = {
+    "task.close_contacts": {
+        "case_person_id": "R-1001",
+        "count": 3,
+        "household": 2,
+        "gate": 1,
+        "grid_id": "G-01",
+        "command": "gridcare contacts proposed --case R-1001 --grid G-01",
+    },
     "task.fever_follow_up": {
         "person_id": "R-1001",
         "gate_id": "g1",

@@ -24,6 +24,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("grid_id", sa.String(length=64), nullable=True))
     with op.batch_alter_table("compounds", schema=None) as batch_op:
         batch_op.add_column(sa.Column("control_level", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("policies", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("contact_window_minutes", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("contact_lookback_days", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("contacts_quarantine", sa.Boolean(), nullable=True))
+        batch_op.add_column(sa.Column("seal_on_confirmed", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("epidemic_free_days", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("epidemic_free_level", sa.String(length=16), nullable=True))
     op.create_table(
         "contact_proposals",
         sa.Column("case_person_id", sa.String(length=64), nullable=False),
@@ -67,6 +74,16 @@ def downgrade() -> None:
     with op.batch_alter_table("contact_proposals", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contact_proposals_grid_id"))
     op.drop_table("contact_proposals")
+    with op.batch_alter_table("policies", schema=None) as batch_op:
+        for column in (
+            "epidemic_free_level",
+            "epidemic_free_days",
+            "seal_on_confirmed",
+            "contacts_quarantine",
+            "contact_lookback_days",
+            "contact_window_minutes",
+        ):
+            batch_op.drop_column(column)
     with op.batch_alter_table("compounds", schema=None) as batch_op:
         batch_op.drop_column("control_level")
     with op.batch_alter_table("buildings", schema=None) as batch_op:
