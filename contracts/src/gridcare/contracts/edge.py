@@ -9,6 +9,9 @@ the checkpoint's own context (the subject's gate, the community's valid temperat
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridcare.shared.envelope import Event
@@ -25,6 +28,8 @@ STAFF_ACK = "staff.{person_id}.ack"  # request/reply (§5.1)
 STAFF_ACK_ALL = "staff.*.ack"
 
 STREAM = StreamSpec("EDGE", (DOOR_OPENED_ALL,), "Door sensor events from devices")
+RESIDENT_CHECKIN = "resident.{person_id}.checkin"  # request/reply (§4.1)
+RESIDENT_CHECKIN_ALL = "resident.*.checkin"
 
 
 class Heartbeat(BaseModel):
@@ -53,3 +58,34 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     alert_id: Token
+
+
+#: §4.1: the symptoms a check-in may name (``[]``: none).
+Symptom = Literal[
+    "fever",
+    "cough",
+    "sore_throat",
+    "fatigue",
+    "breathless",
+    "diarrhoea",
+    "loss_of_smell",
+    "loss_of_taste",
+    "muscle_pain",
+    "other",
+]
+
+
+class CheckinRequest(BaseModel):
+    """§4.1: a resident's daily health check-in (``resident.<person_id>.checkin``), sent by
+    them or by a grid worker for them (``reported_by``). ``checkin_id`` is the idempotency
+    key; ``day`` the community's local day it is for."""
+
+    model_config = ConfigDict(extra="ignore")
+    checkin_id: Token
+    person_id: Token
+    day: date = Field(strict=True)  # YYYY-MM-DD
+    temperature_c: float | None = Field(None, ge=34.0, le=43.0)  # None: not measured
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=10)
+    note: str = Field("", max_length=500)
+    reported_by: Token | None = None
+    submitted_at: Timestamp

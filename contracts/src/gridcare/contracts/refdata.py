@@ -343,6 +343,12 @@ def _quiet_hours(v: str) -> str:
     return f"{start}-{end}"
 
 
+def _hhmm(v: str) -> str:
+    if not re.fullmatch(_HHMM, v.strip()):
+        raise ValueError("a local time of day, HH:MM (e.g. 10:00)")
+    return v.strip()
+
+
 class CommunityPolicy(RefEntity):
     """One community's policy (``gridcare policy apply FILE``): the gate settings, which
     the checkpoint applies, and the notification settings, which notify applies. A field
@@ -368,6 +374,12 @@ class CommunityPolicy(RefEntity):
     hourly_cap: int | None = Field(None, ge=1)  # non-urgent messages per recipient per hour
     digest_minutes: int | None = Field(None, ge=1)  # low-priority notices bundled this long
     escalations: dict[Token, Escalation] = Field(default_factory=dict)  # by alert kind
+    # screening's part (gridcare.screening.domain.policy has its defaults)
+    checkin_reminder_at: Annotated[str, AfterValidator(_hhmm)] | None = None  # local HH:MM
+    missed_days_for_visit: int | None = Field(None, ge=1)  # consecutive: a door visit
+    follow_up_days: int | None = Field(None, ge=1)  # a follow-up lasts this many local days
+    release_symptom_free_days: int | None = Field(None, ge=0)  # none in the last N days ...
+    release_needs_negative_test: bool | None = None  # ... and a negative test since
 
 
 #: The kinds of the office's spreadsheets, parents before children (the import's order).

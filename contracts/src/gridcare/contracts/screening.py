@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
@@ -18,6 +18,7 @@ STREAM = StreamSpec("SCREENING", ("screening.>",), "Health registry decisions")
 PERSON_STATUS_CHANGED = "screening.person.status.{person_id}"
 COMPOUND_LEVEL_CHANGED = "screening.compound.level.{compound_id}"
 CASE_OPENED = "screening.case.opened.{kind}"
+DOOR_VISIT_REQUESTED = "screening.visit.requested.{grid_id}"
 DECISIONS_ALL = "screening.>"
 
 
@@ -71,3 +72,22 @@ class CaseOpened(Event):
 
     def subject(self) -> str:
         return CASE_OPENED.format(kind=self.kind)
+
+
+class DoorVisitRequested(Event):
+    """A resident missed ``missed_days`` local days of check-ins in a row (the community's
+    ``missed_days_for_visit``): their grid worker should call at the door. One per run of
+    missed days (a restart or a redelivery never makes two); dispatch may take it as a task."""
+
+    TYPE = "screening.DoorVisitRequested"
+    request_id: str  # stable per person and run of missed days
+    person_id: str
+    household_id: str
+    grid_id: str | None = None  # the worker's grid (None: the building names no grid)
+    missed_days: int
+    day: date  # the local day the request was made (the run's days are before it)
+    last_checkin_day: date | None = None  # None: never checked in
+    requested_at: AwareDatetime
+
+    def subject(self) -> str:
+        return DOOR_VISIT_REQUESTED.format(grid_id=self.grid_id or "none")

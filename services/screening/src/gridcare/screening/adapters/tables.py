@@ -15,6 +15,7 @@ residents = sa.Table(
     metadata,
     sa.Column("resident_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),  # for reminders (check-ins)
 )
 households = sa.Table(
     "households",

@@ -12,7 +12,14 @@ from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
 from ..domain.status import HealthStatus, Role
-from ..handlers import status
+from ..handlers import campaigns, status
+from ..handlers import cases as case_handlers
+from ..handlers import checkins as checkin_handlers
+from ..handlers import compounds as compound_handlers
+from ..handlers import contacts as contact_handlers
+from ..handlers import followup as followup_handlers
+from ..handlers import quarantine as quarantine_handlers
+from ..handlers import questionnaires as questionnaire_handlers
 from ..unit_of_work import ScreeningUnitOfWork
 from . import CLOCK
 
@@ -43,7 +50,7 @@ def router(service: str) -> ApiRouter:
 
     @api.op("cases", description="The newest cases (of one person), times on the local clock.")
     async def cases(req: ListCases, uow: ScreeningUnitOfWork = Depends(unit_of_work)) -> dict:
-        return {"cases": await cases.newest_cases(req.limit, req.person_id, uow)}
+        return {"cases": await case_handlers.newest_cases(req.limit, req.person_id, uow)}
 
     @api.op(
         "status.set",
