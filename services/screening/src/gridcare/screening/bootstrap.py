@@ -10,8 +10,10 @@ from faststream import FastStream
 from gridcare.contracts import STREAMS
 from gridcare.contracts.screening import (
     CASE_OPENED,
+    DOOR_VISIT_REQUESTED,
     PERSON_STATUS_CHANGED,
     CaseOpened,
+    DoorVisitRequested,
     PersonStatusChanged,
 )
 from gridcare.shared.envelope import utcnow
@@ -19,7 +21,9 @@ from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
 
 from .adapters import tables
-from .entrypoints import CLOCK, api, events
+from .config import ScreeningSettings
+from .entrypoints import CLOCK, api, events, residents
+from .handlers import checkins, followup
 from .unit_of_work import SqlUnitOfWork
 
 NAME = "screening"
@@ -46,6 +50,19 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
     svc.include(api.router(NAME))
     svc.publishes(CaseOpened, CASE_OPENED)
     svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED)
+    # check-ins (edge §4.1), door visits, reminders, follow-up (handlers/checkins.py)
+    svc.include(residents.router())  # resident.*.checkin
+    svc.publishes(DoorVisitRequested, DOOR_VISIT_REQUESTED)
+    cfg = settings if isinstance(settings, ScreeningSettings) else ScreeningSettings()
+
+    async def checkin_tick() -> dict[str, int]:
+        now = clock()
+        done = await checkins.remind(svc.unit_of_work, now, cfg.screening_reminder_batch)
+        done["released"] = await followup.release_due(svc.unit_of_work(), now)
+        return done
+
+    svc.every(cfg.screening_checkin_tick_s, checkin_tick)
+    svc.components.update(checkin_tick=checkin_tick)
     return svc
 
 

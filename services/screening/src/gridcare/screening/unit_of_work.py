@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from gridcare.shared import uow
@@ -11,7 +11,10 @@ from gridcare.shared.projection import MemoryReferenceData, SqlReferenceData
 
 from .adapters import memory, sql
 from .adapters.places import Places
+from .domain import checkins as ci
+from .domain import followup as fu
 from .domain.cases import Case, Observation
+from .domain.policy import ScreeningPolicy
 from .domain.quarantine import HouseholdQuarantine, Intake, Occupant, Site
 from .domain.status import StatusDecision
 
@@ -58,12 +61,54 @@ class Sites(Protocol):
     async def stays_of(self, intake_id: str) -> list[Occupant]: ...
 
 
+class Checkins(Protocol):
+    """Check-ins, door visits, reminders (handlers/checkins.py)."""
+
+    async def resident(self, person_id: str) -> ci.Resident | None:
+        """Where the resident lives, their community's clock and policy, their status: in
+        one query on the store (the check-in's hot path)."""
+        ...
+
+    async def reply_of(self, checkin_id: str) -> ci.Reply | None: ...
+    async def in_force(self, person_id: str, day: date) -> ci.Checkin | None: ...
+    async def put(self, checkin: ci.Checkin, reply: ci.Reply, replacing: bool) -> None: ...
+    async def of_person(self, person_id: str, limit: int = 60) -> list[ci.Checkin]: ...
+    async def visit(self, visit_id: str) -> dict | None: ...
+    async def add_visit(self, visit: ci.Visit, members: list[dict]) -> None: ...
+    async def communities(self) -> list[tuple[str, str | None, ScreeningPolicy]]: ...
+    async def to_remind(self, community_id: str, day: date, limit: int) -> list[ci.ReminderTarget]:
+        """Residents of a community with neither a check-in nor a reminder for ``day``."""
+        ...
+
+    async def reminded(self, person_ids: list[str], day: date, at: datetime) -> None: ...
+    async def missed_runs(
+        self, community_id: str, day: date, days: int, limit: int
+    ) -> list[ci.MissedRun]: ...
+    async def visits_requested(self, rows: list[dict]) -> None: ...
+
+
+class FollowUps(Protocol):
+    """Follow-up periods and days (handlers/followup.py)."""
+
+    async def open_of(self, person_id: str) -> fu.FollowUp | None: ...
+    async def save(self, f: fu.FollowUp) -> None: ...
+    async def put_day(self, d: fu.FollowUpDay) -> bool:
+        """Record the person's day (a later report of the day replaces it); True if new."""
+        ...
+
+    async def of_person(self, person_id: str) -> list[fu.FollowUp]: ...
+    async def days_of(self, person_id: str) -> list[fu.FollowUpDay]: ...
+    async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]: ...
+
+
 class ScreeningUnitOfWork(uow.UnitOfWork):
     places: Places
     cases: Cases
     statuses: Statuses
     household_quarantines: HouseholdQuarantines
     sites: Sites
+    checkins: Checkins
+    follow_ups: FollowUps
 
 
 class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
@@ -73,6 +118,8 @@ class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
         self.statuses = sql.Statuses(self.session)
         self.household_quarantines = sql.HouseholdQuarantines(self.session)
         self.sites = sql.Sites(self.session)
+        self.checkins = sql.Checkins(self.session)
+        self.follow_ups = sql.FollowUps(self.session)
 
 
 class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
@@ -84,6 +131,8 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
         self.statuses = memory.Statuses()
         self.household_quarantines = memory.HouseholdQuarantines()
         self.sites = memory.Sites()
+        self.checkins = memory.Checkins(self.refdata, self.statuses)
+        self.follow_ups = memory.FollowUps()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -97,4 +146,11 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
             "site_occupants": self.sites.occupied,
             "site_stays": self.sites.stays,
             "site_intakes": self.sites.intakes,
+            "checkins": self.checkins.rows,
+            "checkin_replies": self.checkins.replies,
+            "door_visits": self.checkins.visits,
+            "checkin_reminders": self.checkins.reminders,
+            "door_visit_requests": self.checkins.visit_requests,
+            "follow_ups": self.follow_ups.rows,
+            "follow_up_days": self.follow_ups.days,
         }

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from ..domain import checkins as ci
+from ..domain import followup as fu
 from ..domain.cases import Case, Observation
+from ..domain.policy import ScreeningPolicy
 from ..domain.quarantine import HouseholdQuarantine, Intake, Occupant, RoomTaken, Site
 from ..domain.status import StatusDecision
 
@@ -156,3 +159,163 @@ class Sites:
             for s in self.stays
             if s["intake_id"] == intake_id
         ]
+
+
+# --- check-ins, door visits, reminders, follow-up -----------------------------------------
+class Checkins:
+    """In memory; where residents live, their community and status come from the same
+    reference data and statuses the fake unit of work keeps (as the SQL twin joins them)."""
+
+    def __init__(self, refdata: Any, statuses: Any) -> None:
+        self.refdata, self.statuses = refdata, statuses
+        self.rows: dict[tuple[str, date], ci.Checkin] = {}
+        self.replies: dict[str, ci.Reply] = {}
+        self.visits: dict[str, dict] = {}
+        self.reminders: dict[tuple[str, date], datetime] = {}
+        self.visit_requests: dict[str, dict] = {}
+
+    def _table(self, kind: str) -> dict[str, dict]:
+        return self.refdata.rows[kind]
+
+    def _community_of(self, resident: dict) -> tuple[dict | None, dict | None]:
+        h = self._table("refdata.HouseholdUpserted").get(resident["household_id"])
+        b = h and self._table("refdata.BuildingUpserted").get(h["building_id"])
+        c = b and self._table("refdata.CompoundUpserted").get(b["compound_id"])
+        return b or None, c or None
+
+    def _policy(self, community_id: str | None) -> ScreeningPolicy:
+        return ScreeningPolicy.of(self._table("refdata.CommunityPolicySet").get(community_id or ""))
+
+    async def resident(self, person_id: str) -> ci.Resident | None:
+        r = self._table("refdata.ResidentUpserted").get(person_id)
+        if r is None:
+            return None
+        b, c = self._community_of(r)
+        community = c["community_id"] if c else None
+        cm = self._table("refdata.CommunityUpserted").get(community or "")
+        decision = await self.statuses.get(person_id)
+        return ci.Resident(
+            person_id=person_id,
+            household_id=r["household_id"],
+            name=r.get("name") or "",
+            grid_id=b.get("grid_id") if b else None,
+            community_id=community,
+            zone=cm["time_zone"] if cm else None,
+            policy=self._policy(community),
+            status=decision.status.value if decision else None,
+        )
+
+    async def reply_of(self, checkin_id: str) -> ci.Reply | None:
+        return self.replies.get(checkin_id)
+
+    async def in_force(self, person_id: str, day: date) -> ci.Checkin | None:
+        return self.rows.get((person_id, day))
+
+    async def put(self, checkin: ci.Checkin, reply: ci.Reply, replacing: bool) -> None:
+        key = (checkin.person_id, checkin.day)
+        if (key in self.rows) != replacing or reply.checkin_id in self.replies:
+            raise KeyError(f"{key} / {reply.checkin_id}")  # the SQL keys would refuse it
+        self.rows[key] = checkin
+        self.replies[reply.checkin_id] = reply
+
+    async def of_person(self, person_id: str, limit: int = 60) -> list[ci.Checkin]:
+        found = [c for (p, _), c in self.rows.items() if p == person_id]
+        return sorted(found, key=lambda c: c.day, reverse=True)[:limit]
+
+    async def visit(self, visit_id: str) -> dict | None:
+        return self.visits.get(visit_id)
+
+    async def add_visit(self, visit: ci.Visit, members: list[dict]) -> None:
+        if visit.visit_id in self.visits:
+            raise KeyError(f"visit {visit.visit_id} exists")
+        self.visits[visit.visit_id] = {
+            "visit_id": visit.visit_id,
+            "household_id": visit.household_id,
+            "worker_id": visit.worker_id,
+            "visited_at": visit.visited_at,
+            "day": visit.day,
+            "members": members,
+            "recorded_at": visit.recorded_at,
+        }
+
+    async def communities(self) -> list[tuple[str, str | None, ScreeningPolicy]]:
+        rows = self._table("refdata.CommunityUpserted")
+        return [(k, rows[k]["time_zone"], self._policy(k)) for k in sorted(rows)]
+
+    def _residents_of(self, community_id: str) -> list[tuple[dict, dict | None]]:
+        out = []
+        for _, r in sorted(self._table("refdata.ResidentUpserted").items()):
+            b, c = self._community_of(r)
+            if c and c["community_id"] == community_id:
+                out.append((r, b))
+        return out
+
+    async def to_remind(self, community_id: str, day: date, limit: int) -> list[ci.ReminderTarget]:
+        return [
+            ci.ReminderTarget(r["resident_id"], r.get("name") or "", r["household_id"])
+            for r, _ in self._residents_of(community_id)
+            if (r["resident_id"], day) not in self.rows
+            and (r["resident_id"], day) not in self.reminders
+        ][:limit]
+
+    async def reminded(self, person_ids: list[str], day: date, at: datetime) -> None:
+        for p in person_ids:
+            if (p, day) in self.reminders:
+                raise KeyError(f"reminder {(p, day)} exists")
+            self.reminders[(p, day)] = at
+
+    async def missed_runs(
+        self, community_id: str, day: date, days: int, limit: int
+    ) -> list[ci.MissedRun]:
+        span = [day - timedelta(days=i) for i in range(1, days + 1)]
+        out = []
+        for r, b in self._residents_of(community_id):
+            p = r["resident_id"]
+            if not all((p, d) in self.reminders and (p, d) not in self.rows for d in span):
+                continue
+            last = max((d for (q, d) in self.rows if q == p and d < day), default=None)
+            if any(
+                v["person_id"] == p and (last is None or v["day"] > last)
+                for v in self.visit_requests.values()
+            ):
+                continue
+            grid = b.get("grid_id") if b else None
+            out.append(ci.MissedRun(p, r.get("name") or "", r["household_id"], grid, last))
+        return out[:limit]
+
+    async def visits_requested(self, rows: list[dict]) -> None:
+        for row in rows:
+            if row["request_id"] in self.visit_requests:
+                raise KeyError(f"visit request {row['request_id']} exists")
+            self.visit_requests[row["request_id"]] = row
+
+
+class FollowUps:
+    def __init__(self) -> None:
+        self.rows: dict[str, fu.FollowUp] = {}
+        self.days: dict[tuple[str, date], fu.FollowUpDay] = {}
+
+    async def open_of(self, person_id: str) -> fu.FollowUp | None:
+        for f in self.rows.values():
+            if f.person_id == person_id and f.is_open:
+                return f
+        return None
+
+    async def save(self, f: fu.FollowUp) -> None:
+        self.rows[f.follow_up_id] = f
+
+    async def put_day(self, d: fu.FollowUpDay) -> bool:
+        new = (d.person_id, d.day) not in self.days
+        self.days[(d.person_id, d.day)] = d
+        return new
+
+    async def of_person(self, person_id: str) -> list[fu.FollowUp]:
+        found = [f for f in self.rows.values() if f.person_id == person_id]
+        return sorted(found, key=lambda f: f.started_on)
+
+    async def days_of(self, person_id: str) -> list[fu.FollowUpDay]:
+        return sorted((d for (p, _), d in self.days.items() if p == person_id), key=lambda d: d.day)
+
+    async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]:
+        found = [f for f in self.rows.values() if f.is_open and f.ends_on <= day]
+        return sorted(found, key=lambda f: (f.ends_on, f.person_id))[:limit]

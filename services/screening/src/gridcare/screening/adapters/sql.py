@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridcare.contracts.refdata import (
     Building,
     Community,
+    CommunityPolicy,
     Compound,
     Grid,
     Household,
@@ -20,7 +22,10 @@ from gridcare.contracts.refdata import (
 from gridcare.shared.localtime import as_utc
 from gridcare.shared.store import upsert_row
 
+from ..domain import checkins as ci
+from ..domain import followup as fu
 from ..domain.cases import Case, Observation
+from ..domain.policy import ScreeningPolicy
 from ..domain.quarantine import HouseholdQuarantine, Intake, Occupant, RoomTaken, Site
 from ..domain.status import HealthStatus, StatusDecision
 from . import tables as T
@@ -31,6 +36,7 @@ REFERENCE_TABLES = {
     Building.TYPE: T.buildings,
     Compound.TYPE: T.compounds,
     Community.TYPE: T.communities,
+    CommunityPolicy.TYPE: T.policies,  # screening's part (check-ins, follow-up)
     Staff.TYPE: T.staff,  # who may decide a status, in which role
     Grid.TYPE: T.grids,  # a grid's worker decides as a grid_worker
 }
@@ -369,3 +375,344 @@ class Sites:
             Occupant(r.person_id, r.site_id, r.room_id, as_utc(r.started_at), r.intake_id)
             for r in rows
         ]
+
+
+# --- check-ins, door visits, reminders (handlers/checkins.py) ----------------------------
+def _checkin(row) -> ci.Checkin:
+    return ci.Checkin(
+        checkin_id=row.checkin_id,
+        person_id=row.person_id,
+        day=row.day,
+        temperature_c=row.temperature_c,
+        symptoms=tuple(row.symptoms or ()),
+        note=row.note,
+        reported_by=row.reported_by,
+        source=row.source,
+        submitted_at=as_utc(row.submitted_at),
+        recorded_at=as_utc(row.recorded_at),
+        follow_up=row.follow_up,
+    )
+
+
+def _checkin_values(c: ci.Checkin) -> dict:
+    return {
+        "person_id": c.person_id,
+        "day": c.day,
+        "checkin_id": c.checkin_id,
+        "temperature_c": c.temperature_c,
+        "symptoms": list(c.symptoms),
+        "note": c.note,
+        "reported_by": c.reported_by,
+        "source": c.source,
+        "submitted_at": c.submitted_at,
+        "recorded_at": c.recorded_at,
+        "follow_up": c.follow_up,
+    }
+
+
+def _where_people():
+    """Residents with where they live, their community, its clock and policy."""
+    r, h, b, c = T.residents, T.households, T.buildings, T.compounds
+    return (
+        r.outerjoin(h, h.c.household_id == r.c.household_id)
+        .outerjoin(b, b.c.building_id == h.c.building_id)
+        .outerjoin(c, c.c.compound_id == b.c.compound_id)
+    )
+
+
+class Checkins:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def resident(self, person_id: str) -> ci.Resident | None:
+        r, b, c, cm, p, st = (
+            T.residents,
+            T.buildings,
+            T.compounds,
+            T.communities,
+            T.policies,
+            T.person_status,
+        )
+        policy_cols = [col.label(f"policy_{col.name}") for col in p.c if col.name != "community_id"]
+        q = (
+            sa.select(
+                r.c.resident_id,
+                r.c.household_id,
+                r.c.name,
+                b.c.grid_id,
+                c.c.community_id,
+                cm.c.time_zone,
+                st.c.status,
+                *policy_cols,
+            )
+            .select_from(
+                _where_people()
+                .outerjoin(cm, cm.c.community_id == c.c.community_id)
+                .outerjoin(p, p.c.community_id == c.c.community_id)
+                .outerjoin(st, st.c.person_id == r.c.resident_id)
+            )
+            .where(r.c.resident_id == person_id)
+        )
+        row = (await self.session.execute(q)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        policy = {k[len("policy_") :]: v for k, v in m.items() if k.startswith("policy_")}
+        return ci.Resident(
+            person_id=row.resident_id,
+            household_id=row.household_id,
+            name=row.name or "",
+            grid_id=row.grid_id,
+            community_id=row.community_id,
+            zone=row.time_zone,
+            policy=ScreeningPolicy.of(policy),
+            status=row.status,
+        )
+
+    async def reply_of(self, checkin_id: str) -> ci.Reply | None:
+        t = T.checkin_requests
+        row = (await self.session.execute(sa.select(t).where(t.c.checkin_id == checkin_id))).first()
+        if row is None:
+            return None
+        return ci.Reply(
+            row.checkin_id,
+            row.person_id,
+            row.day,
+            row.status,
+            row.follow_up,
+            as_utc(row.received_at),
+        )
+
+    async def in_force(self, person_id: str, day: date) -> ci.Checkin | None:
+        t = T.checkins
+        row = (
+            await self.session.execute(
+                sa.select(t).where(t.c.person_id == person_id, t.c.day == day)
+            )
+        ).first()
+        return None if row is None else _checkin(row)
+
+    async def put(self, checkin: ci.Checkin, reply: ci.Reply, replacing: bool) -> None:
+        t = T.checkins
+        values = _checkin_values(checkin)
+        if replacing:
+            await self.session.execute(
+                sa.update(t)
+                .where(t.c.person_id == checkin.person_id, t.c.day == checkin.day)
+                .values(values)
+            )
+        else:
+            await self.session.execute(sa.insert(t).values(values))
+        await self.session.execute(
+            sa.insert(T.checkin_requests).values(
+                checkin_id=reply.checkin_id,
+                person_id=reply.person_id,
+                day=reply.day,
+                status=reply.status,
+                follow_up=reply.follow_up,
+                received_at=reply.received_at,
+            )
+        )
+
+    async def of_person(self, person_id: str, limit: int = 60) -> list[ci.Checkin]:
+        t = T.checkins
+        q = sa.select(t).where(t.c.person_id == person_id).order_by(t.c.day.desc()).limit(limit)
+        return [_checkin(r) for r in await self.session.execute(q)]
+
+    # --- door visits
+    async def visit(self, visit_id: str) -> dict | None:
+        t = T.door_visits
+        row = (await self.session.execute(sa.select(t).where(t.c.visit_id == visit_id))).first()
+        return None if row is None else dict(row._mapping)
+
+    async def add_visit(self, visit: ci.Visit, members: list[dict]) -> None:
+        await self.session.execute(
+            sa.insert(T.door_visits).values(
+                visit_id=visit.visit_id,
+                household_id=visit.household_id,
+                worker_id=visit.worker_id,
+                visited_at=visit.visited_at,
+                day=visit.day,
+                members=members,
+                recorded_at=visit.recorded_at,
+            )
+        )
+
+    # --- reminders and missed days
+    async def communities(self) -> list[tuple[str, str | None, ScreeningPolicy]]:
+        cm, p = T.communities, T.policies
+        q = sa.select(
+            cm.c.community_id,
+            cm.c.time_zone,
+            *[col.label(f"policy_{col.name}") for col in p.c if col.name != "community_id"],
+        ).select_from(cm.outerjoin(p, p.c.community_id == cm.c.community_id))
+        out = []
+        for row in await self.session.execute(q.order_by(cm.c.community_id)):
+            m = row._mapping
+            policy = {k[len("policy_") :]: v for k, v in m.items() if k.startswith("policy_")}
+            out.append((row.community_id, row.time_zone, ScreeningPolicy.of(policy)))
+        return out
+
+    async def to_remind(self, community_id: str, day: date, limit: int) -> list[ci.ReminderTarget]:
+        """Residents of the community with no check-in and no reminder for ``day``: one
+        set-based query (an anti-join on both), not one per resident."""
+        r, c, k, rem = T.residents, T.compounds, T.checkins, T.checkin_reminders
+        q = (
+            sa.select(r.c.resident_id, r.c.name, r.c.household_id)
+            .select_from(_where_people())
+            .where(
+                c.c.community_id == community_id,
+                ~sa.exists().where(k.c.person_id == r.c.resident_id, k.c.day == day),
+                ~sa.exists().where(rem.c.person_id == r.c.resident_id, rem.c.day == day),
+            )
+            .order_by(r.c.resident_id)
+            .limit(limit)
+        )
+        return [
+            ci.ReminderTarget(row.resident_id, row.name or "", row.household_id)
+            for row in await self.session.execute(q)
+        ]
+
+    async def reminded(self, person_ids: list[str], day: date, at: datetime) -> None:
+        if person_ids:
+            await self.session.execute(
+                sa.insert(T.checkin_reminders),
+                [{"person_id": p, "day": day, "sent_at": at} for p in person_ids],
+            )
+
+    async def missed_runs(
+        self, community_id: str, day: date, days: int, limit: int
+    ) -> list[ci.MissedRun]:
+        """Residents reminded on each of the ``days`` local days before ``day`` with no
+        check-in on any of them, and no door visit asked for since their last check-in."""
+        r, c, b, k = T.residents, T.compounds, T.buildings, T.checkins
+        rem, dv = T.checkin_reminders, T.door_visit_requests
+        first, last = day - timedelta(days=days), day - timedelta(days=1)
+        yesterday = rem.alias("yesterday")
+        last_checkin = (
+            sa.select(sa.func.max(k.c.day))
+            .where(k.c.person_id == r.c.resident_id, k.c.day < day)
+            .scalar_subquery()
+        )
+        q = (
+            sa.select(
+                r.c.resident_id,
+                r.c.name,
+                r.c.household_id,
+                b.c.grid_id,
+                last_checkin.label("last_checkin_day"),
+            )
+            .select_from(
+                _where_people().join(
+                    yesterday,
+                    sa.and_(yesterday.c.person_id == r.c.resident_id, yesterday.c.day == last),
+                )
+            )
+            .where(
+                c.c.community_id == community_id,
+                sa.select(sa.func.count())
+                .where(rem.c.person_id == r.c.resident_id, rem.c.day.between(first, last))
+                .scalar_subquery()
+                == days,
+                ~sa.exists().where(k.c.person_id == r.c.resident_id, k.c.day.between(first, last)),
+                ~sa.exists().where(
+                    dv.c.person_id == r.c.resident_id,
+                    sa.or_(last_checkin.is_(None), dv.c.day > last_checkin),
+                ),
+            )
+            .order_by(r.c.resident_id)
+            .limit(limit)
+        )
+        return [
+            ci.MissedRun(
+                row.resident_id,
+                row.name or "",
+                row.household_id,
+                row.grid_id,
+                row.last_checkin_day,
+            )
+            for row in await self.session.execute(q)
+        ]
+
+    async def visits_requested(self, rows: list[dict]) -> None:
+        if rows:
+            await self.session.execute(sa.insert(T.door_visit_requests), rows)
+
+
+# --- follow-up (handlers/followup.py) -----------------------------------------------------
+def _follow_up(row) -> fu.FollowUp:
+    return fu.FollowUp(
+        follow_up_id=row.follow_up_id,
+        person_id=row.person_id,
+        reason=row.reason,
+        started_on=row.started_on,
+        ends_on=row.ends_on,
+        status=row.status,
+        opened_at=as_utc(row.opened_at),
+        last_symptom_day=row.last_symptom_day,
+        last_test_at=as_utc(row.last_test_at),
+        last_test_negative=row.last_test_negative,
+        released_at=as_utc(row.released_at),
+        release_reason=row.release_reason,
+    )
+
+
+class FollowUps:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_of(self, person_id: str) -> fu.FollowUp | None:
+        t = T.follow_ups
+        row = (
+            await self.session.execute(
+                sa.select(t).where(t.c.person_id == person_id, t.c.status == "open")
+            )
+        ).first()
+        return None if row is None else _follow_up(row)
+
+    async def save(self, f: fu.FollowUp) -> None:
+        await upsert_row(self.session, T.follow_ups, dataclasses.asdict(f))
+
+    async def put_day(self, d: fu.FollowUpDay) -> bool:
+        """Record the day (the newest report of the day replaces an earlier one); True if
+        the person had no record for that day yet."""
+        t = T.follow_up_days
+        values = {**dataclasses.asdict(d), "symptoms": list(d.symptoms)}
+        where = sa.and_(t.c.person_id == d.person_id, t.c.day == d.day)
+        done = await self.session.execute(sa.update(t).where(where).values(values))
+        if done.rowcount:
+            return False
+        await self.session.execute(sa.insert(t).values(values))
+        return True
+
+    async def of_person(self, person_id: str) -> list[fu.FollowUp]:
+        t = T.follow_ups
+        q = sa.select(t).where(t.c.person_id == person_id).order_by(t.c.started_on)
+        return [_follow_up(r) for r in await self.session.execute(q)]
+
+    async def days_of(self, person_id: str) -> list[fu.FollowUpDay]:
+        t = T.follow_up_days
+        q = sa.select(t).where(t.c.person_id == person_id).order_by(t.c.day)
+        return [
+            fu.FollowUpDay(
+                r.person_id,
+                r.day,
+                r.follow_up_id,
+                r.source,
+                r.source_ref,
+                r.temperature_c,
+                tuple(r.symptoms or ()),
+                as_utc(r.recorded_at),
+            )
+            for r in await self.session.execute(q)
+        ]
+
+    async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]:
+        t = T.follow_ups
+        q = (
+            sa.select(t)
+            .where(t.c.status == "open", t.c.ends_on <= day)
+            .order_by(t.c.ends_on, t.c.person_id)
+            .limit(limit)
+        )
+        return [_follow_up(r) for r in await self.session.execute(q)]

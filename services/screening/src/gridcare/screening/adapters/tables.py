@@ -220,3 +220,107 @@ quarantine_intakes = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# --- check-ins, door visits, follow-up, reminders (handlers/checkins.py, followup.py) -----
+# Screening's part of each community's policy (CommunityPolicy; None: the default).
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("community_id", sa.String(64), primary_key=True),
+    sa.Column("fever_c", sa.Float, nullable=True),
+    sa.Column("checkin_reminder_at", sa.String(5), nullable=True),
+    sa.Column("missed_days_for_visit", sa.Integer, nullable=True),
+    sa.Column("follow_up_days", sa.Integer, nullable=True),
+    sa.Column("release_symptom_free_days", sa.Integer, nullable=True),
+    sa.Column("release_needs_negative_test", sa.Boolean, nullable=True),
+)
+# The check-in in force for each resident and local day (a later one replaces it).
+checkins = sa.Table(
+    "checkins",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("checkin_id", sa.String(200), nullable=False),
+    sa.Column("temperature_c", sa.Float, nullable=True),
+    sa.Column("symptoms", sa.JSON, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("reported_by", sa.String(64), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),  # resident | visit
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("follow_up", sa.Boolean, nullable=False),
+    sa.Index("ix_checkins_day", "day"),
+)
+# Every check-in received, by its id: a repeat gets the reply the first one got.
+checkin_requests = sa.Table(
+    "checkin_requests",
+    metadata,
+    sa.Column("checkin_id", sa.String(200), primary_key=True),
+    sa.Column("person_id", sa.String(64), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # recorded | replaced
+    sa.Column("follow_up", sa.Boolean, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+# A grid worker's door-to-door visit to a household (each once, by its id).
+door_visits = sa.Table(
+    "door_visits",
+    metadata,
+    sa.Column("visit_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False, index=True),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("visited_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("members", sa.JSON, nullable=False),  # each member's result
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+# A follow-up period of a person (open, or released by the policy's rule).
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    sa.Column("follow_up_id", sa.String(64), primary_key=True),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("started_on", sa.Date, nullable=False),
+    sa.Column("ends_on", sa.Date, nullable=False),  # planned: extended by a new exposure
+    sa.Column("status", sa.String(16), nullable=False),  # open | released
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_symptom_day", sa.Date, nullable=True),
+    sa.Column("last_test_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_test_negative", sa.Boolean, nullable=True),
+    sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("release_reason", sa.Text, nullable=True),
+)
+# One record per person and local day of a follow-up (the key: a redelivery makes no two).
+follow_up_days = sa.Table(
+    "follow_up_days",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("follow_up_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # checkin | visit
+    sa.Column("source_ref", sa.String(200), nullable=False),
+    sa.Column("temperature_c", sa.Float, nullable=True),
+    sa.Column("symptoms", sa.JSON, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+# A reminder sent to a resident for a local day (one per person and day).
+checkin_reminders = sa.Table(
+    "checkin_reminders",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_checkin_reminders_day", "day"),
+)
+# A door visit asked for after missed days (one per person and run of missed days).
+door_visit_requests = sa.Table(
+    "door_visit_requests",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("person_id", sa.String(64), nullable=False, index=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("missed_days", sa.Integer, nullable=False),
+    sa.Column("last_checkin_day", sa.Date, nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from faststream import Context, Depends
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
+from gridcare.contracts.edge import Symptom
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
+from ..domain.checkins import MemberResult, Visit
 from ..domain.status import HealthStatus, Role
 from ..handlers import campaigns, status
 from ..handlers import cases as case_handlers
@@ -42,6 +44,36 @@ class SetStatus(Request):
 
 
 class ShowStatus(Request):
+    person_id: Token
+
+
+# --- check-ins, door visits, follow-up ----------------------------------------------------
+class VisitMember(Request):
+    person_id: Token
+    temperature_c: float | None = Field(None, ge=34.0, le=43.0)
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=10)
+    not_at_home: bool = False
+
+
+class RecordVisit(Request):
+    """A grid worker's door-to-door visit to a household, each member's result (those at
+    home: that day's check-in, reported by the worker). ``visit_id`` is its idempotency key."""
+
+    visit_id: Token
+    worker_id: Token
+    household_id: Token
+    visited_at: Timestamp
+    members: list[VisitMember] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _each_member_once(self) -> RecordVisit:
+        ids = [m.person_id for m in self.members]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a member is named more than once")
+        return self
+
+
+class PersonRef(Request):
     person_id: Token
 
 
@@ -97,5 +129,40 @@ def router(service: str) -> ApiRouter:
     )
     async def status_transitions(req: Empty) -> dict:
         return status.transitions()
+
+    @api.op(
+        "visits.record",
+        description="A grid worker's door visit: each member's temperature and symptoms, or "
+        "not at home; those at home get that day's check-in (idempotent by visit_id).",
+    )
+    async def visits_record(
+        req: RecordVisit,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        visit = Visit(
+            req.visit_id,
+            req.household_id,
+            req.worker_id,
+            req.visited_at,
+            req.visited_at.date(),  # the local day is the handler's to say
+            tuple(
+                MemberResult(m.person_id, m.temperature_c, tuple(m.symptoms), m.not_at_home)
+                for m in req.members
+            ),
+        )
+        return await checkin_handlers.record_visit(visit, uow, clock())
+
+    @api.op("checkins.list", description="A resident's check-ins, newest day first.")
+    async def checkins_list(
+        req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await checkin_handlers.checkins_of(req.person_id, uow)
+
+    @api.op("followup.show", description="A person's follow-up periods and their days.")
+    async def followup_show(
+        req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await followup_handlers.follow_up_of(req.person_id, uow)
 
     return api

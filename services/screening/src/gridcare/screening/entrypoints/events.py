@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from faststream import Depends
 
-from gridcare.contracts import checkpoint, refdata
+from gridcare.contracts import checkpoint, refdata, screening
 from gridcare.contracts.checkpoint import FeverDetected
+from gridcare.contracts.screening import PersonStatusChanged
 from gridcare.shared.consumers import ConsumerRouter, message_uow
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
 
-from ..handlers import cases
+from ..handlers import cases, followup
 from ..handlers import refdata as reference
 from ..unit_of_work import ScreeningUnitOfWork
 
@@ -37,5 +38,17 @@ def router(settings: Settings) -> ConsumerRouter:
         env: Envelope[FeverDetected], uow: ScreeningUnitOfWork = Depends(message_uow)
     ) -> None:
         await cases.fever_detected(env.data, uow)
+
+    @r.consumer(
+        screening.PERSON_STATUS_CHANGED.format(person_id="*"),
+        durable="screening-followup",
+        stream=screening.STREAM,
+        description="A person into a followed status (the four categories, home quarantine, "
+        "symptoms): their follow-up opens or is extended; staff ending it close it.",
+    )
+    async def follow_up(
+        env: Envelope[PersonStatusChanged], uow: ScreeningUnitOfWork = Depends(message_uow)
+    ) -> None:
+        await followup.status_changed(env.data, uow)
 
     return r
