@@ -166,6 +166,8 @@ def test_compound_rules():
     )
     assert free and relaxed and freed.level is ControlLevel.PRECAUTION
     assert freed.epidemic_free_since == T0 + timedelta(days=14)
+    # the same case announced again changes nothing (not a new case)
+    assert compound_rules.confirmed_case(freed, "R-1", T0, ControlLevel.SEALED) == (freed, False)
     # a compound held less strictly than the level it would be relaxed to keeps its level
     mild = compound_rules.initial("C-02", ControlLevel.PRECAUTION, T0)
     mild, _ = compound_rules.confirmed_case(mild, "R-1", T0, None)

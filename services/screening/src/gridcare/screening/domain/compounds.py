@@ -56,14 +56,12 @@ def confirmed_case(
     seal_level: ControlLevel | None,
 ) -> tuple[CompoundState, bool]:
     """A new confirmed case in the compound; (the new state, whether the level changed).
-    A case older than the last one known (arriving late) still counts as a case but does
-    not move the last case back."""
-    newest = state.last_case_at is None or at >= state.last_case_at
+    A case no newer than the last one known (arriving late, or the same one announced
+    again) changes nothing: the count of days goes on from the newest case."""
+    if state.last_case_at is not None and at <= state.last_case_at:
+        return state, False
     state = dataclasses.replace(
-        state,
-        last_case_at=at if newest else state.last_case_at,
-        last_case_person_id=person_id if newest else state.last_case_person_id,
-        epidemic_free_since=None,
+        state, last_case_at=at, last_case_person_id=person_id, epidemic_free_since=None
     )
     if seal_level is None or not stricter(seal_level, state.level):
         return state, False
