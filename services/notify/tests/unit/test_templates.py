@@ -102,6 +102,17 @@ SAMPLES: dict[str, dict] = {
         "at": "2026-03-12T06:00:00Z",
         "location": "东门广场",
     },
+    "task.test_campaign_door_call": {
+        "campaign_id": "C-01-20260312-0800",
+        "place_name": "东湖花园",
+        "location": "东门广场",
+        "ends_at": "2026-03-12T10:00:00Z",
+        "count": 3,
+        "households": [
+            {"household_id": "H-0101", "people": ["R-1001", "R-1002"]},
+            {"household_id": "H-0204", "people": ["R-1009"]},
+        ],
+    },
     "checkin.reminder": {"name": "张伟", "day": "2026-03-12", "by_time": "20:00"},
     "checkin.missed": {
         "person_id": "R-1004",

@@ -8,6 +8,7 @@ from datetime import datetime
 from faststream import FastStream
 
 from gridcare.contracts import STREAMS
+from gridcare.contracts.notify import NOTIFICATION_REQUESTED, NotificationRequested
 from gridcare.contracts.screening import (
     CASE_OPENED,
     DOOR_VISIT_REQUESTED,
@@ -24,6 +25,7 @@ from .adapters import tables
 from .config import ScreeningSettings
 from .entrypoints import CLOCK, api, events, residents
 from .handlers import checkins, followup
+from .handlers.campaigns import door_calls_due
 from .unit_of_work import SqlUnitOfWork
 
 NAME = "screening"
@@ -46,10 +48,18 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
     )
     svc.provide(CLOCK, clock)
     svc.components.update(clock=clock)
+
+    async def campaign_tick() -> None:  # test campaigns: door calls due, stale uploads
+        await door_calls_due(svc.unit_of_work, now=clock())
+
+    svc.every(60.0, campaign_tick)
+    svc.components.update(campaign_tick=campaign_tick)
+
     svc.include(events.router(svc.settings))
     svc.include(api.router(NAME))
     svc.publishes(CaseOpened, CASE_OPENED)
     svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED)
+    svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)  # call-backs, reminders
     # check-ins (edge §4.1), door visits, reminders, follow-up (handlers/checkins.py)
     svc.include(residents.router())  # resident.*.checkin
     svc.publishes(DoorVisitRequested, DOOR_VISIT_REQUESTED)

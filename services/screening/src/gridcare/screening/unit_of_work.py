@@ -13,6 +13,7 @@ from .adapters import memory, sql
 from .adapters.places import Places
 from .domain import checkins as ci
 from .domain import followup as fu
+from .domain import campaigns as camp
 from .domain.cases import Case, Observation
 from .domain.policy import ScreeningPolicy
 from .domain.quarantine import HouseholdQuarantine, Intake, Occupant, Site
@@ -101,12 +102,44 @@ class FollowUps(Protocol):
     async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]: ...
 
 
+class Campaigns(Protocol):
+    """Test campaigns (handlers/campaigns.py): writes of many rows are one statement."""
+
+    async def add(self, campaign: camp.Campaign) -> None: ...
+    async def get(self, campaign_id: str) -> camp.Campaign | None: ...
+    async def newest(self, limit: int, open_at: datetime | None = None) -> list[camp.Campaign]:
+        """The newest first; ``open_at``: only those running then."""
+        ...
+
+    async def residents_of(
+        self, place_kind: str, place_id: str, person_ids: set[str] | None = None
+    ) -> list[camp.Resident]:
+        """The residents of a compound or building now (of ``person_ids`` only, if given),
+        with their status in force and their building's grid."""
+        ...
+
+    async def known(self, person_ids: set[str]) -> set[str]: ...
+    async def add_members(self, members: list[camp.Member]) -> None: ...
+    async def members(self, campaign_id: str) -> dict[str, camp.Member]: ...
+    async def results_by_person(self, campaign_id: str) -> dict[str, list[camp.Result]]: ...
+    async def results_of(self, campaign_id: str, person_id: str) -> list[camp.TestResult]: ...
+    async def recorded(self, sample_ids: set[str]) -> dict[str, camp.TestResult]: ...
+    async def add_results(self, results: list[camp.TestResult]) -> None: ...
+    async def rounds(self, campaign_id: str) -> dict[int, datetime]: ...
+    async def add_round(self, campaign_id: str, round_: int, at: datetime, people: int) -> None: ...
+    async def add_part(self, upload_id: str, part: int, text: str, at: datetime) -> None: ...
+    async def parts(self, upload_id: str) -> list[tuple[int, str]]: ...
+    async def drop_upload(self, upload_id: str) -> None: ...
+    async def drop_uploads_before(self, t: datetime) -> int: ...
+
+
 class ScreeningUnitOfWork(uow.UnitOfWork):
     places: Places
     cases: Cases
     statuses: Statuses
     household_quarantines: HouseholdQuarantines
     sites: Sites
+    campaigns: Campaigns
     checkins: Checkins
     follow_ups: FollowUps
 
@@ -118,6 +151,7 @@ class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
         self.statuses = sql.Statuses(self.session)
         self.household_quarantines = sql.HouseholdQuarantines(self.session)
         self.sites = sql.Sites(self.session)
+        self.campaigns = sql.Campaigns(self.session)
         self.checkins = sql.Checkins(self.session)
         self.follow_ups = sql.FollowUps(self.session)
 
@@ -131,6 +165,7 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
         self.statuses = memory.Statuses()
         self.household_quarantines = memory.HouseholdQuarantines()
         self.sites = memory.Sites()
+        self.campaigns = memory.Campaigns(self.refdata, self.statuses)
         self.checkins = memory.Checkins(self.refdata, self.statuses)
         self.follow_ups = memory.FollowUps()
 
@@ -146,6 +181,11 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
             "site_occupants": self.sites.occupied,
             "site_stays": self.sites.stays,
             "site_intakes": self.sites.intakes,
+            "campaigns": self.campaigns.campaigns,
+            "campaign_people": self.campaigns.people,
+            "campaign_results": self.campaigns.results,
+            "campaign_rounds": self.campaigns.round_rows,
+            "campaign_uploads": self.campaigns.uploads,
             "checkins": self.checkins.rows,
             "checkin_replies": self.checkins.replies,
             "door_visits": self.checkins.visits,

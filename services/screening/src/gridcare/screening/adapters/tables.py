@@ -324,3 +324,64 @@ door_visit_requests = sa.Table(
     sa.Column("last_checkin_day", sa.Date, nullable=True),
     sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# --- test campaigns (handlers/campaigns.py) -----------------------------------------------
+# A nucleic-acid campaign of one compound or building.
+test_campaigns = sa.Table(
+    "test_campaigns",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("community_id", sa.String(64), nullable=False),
+    sa.Column("place_kind", sa.String(16), nullable=False),  # compound | building
+    sa.Column("place_id", sa.String(64), nullable=False),
+    sa.Column("place_name", sa.String(200), nullable=False),
+    sa.Column("site", sa.String(200), nullable=False),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("door_call_after_min", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Its people: every resident of the place at the start (due, or excluded by status), and
+# those who moved in later and were tested (joined late).
+campaign_people = sa.Table(
+    "campaign_people",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False),
+    sa.Column("building_id", sa.String(64), nullable=False),
+    sa.Column("excluded", sa.String(32), nullable=False),  # "" due, else the status
+    sa.Column("joined", sa.String(8), nullable=False),  # start | late
+)
+# Every sample's result, once (the sample id is the key: a file imported twice is once).
+campaign_results = sa.Table(
+    "campaign_results",
+    metadata,
+    sa.Column("sample_id", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=False),
+    sa.Column("result", sa.String(16), nullable=False),  # positive | negative | invalid
+    sa.Column("tested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lab", sa.String(200), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_campaign_results_campaign_person", "campaign_id", "person_id"),
+)
+# The reminder rounds done: 1 the residents, 2 the grid workers' door calls.
+campaign_rounds = sa.Table(
+    "campaign_rounds",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("round", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("people", sa.Integer, nullable=False),
+)
+# A large CSV file sent in parts (one NATS message is at most 1 MB): kept until imported.
+campaign_uploads = sa.Table(
+    "campaign_uploads",
+    metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from faststream import Context, Depends
 from pydantic import AliasChoices, Field, model_validator
@@ -12,6 +13,7 @@ from gridcare.contracts.edge import Symptom
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
+from ..domain.campaigns import Result, ResultRow
 from ..domain.checkins import MemberResult, Visit
 from ..domain.status import HealthStatus, Role
 from ..handlers import campaigns, status
@@ -75,6 +77,69 @@ class RecordVisit(Request):
 
 class PersonRef(Request):
     person_id: Token
+
+
+# --- test campaigns ------------------------------------------------------------------------
+class StartCampaign(Request):
+    """A campaign of a compound or building (``campaign_id`` omitted: ``<place>-<local
+    start YYYYMMDD-HHMM>``); ``door_call_after_min`` after the residents' reminder, the
+    untested households' grid workers are asked to call at the door."""
+
+    place_kind: Literal["compound", "building"]
+    place_id: Token
+    starts_at: Timestamp
+    ends_at: Timestamp
+    site: str = Field(min_length=1, max_length=200)  # where people go to be tested
+    by: str = Field(min_length=1, max_length=200)
+    campaign_id: Token | None = None
+    place_name: str = Field("", max_length=200)  # how notices name the place (default: id)
+    door_call_after_min: int = Field(120, ge=1, le=7 * 24 * 60)
+
+
+class CampaignRef(Request):
+    campaign_id: Token
+
+
+class ListCampaigns(Request):
+    limit: int = Field(20, ge=1, le=1000)
+
+
+class ResultIn(Request):
+    sample_id: Token
+    person_id: Token
+    result: Result
+    tested_at: Timestamp
+    lab: str = Field(min_length=1, max_length=200)
+
+
+class AddResults(Request):
+    campaign_id: Token
+    results: list[ResultIn] = Field(min_length=1, max_length=5000)
+
+
+class UploadPart(Request):
+    """One part of a CSV file too large for one message, cut at a line end."""
+
+    upload_id: Token
+    part: int = Field(ge=1, le=100_000)
+    text: str
+
+
+class ImportResults(Request):
+    """A lab's CSV file: its text (``csv``), or the parts sent as ``upload_id`` (``parts``:
+    how many, so a missing one is named)."""
+
+    campaign_id: Token
+    file_name: str = Field("results.csv", min_length=1, max_length=200)
+    csv: str | None = None
+    upload_id: Token | None = None
+    parts: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImportResults:
+        if (self.csv is None) == (self.upload_id is None):
+            raise ValueError("give either csv (the file's text) or upload_id")
+        return self
 
 
 def router(service: str) -> ApiRouter:
@@ -164,5 +229,116 @@ def router(service: str) -> ApiRouter:
         req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
     ) -> dict:
         return await followup_handlers.follow_up_of(req.person_id, uow)
+
+    # --- test campaigns --------------------------------------------------------------------
+    @api.op(
+        "campaigns.start",
+        description="A nucleic-acid campaign of a compound or building: its residents now are "
+        "due (not those in hospital or central quarantine).",
+    )
+    async def campaigns_start(
+        req: StartCampaign,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await campaigns.start_campaign(
+            uow,
+            place_kind=req.place_kind,
+            place_id=req.place_id,
+            starts_at=req.starts_at,
+            ends_at=req.ends_at,
+            site=req.site,
+            by=req.by,
+            now=clock(),
+            campaign_id=req.campaign_id,
+            place_name=req.place_name,
+            door_call_after_min=req.door_call_after_min,
+        )
+
+    @api.op("campaigns.list", description="The newest campaigns.")
+    async def campaigns_list(
+        req: ListCampaigns, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return {"campaigns": await campaigns.newest(uow, req.limit)}
+
+    @api.op(
+        "campaigns.show",
+        description="A campaign's counts: due, tested, positive, negative, pending (invalid "
+        "samples only), not tested, excluded; its reminder rounds.",
+    )
+    async def campaigns_show(
+        req: CampaignRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await campaigns.show(uow, req.campaign_id)
+
+    @api.op(
+        "campaigns.untested",
+        description="Who is due and not tested yet (or only invalid samples), by building "
+        "and household.",
+    )
+    async def campaigns_untested(
+        req: CampaignRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await campaigns.untested(uow, req.campaign_id)
+
+    @api.op(
+        "campaigns.results.add",
+        description="Results (idempotent by sample_id), all or none: every fault named. A "
+        "positive confirms the person and quarantines the household.",
+    )
+    async def campaigns_results_add(
+        req: AddResults,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        rows = [
+            ResultRow(f"results.{i}", r.sample_id, r.person_id, r.result, r.tested_at, r.lab)
+            for i, r in enumerate(req.results)
+        ]
+        return await campaigns.record_results(uow, req.campaign_id, rows, now=clock())
+
+    @api.op(
+        "campaigns.results.upload",
+        description="One part of a large CSV file (cut at line ends), kept for "
+        "campaigns.results.import.",
+    )
+    async def campaigns_results_upload(
+        req: UploadPart,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await campaigns.upload_part(uow, req.upload_id, req.part, req.text, now=clock())
+
+    @api.op(
+        "campaigns.results.import",
+        description="A lab's CSV file (sample_id, person_id, result, tested_at, lab): every "
+        "bad row named as file:line, nothing written unless every row is good.",
+    )
+    async def campaigns_results_import(
+        req: ImportResults,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await campaigns.import_csv(
+            uow,
+            req.campaign_id,
+            req.file_name,
+            now=clock(),
+            text=req.csv,
+            upload_id=req.upload_id,
+            parts=req.parts,
+        )
+
+    @api.op(
+        "campaigns.remind",
+        description="The reminder round due: 1 each untested resident (notice.test_campaign), "
+        "2 (door_call_after_min later) their grid workers, to call at the door.",
+    )
+    async def campaigns_remind(
+        req: CampaignRef,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await campaigns.remind(uow, req.campaign_id, now=clock())
 
     return api

@@ -1,0 +1,335 @@
+"""Test campaigns through screening's API over a real nats-server, on a real store (SQLite
+and PostgreSQL): a lab's CSV file with bad rows writes nothing and names every line; a
+positive result confirms the person and quarantines their household in the same
+transaction, the ``PersonStatusChanged`` events reaching the SCREENING stream; the same
+file again changes nothing; a file of 20,000 results sent in parts is all or nothing;
+the reminder rounds reach NOTIFY_REQUESTS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import nats
+import pytest
+import sqlalchemy as sa
+
+from gridcare.cli.devrun import NatsServer
+from gridcare.contracts.notify import REQUESTS
+from gridcare.contracts.refdata import Building, Community, Compound, Household, Resident
+from gridcare.contracts.screening import STREAM as SCREENING
+from gridcare.screening.adapters import tables as T
+from gridcare.screening.bootstrap import build
+from gridcare.shared.envelope import Envelope
+from gridcare.shared.settings import Settings
+
+
+class Clock:
+    """Screening's now: the real time plus however far the test has moved it."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+async def until(check, timeout: float = 20.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
+        await asyncio.sleep(0.05)
+    return result
+
+
+PEOPLE = {  # person: household
+    "R-1001": "H-0101",
+    "R-1002": "H-0101",
+    "R-1003": "H-0102",
+    "R-1004": "H-0201",
+    "R-2001": "H-0301",  # in another compound
+}
+COMMUNITY = (
+    Community(community_id="CM-1", name="Donghu", time_zone="Asia/Shanghai"),
+    Compound(compound_id="C-01", community_id="CM-1", name="Donghu Garden"),
+    Compound(compound_id="C-02", community_id="CM-1", name="West Garden"),
+    Building(building_id="B-01", compound_id="C-01", grid_id="G-01", name="1"),
+    Building(building_id="B-02", compound_id="C-01", grid_id="G-02", name="2"),
+    Building(building_id="B-03", compound_id="C-02", grid_id="G-03", name="3"),
+    Household(household_id="H-0101", building_id="B-01", unit="1-101"),
+    Household(household_id="H-0102", building_id="B-01", unit="1-102"),
+    Household(household_id="H-0201", building_id="B-02", unit="2-101"),
+    Household(household_id="H-0301", building_id="B-03", unit="3-101"),
+    *(Resident(resident_id=p, household_id=h, name=p) for p, h in PEOPLE.items()),
+)
+
+
+@pytest.fixture
+async def screening(tmp_path, database_url):
+    server = NatsServer(store_dir=tmp_path / "nats").start()
+    clock = Clock()
+    svc = build(
+        Settings(
+            nats_url=server.url, database_url=database_url, var_dir=tmp_path, outbox_poll_s=0.1
+        ),
+        clock=clock,
+    )
+    await svc.start()
+    nc = await nats.connect(server.url)
+    js = nc.jetstream()
+    for entity in COMMUNITY:
+        env = Envelope.wrap(entity, source="test")
+        await js.publish(entity.subject(), env.to_bytes(), headers=env.headers())
+
+    async def projected():
+        return await count(svc, T.residents) == len(PEOPLE)
+
+    await until(projected, what="the reference data in screening's store")
+    try:
+        yield svc, nc, clock
+    finally:
+        await nc.close()
+        await svc.stop()
+        server.stop()
+
+
+async def api(nc, op: str, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+    msg = await nc.request(f"api.screening.{op}", json.dumps(body).encode(), timeout=timeout)
+    return json.loads(msg.data)
+
+
+async def count(svc, table: sa.Table, *where) -> int:
+    async with svc.store.sessions() as s:
+        q = sa.select(sa.func.count()).select_from(table)
+        return await s.scalar(q.where(*where) if where else q)
+
+
+async def start(nc, clock, **kw) -> dict[str, Any]:
+    now = clock()
+    body = {
+        "place_kind": "compound",
+        "place_id": "C-01",
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=8)).isoformat(),
+        "site": "the square by gate 1",
+        "by": "Secretary Wang",
+        "campaign_id": "CP-1",
+        "place_name": "Donghu Garden",
+        **kw,
+    }
+    reply = await api(nc, "campaigns.start", body, timeout=60)
+    assert "result" in reply, reply
+    return reply["result"]
+
+
+async def stream_events(nc, stream: str, subject: str) -> list[dict[str, Any]]:
+    """Every message on ``subject`` of ``stream`` so far (an ephemeral consumer)."""
+    js = nc.jetstream()
+    info = await js.stream_info(stream)
+    if info.state.messages == 0:
+        return []
+    sub = await js.pull_subscribe(subject, stream=stream)
+    out = []
+    try:
+        while True:
+            msgs = await sub.fetch(100, timeout=0.5)
+            out.extend(json.loads(m.data) for m in msgs)
+    except TimeoutError:  # nats' own and asyncio's: nothing more
+        pass
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
+def csv_of(rows: list[tuple[str, ...]]) -> str:
+    return "sample_id,person_id,result,tested_at,lab\n" + "".join(",".join(r) + "\n" for r in rows)
+
+
+async def test_a_lab_file_with_bad_rows_writes_nothing_and_names_every_line(screening):
+    svc, nc, clock = screening
+    await start(nc, clock)
+    t = (clock() - timedelta(minutes=30)).astimezone(ZoneInfo("Asia/Shanghai"))
+    t = t.strftime("%Y-%m-%d %H:%M")  # the community's clock, as a lab may write it
+    text = csv_of(
+        [
+            ("S-1", "R-1001", "negative", t, "Lab A"),
+            ("S-2", "R-9999", "negative", t, "Lab A"),
+            ("S-3", "R-2001", "negative", t, "Lab A"),
+            ("S-4", "R-1003", "unclear", "tomorrow", "Lab A"),
+        ]
+    )
+    reply = await api(
+        nc, "campaigns.results.import", {"campaign_id": "CP-1", "file_name": "a.csv", "csv": text}
+    )
+    assert reply["error"]["code"] == "results_refused"
+    lines = [d["error"] for d in reply["error"]["detail"]]
+    assert [e.split(": ")[0] for e in lines] == ["a.csv:3", "a.csv:4", "a.csv:5", "a.csv:5"]
+    assert "R-9999 is not a known resident" in lines[0]
+    assert "R-2001 does not live in compound C-01" in lines[1]
+    assert await count(svc, T.campaign_results) == 0  # not even S-1
+    # a request that is not one: every bad field named, never a timeout
+    bad = await api(nc, "campaigns.results.import", {"campaign_id": "CP-1"})
+    assert bad["error"]["code"] == "invalid_request"
+    unknown = await api(nc, "campaigns.show", {"campaign_id": "CP-9"})
+    assert unknown["error"]["code"] == "unknown_campaign"
+
+
+async def test_a_positive_confirms_the_person_and_quarantines_the_household(screening):
+    svc, nc, clock = screening
+    await start(nc, clock)
+    t = (clock() - timedelta(minutes=30)).isoformat()
+    text = csv_of(
+        [
+            ("S-1", "R-1001", "positive", t, "Lab A"),
+            ("S-2", "R-1003", "negative", t, "Lab A"),
+            ("S-3", "R-1004", "invalid", t, "Lab A"),
+        ]
+    )
+    body = {"campaign_id": "CP-1", "file_name": "a.csv", "csv": text}
+    got = (await api(nc, "campaigns.results.import", body))["result"]
+    assert got["recorded"] == 3 and [p["person_id"] for p in got["positives"]] == ["R-1001"]
+    assert got["positives"][0]["household_quarantined"] is True
+    async with svc.store.sessions() as s:
+        rows = await s.execute(sa.select(T.person_status.c.person_id, T.person_status.c.status))
+        statuses = dict(rows.all())
+    assert statuses == {"R-1001": "confirmed", "R-1002": "home_quarantine"}
+    assert (
+        await count(
+            svc, T.household_quarantines, T.household_quarantines.c.household_id == "H-0101"
+        )
+        == 1
+    )
+
+    async def announced():
+        events = await stream_events(nc, SCREENING.name, "screening.person.status.>")
+        got = {(e["data"]["person_id"], e["data"]["status"]) for e in events}
+        return got if len(got) == 2 else None
+
+    changed = await until(announced, what="PersonStatusChanged on the SCREENING stream")
+    assert changed == {("R-1001", "confirmed"), ("R-1002", "home_quarantine")}
+    shown = (await api(nc, "campaigns.show", {"campaign_id": "CP-1"}))["result"]
+    assert shown["counts"] == {
+        "due": 4,
+        "tested": 3,
+        "positive": 1,
+        "negative": 1,
+        "pending": 1,
+        "not_tested": 1,
+        "excluded": 0,
+        "joined_late": 0,
+    }
+    # the same file again: nothing new, not one more event
+    outbox = await count(svc, svc.store.tables.outbox)
+    again = (await api(nc, "campaigns.results.import", body))["result"]
+    assert again["recorded"] == 0 and again["already"] == 3 and again["positives"] == []
+    assert await count(svc, svc.store.tables.outbox) == outbox
+    assert await count(svc, T.campaign_results) == 3
+    left = (await api(nc, "campaigns.untested", {"campaign_id": "CP-1"}))["result"]
+    assert left["count"] == 2  # R-1002 (untested) and R-1004 (invalid sample: pending)
+
+
+async def test_reminders_then_door_calls_reach_notify_requests(screening):
+    svc, nc, clock = screening
+    await start(nc, clock, door_call_after_min=60)
+    t = (clock() - timedelta(minutes=30)).isoformat()
+    await api(
+        nc,
+        "campaigns.results.add",
+        {
+            "campaign_id": "CP-1",
+            "results": [
+                {"sample_id": "S-1", "person_id": "R-1001", "result": "negative",
+                 "tested_at": t, "lab": "Lab A"},
+            ],
+        },
+    )  # fmt: skip
+    first = (await api(nc, "campaigns.remind", {"campaign_id": "CP-1"}))["result"]
+    assert first["round"] == 1 and first["people"] == 3
+    not_yet = (await api(nc, "campaigns.remind", {"campaign_id": "CP-1"}))["result"]
+    assert not_yet["round"] is None
+    clock.ahead = timedelta(minutes=61)
+    await svc.components["campaign_tick"]()  # as the periodic pass would
+
+    async def requested():
+        events = await stream_events(nc, REQUESTS.name, "notify.requested.>")
+        return events if len(events) == 5 else None
+
+    events = [e["data"] for e in await until(requested, what="5 requests on NOTIFY_REQUESTS")]
+    people = sorted(
+        e["recipient"]["person_id"] for e in events if e["recipient"]["kind"] == "person"
+    )
+    assert people == ["R-1002", "R-1003", "R-1004"]
+    doors = {
+        e["recipient"]["place_id"]: e["params"] for e in events if e["recipient"]["kind"] == "role"
+    }
+    assert doors["G-01"]["households"] == [
+        {"household_id": "H-0101", "people": ["R-1002"]},
+        {"household_id": "H-0102", "people": ["R-1003"]},
+    ]
+    assert doors["G-02"]["count"] == 1
+    shown = (await api(nc, "campaigns.show", {"campaign_id": "CP-1"}))["result"]
+    assert list(shown["rounds"]) == ["1", "2"]
+
+
+BIG = 20_000
+
+
+async def test_a_file_of_20000_results_in_parts_is_all_or_nothing(screening):
+    svc, nc, clock = screening
+    # a compound of 20,000 residents, written straight into screening's copy (publishing
+    # 20,000 reference rows would test the projection, not the campaign)
+    async with svc.store.sessions() as s, s.begin():
+        await s.execute(
+            sa.insert(T.buildings),
+            [{"building_id": "B-9", "compound_id": "C-09", "grid_id": "G-9"}],
+        )
+        await s.execute(sa.insert(T.compounds), [{"compound_id": "C-09", "community_id": "CM-1"}])
+        await s.execute(
+            sa.insert(T.households),
+            [{"household_id": f"H-9{i:05d}", "building_id": "B-9"} for i in range(BIG // 4)],
+        )
+        await s.execute(
+            sa.insert(T.residents),
+            [
+                {"resident_id": f"R-9{i:05d}", "household_id": f"H-9{i // 4:05d}"}
+                for i in range(BIG)
+            ],
+        )
+    t0 = time.perf_counter()
+    c = await start(nc, clock, place_id="C-09", campaign_id="CP-BIG")
+    started_s = time.perf_counter() - t0
+    assert c["counts"]["due"] == BIG
+    t = (clock() - timedelta(minutes=30)).isoformat()
+    rows = [(f"S-9{i:05d}", f"R-9{i:05d}", "negative", t, "Lab A") for i in range(BIG)]
+    rows[BIG - 7] = (rows[BIG - 7][0], "R-8", "negative", t, "Lab A")  # nobody
+    lines = csv_of(rows).splitlines(keepends=True)
+
+    async def send(upload_id: str, lines: list[str]) -> dict[str, Any]:
+        parts = [lines[i : i + 5000] for i in range(0, len(lines), 5000)]
+        for n, part in enumerate(parts, 1):
+            body = {"upload_id": upload_id, "part": n, "text": "".join(part)}
+            assert "result" in await api(nc, "campaigns.results.upload", body)
+        body = {"campaign_id": "CP-BIG", "file_name": "big.csv", "upload_id": upload_id,
+                "parts": len(parts)}  # fmt: skip
+        return await api(nc, "campaigns.results.import", body, timeout=120)
+
+    refused = await send("U-1", lines)
+    assert refused["error"]["code"] == "results_refused"
+    assert [d["error"] for d in refused["error"]["detail"]] == [
+        f"big.csv:{BIG - 7 + 2}: R-8 is not a known resident"
+    ]
+    assert await count(svc, T.campaign_results) == 0
+    lines[BIG - 7 + 1] = f"S-9{BIG - 7:05d},R-9{BIG - 7:05d},negative,{t},Lab A\n"
+    t0 = time.perf_counter()
+    got = (await send("U-2", lines))["result"]
+    took = time.perf_counter() - t0
+    assert got["recorded"] == BIG
+    assert await count(svc, T.campaign_results) == BIG
+    assert await count(svc, T.campaign_uploads) == 5  # U-1's parts wait for the daily purge
+    shown = (await api(nc, "campaigns.show", {"campaign_id": "CP-BIG"}, timeout=30))["result"]
+    assert shown["counts"]["negative"] == BIG and shown["counts"]["not_tested"] == 0
+    print(f"\n20,000 residents: campaign started in {started_s:.2f} s, imported in {took:.2f} s")
