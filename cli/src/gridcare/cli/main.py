@@ -10,8 +10,10 @@ Listings take ``--json``; an error reply exits 1 and says why.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -56,6 +58,10 @@ status_app = typer.Typer(help="People's health status (screening).", no_args_is_
 broadcast_app = typer.Typer(help="Notices to every resident of a place.", no_args_is_help=True)
 app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(status_app, name="status")
+quarantine_app = typer.Typer(help="Home quarantine of households.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+sites_app = typer.Typer(help="Central quarantine sites and their rooms.", no_args_is_help=True)
+app.add_typer(sites_app, name="sites")
 contacts_app = typer.Typer(help="Close contacts of confirmed cases.", no_args_is_help=True)
 app.add_typer(contacts_app, name="contacts")
 compounds_app = typer.Typer(
@@ -1001,6 +1007,237 @@ def health(
         )
     if not ok:
         raise typer.Exit(1)
+
+
+# --- quarantine: households at home, central sites (screening) ------------------------------
+Role = Annotated[
+    str | None,
+    typer.Option(help="secretary | community_doctor | grid_worker (default: your one role)"),
+]
+
+
+def _until(until: datetime | None) -> dict[str, Any]:
+    if until is None:
+        return {}
+    return {"until": (until if until.tzinfo else until.astimezone()).isoformat()}
+
+
+def _members(result: dict[str, Any]) -> None:
+    table(
+        result["members"],
+        [("person_id", "person"), ("status", "status"), ("changed", "changed")],
+        title=f"{result['household_id']}: {result['status']} until {when(result['until'])}",
+    )
+
+
+@quarantine_app.command("start")
+def quarantine_start(
+    household: Annotated[str, typer.Argument(help="household id")],
+    by: Annotated[str, typer.Option(help="your staff id (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    role: Role = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="planned end (default: 14 local days)")
+    ] = None,
+) -> None:
+    """Put every member of a household into home quarantine (held at the gates at once; a
+    member confirmed, in hospital or at a central site keeps it)."""
+    body = {"household_id": household, "by": by, "reason": reason, "role": role, **_until(until)}
+    _members(ask("screening", "quarantine.household.start", body))
+
+
+@quarantine_app.command("end")
+def quarantine_end(
+    household: Annotated[str, typer.Argument(help="household id")],
+    by: Annotated[str, typer.Option(help="your staff id (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    role: Role = None,
+) -> None:
+    """End a household's quarantine: the members at home are released."""
+    body = {"household_id": household, "by": by, "reason": reason, "role": role}
+    _members(ask("screening", "quarantine.household.end", body))
+
+
+@quarantine_app.command("list")
+def quarantine_list(json_: Json = False) -> None:
+    """The households in home quarantine and until when, the soonest to end first."""
+    result = ask("screening", "quarantine.households", {})
+    if json_:
+        return as_json(result)
+    rows = [
+        {**h, "members": [f"{m['person_id']} {m['status']}" for m in h["members"]]}
+        for h in result["households"]
+    ]
+    table(
+        rows,
+        [
+            ("household_id", "household"),
+            ("started_at", "since"),
+            ("until", "until"),
+            ("days_left", "days left"),
+            ("members", "members"),
+            ("reason", "reason"),
+        ],
+        empty="no household in home quarantine",
+    )
+
+
+@sites_app.command("add")
+def sites_add(
+    site: Annotated[str, typer.Argument(help="site id, e.g. HOTEL-1")],
+    name: Annotated[str, typer.Option(help="its name")],
+    community: Annotated[str, typer.Option(help="community id")],
+    by: Annotated[str, typer.Option(help="who adds it (recorded)")],
+    rooms: Annotated[int | None, typer.Option(help="this many rooms, numbered 1..n")] = None,
+    room: Annotated[list[str] | None, typer.Option(help="a room by name (repeat)")] = None,
+    address: Annotated[str, typer.Option(help="its address")] = "",
+) -> None:
+    """A central quarantine site (a requisitioned hotel): one person a room."""
+    body: dict[str, Any] = {
+        "site_id": site, "name": name, "address": address, "community_id": community, "by": by,
+    }  # fmt: skip
+    if room:
+        body["rooms"] = room
+    if rooms is not None:
+        body["room_count"] = rooms
+    result = ask("screening", "sites.add", body)
+    stderr.print(f"site {result['site_id']}: {result['rooms']} rooms")
+
+
+@sites_app.command("add-rooms")
+def sites_add_rooms(
+    site: Annotated[str, typer.Argument(help="site id")],
+    count: Annotated[int | None, typer.Option(help="this many, numbered on")] = None,
+    room: Annotated[list[str] | None, typer.Option(help="a room by name (repeat)")] = None,
+) -> None:
+    """More rooms for a site."""
+    body: dict[str, Any] = {"site_id": site}
+    if room:
+        body["rooms"] = room
+    if count is not None:
+        body["count"] = count
+    result = ask("screening", "sites.rooms.add", body)
+    stderr.print(f"site {site}: added {', '.join(result['added'])}; {result['rooms']} rooms")
+
+
+def _people_file(path: Path) -> list[str]:
+    """One person id a line (the first column of a CSV; a ``person_id`` header, blank lines
+    and ``#`` comments skipped); every bad line named as file:line."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise fail(f"{path}: {exc.strerror or exc}", 2) from None
+    people, bad = [], []
+    for n, line in enumerate(lines, start=1):
+        value = line.split(",", 1)[0].strip().strip('"')
+        if not value or value.startswith("#") or (n == 1 and value.lower() == "person_id"):
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            bad.append(f"{path}:{n}: {value!r} is not a person id")
+        elif value in people:
+            bad.append(f"{path}:{n}: {value} is named twice")
+        else:
+            people.append(value)
+    if bad:
+        raise fail("\n".join(bad), 2)
+    if not people:
+        raise fail(f"{path}: no person ids", 2)
+    return people
+
+
+@sites_app.command("intake")
+def sites_intake(
+    site: Annotated[str, typer.Argument(help="site id")],
+    file: Annotated[Path, typer.Argument(help="a CSV file: a person id a line")],
+    by: Annotated[str, typer.Option(help="your staff id (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    role: Role = None,
+    intake_id: Annotated[
+        str | None, typer.Option(help="default: from the site and the file's people")
+    ] = None,
+    json_: Json = False,
+) -> None:
+    """Take a batch into a site, all or nothing (each a room and central quarantine); the
+    same file again changes nothing."""
+    people = _people_file(file)
+    digest = hashlib.sha256(f"{site}\n{chr(10).join(sorted(people))}".encode()).hexdigest()
+    body = {
+        "site_id": site, "people": people, "by": by, "reason": reason, "role": role,
+        "intake_id": intake_id or f"{site}-{digest[:16]}",
+    }  # fmt: skip
+    result = ask("screening", "sites.intake", body)
+    if json_:
+        return as_json(result)
+    table(result["assigned"], [("person_id", "person"), ("room_id", "room")])
+    stderr.print(
+        f"{site}: {len(result['assigned'])} taken in (intake {result['intake_id']}); "
+        f"{result['free']} rooms free",
+        soft_wrap=True,
+    )
+
+
+@sites_app.command("transfer")
+def sites_transfer(
+    from_site: Annotated[str, typer.Argument(help="from this site")],
+    to_site: Annotated[str, typer.Argument(help="to this site")],
+    people: Annotated[list[str], typer.Argument(help="person ids")],
+    by: Annotated[str, typer.Option(help="your staff id (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+) -> None:
+    """Move people to another site, all or nothing."""
+    body = {
+        "from_site": from_site, "to_site": to_site, "people": people, "by": by, "reason": reason,
+    }  # fmt: skip
+    result = ask("screening", "sites.transfer", body)
+    table(result["moved"], [("person_id", "person"), ("room_id", f"room at {to_site}")])
+
+
+@sites_app.command("discharge")
+def sites_discharge(
+    site: Annotated[str, typer.Argument(help="site id")],
+    people: Annotated[list[str], typer.Argument(help="person ids")],
+    to: Annotated[str, typer.Option(help="released | home_quarantine | normal | in_hospital")],
+    by: Annotated[str, typer.Option(help="your staff id (recorded)")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")],
+    role: Role = None,
+) -> None:
+    """People leave a site: their rooms are freed, each to the status given."""
+    body = {
+        "site_id": site, "people": people, "to": to, "by": by, "reason": reason, "role": role,
+    }  # fmt: skip
+    result = ask("screening", "sites.discharge", body)
+    table(result["discharged"], [("person_id", "person"), ("status", "status")])
+
+
+@sites_app.command("occupancy")
+def sites_occupancy(
+    site: Annotated[str | None, typer.Argument(help="one site (default: all)")] = None,
+    who: Annotated[bool, typer.Option("--who", help="who is in which room")] = False,
+    json_: Json = False,
+) -> None:
+    """Each site's rooms, occupied and free (and, with --who, who is in which room)."""
+    result = ask("screening", "sites.occupancy", {"site_id": site} if site else {})
+    if json_:
+        return as_json(result)
+    table(
+        result["sites"],
+        [
+            ("site_id", "site"),
+            ("name", "name"),
+            ("rooms", "rooms"),
+            ("occupied", "occupied"),
+            ("free", "free"),
+        ],
+        empty="no quarantine sites",
+    )
+    if who:
+        for s in result["sites"]:
+            table(
+                s["occupants"],
+                [("room_id", "room"), ("person_id", "person"), ("since", "since")],
+                title=s["site_id"],
+                empty=f"{s['site_id']}: nobody",
+            )
 
 
 # --- sink -----------------------------------------------------------------------------------

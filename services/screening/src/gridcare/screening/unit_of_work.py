@@ -11,9 +11,9 @@ from gridcare.shared.projection import MemoryReferenceData, SqlReferenceData
 
 from .adapters import memory, sql
 from .adapters.places import Places
+from .domain import campaigns as camp
 from .domain import checkins as ci
 from .domain import followup as fu
-from .domain import campaigns as camp
 from .domain.cases import Case, Observation
 from .domain.policy import ScreeningPolicy
 from .domain.quarantine import HouseholdQuarantine, Intake, Occupant, Site

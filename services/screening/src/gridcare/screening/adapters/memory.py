@@ -6,10 +6,12 @@ import dataclasses
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ..domain import campaigns as camp
 from ..domain import checkins as ci
 from ..domain import followup as fu
-from ..domain import campaigns as camp
 from ..domain.cases import Case, Observation
+from ..domain.compounds import CompoundState
+from ..domain.contacts import Proposal
 from ..domain.policy import ScreeningPolicy
 from ..domain.quarantine import HouseholdQuarantine, Intake, Occupant, RoomTaken, Site
 from ..domain.status import StatusDecision
@@ -160,6 +162,168 @@ class Sites:
             for s in self.stays
             if s["intake_id"] == intake_id
         ]
+
+
+# --- close contacts and compounds -----------------------------------------------------------
+class ContactProposals:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Proposal] = {}
+
+    async def get(self, case_person_id: str, candidate_id: str) -> Proposal | None:
+        return self.rows.get((case_person_id, candidate_id))
+
+    async def save(self, p: Proposal) -> None:
+        self.rows[(p.case_person_id, p.candidate_id)] = p
+
+    async def find(
+        self,
+        *,
+        grid_id: str | None = None,
+        case_person_id: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+    ) -> list[Proposal]:
+        found = [
+            p
+            for p in self.rows.values()
+            if grid_id in (None, p.grid_id)
+            and case_person_id in (None, p.case_person_id)
+            and status in (None, p.status.value)
+        ]
+        found.sort(key=lambda p: (p.proposed_at, p.case_person_id, p.candidate_id))
+        return found[:limit]
+
+
+class CompoundLevels:
+    def __init__(self) -> None:
+        self.rows: dict[str, CompoundState] = {}
+
+    async def get(self, compound_id: str) -> CompoundState | None:
+        return self.rows.get(compound_id)
+
+    async def save(self, state: CompoundState) -> None:
+        self.rows[state.compound_id] = state
+
+    async def all(self) -> list[CompoundState]:
+        return [self.rows[k] for k in sorted(self.rows)]
+
+
+# --- test campaigns -----------------------------------------------------------------------
+class Campaigns:
+    """In memory; the residents of a place come from the same reference data and statuses
+    the fake unit of work keeps (as the SQL twin joins them)."""
+
+    def __init__(self, refdata: Any, statuses: Any) -> None:
+        self.refdata, self.statuses = refdata, statuses
+        self.campaigns: dict[str, camp.Campaign] = {}
+        self.people: dict[tuple[str, str], camp.Member] = {}
+        self.results: dict[str, camp.TestResult] = {}
+        self.round_rows: dict[tuple[str, int], tuple[datetime, int]] = {}
+        self.uploads: dict[tuple[str, int], tuple[str, datetime]] = {}
+
+    async def add(self, campaign: camp.Campaign) -> None:
+        if campaign.campaign_id in self.campaigns:
+            raise KeyError(f"campaign {campaign.campaign_id} exists")
+        self.campaigns[campaign.campaign_id] = campaign
+
+    async def get(self, campaign_id: str) -> camp.Campaign | None:
+        return self.campaigns.get(campaign_id)
+
+    async def newest(self, limit: int, open_at: datetime | None = None) -> list[camp.Campaign]:
+        found = [
+            c
+            for c in self.campaigns.values()
+            if open_at is None or (c.starts_at <= open_at < c.ends_at)
+        ]
+        found.sort(key=lambda c: c.campaign_id)
+        found.sort(key=lambda c: c.starts_at, reverse=True)
+        return found[:limit]
+
+    async def residents_of(
+        self, place_kind: str, place_id: str, person_ids: set[str] | None = None
+    ) -> list[camp.Resident]:
+        rows = self.refdata.rows
+        buildings = rows["refdata.BuildingUpserted"]
+        households = rows["refdata.HouseholdUpserted"]
+        out = []
+        for rid, r in sorted(rows["refdata.ResidentUpserted"].items()):
+            if person_ids is not None and rid not in person_ids:
+                continue
+            h = households.get(r["household_id"])
+            b = h and buildings.get(h["building_id"])
+            if not b:
+                continue
+            if (place_kind == "compound" and b["compound_id"] != place_id) or (
+                place_kind == "building" and b["building_id"] != place_id
+            ):
+                continue
+            decision = await self.statuses.get(rid)
+            status = decision.status.value if decision else None
+            out.append(
+                camp.Resident(rid, r["household_id"], b["building_id"], status, b.get("grid_id"))
+            )
+        return out
+
+    async def known(self, person_ids: set[str]) -> set[str]:
+        return person_ids & set(self.refdata.rows["refdata.ResidentUpserted"])
+
+    async def add_members(self, members: list[camp.Member]) -> None:
+        for m in members:
+            key = (m.campaign_id, m.person_id)
+            if key in self.people:
+                raise KeyError(f"{key} exists")  # the SQL key would refuse it too
+            self.people[key] = m
+
+    async def members(self, campaign_id: str) -> dict[str, camp.Member]:
+        return {p: m for (c, p), m in self.people.items() if c == campaign_id}
+
+    async def results_by_person(self, campaign_id: str) -> dict[str, list[camp.Result]]:
+        out: dict[str, list[camp.Result]] = {}
+        for r in self.results.values():
+            if r.campaign_id == campaign_id:
+                out.setdefault(r.person_id, []).append(r.result)
+        return out
+
+    async def results_of(self, campaign_id: str, person_id: str) -> list[camp.TestResult]:
+        found = [
+            r
+            for r in self.results.values()
+            if r.campaign_id == campaign_id and r.person_id == person_id
+        ]
+        return sorted(found, key=lambda r: (r.tested_at, r.sample_id))
+
+    async def recorded(self, sample_ids: set[str]) -> dict[str, camp.TestResult]:
+        return {s: self.results[s] for s in sample_ids if s in self.results}
+
+    async def add_results(self, results: list[camp.TestResult]) -> None:
+        for r in results:
+            if r.sample_id in self.results:
+                raise KeyError(f"sample {r.sample_id} exists")
+            self.results[r.sample_id] = r
+
+    async def rounds(self, campaign_id: str) -> dict[int, datetime]:
+        return {n: at for (c, n), (at, _) in self.round_rows.items() if c == campaign_id}
+
+    async def add_round(self, campaign_id: str, round_: int, at: datetime, people: int) -> None:
+        if (campaign_id, round_) in self.round_rows:
+            raise KeyError(f"round {round_} of {campaign_id} exists")
+        self.round_rows[(campaign_id, round_)] = (at, people)
+
+    async def add_part(self, upload_id: str, part: int, text: str, at: datetime) -> None:
+        self.uploads[(upload_id, part)] = (text, at)
+
+    async def parts(self, upload_id: str) -> list[tuple[int, str]]:
+        return sorted((p, t) for (u, p), (t, _) in self.uploads.items() if u == upload_id)
+
+    async def drop_upload(self, upload_id: str) -> None:
+        for key in [k for k in self.uploads if k[0] == upload_id]:
+            del self.uploads[key]
+
+    async def drop_uploads_before(self, t: datetime) -> int:
+        old = [k for k, (_, at) in self.uploads.items() if at < t]
+        for key in old:
+            del self.uploads[key]
+        return len(old)
 
 
 # --- check-ins, door visits, reminders, follow-up -----------------------------------------
@@ -320,121 +484,3 @@ class FollowUps:
     async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]:
         found = [f for f in self.rows.values() if f.is_open and f.ends_on <= day]
         return sorted(found, key=lambda f: (f.ends_on, f.person_id))[:limit]
-
-
-# --- test campaigns -----------------------------------------------------------------------
-class Campaigns:
-    """In memory; the residents of a place come from the same reference data and statuses
-    the fake unit of work keeps (as the SQL twin joins them)."""
-
-    def __init__(self, refdata: Any, statuses: Any) -> None:
-        self.refdata, self.statuses = refdata, statuses
-        self.campaigns: dict[str, camp.Campaign] = {}
-        self.people: dict[tuple[str, str], camp.Member] = {}
-        self.results: dict[str, camp.TestResult] = {}
-        self.round_rows: dict[tuple[str, int], tuple[datetime, int]] = {}
-        self.uploads: dict[tuple[str, int], tuple[str, datetime]] = {}
-
-    async def add(self, campaign: camp.Campaign) -> None:
-        if campaign.campaign_id in self.campaigns:
-            raise KeyError(f"campaign {campaign.campaign_id} exists")
-        self.campaigns[campaign.campaign_id] = campaign
-
-    async def get(self, campaign_id: str) -> camp.Campaign | None:
-        return self.campaigns.get(campaign_id)
-
-    async def newest(self, limit: int, open_at: datetime | None = None) -> list[camp.Campaign]:
-        found = [
-            c
-            for c in self.campaigns.values()
-            if open_at is None or (c.starts_at <= open_at < c.ends_at)
-        ]
-        found.sort(key=lambda c: c.campaign_id)
-        found.sort(key=lambda c: c.starts_at, reverse=True)
-        return found[:limit]
-
-    async def residents_of(
-        self, place_kind: str, place_id: str, person_ids: set[str] | None = None
-    ) -> list[camp.Resident]:
-        rows = self.refdata.rows
-        buildings = rows["refdata.BuildingUpserted"]
-        households = rows["refdata.HouseholdUpserted"]
-        out = []
-        for rid, r in sorted(rows["refdata.ResidentUpserted"].items()):
-            if person_ids is not None and rid not in person_ids:
-                continue
-            h = households.get(r["household_id"])
-            b = h and buildings.get(h["building_id"])
-            if not b:
-                continue
-            if (place_kind == "compound" and b["compound_id"] != place_id) or (
-                place_kind == "building" and b["building_id"] != place_id
-            ):
-                continue
-            decision = await self.statuses.get(rid)
-            status = decision.status.value if decision else None
-            out.append(
-                camp.Resident(rid, r["household_id"], b["building_id"], status, b.get("grid_id"))
-            )
-        return out
-
-    async def known(self, person_ids: set[str]) -> set[str]:
-        return person_ids & set(self.refdata.rows["refdata.ResidentUpserted"])
-
-    async def add_members(self, members: list[camp.Member]) -> None:
-        for m in members:
-            key = (m.campaign_id, m.person_id)
-            if key in self.people:
-                raise KeyError(f"{key} exists")  # the SQL key would refuse it too
-            self.people[key] = m
-
-    async def members(self, campaign_id: str) -> dict[str, camp.Member]:
-        return {p: m for (c, p), m in self.people.items() if c == campaign_id}
-
-    async def results_by_person(self, campaign_id: str) -> dict[str, list[camp.Result]]:
-        out: dict[str, list[camp.Result]] = {}
-        for r in self.results.values():
-            if r.campaign_id == campaign_id:
-                out.setdefault(r.person_id, []).append(r.result)
-        return out
-
-    async def results_of(self, campaign_id: str, person_id: str) -> list[camp.TestResult]:
-        found = [
-            r
-            for r in self.results.values()
-            if r.campaign_id == campaign_id and r.person_id == person_id
-        ]
-        return sorted(found, key=lambda r: (r.tested_at, r.sample_id))
-
-    async def recorded(self, sample_ids: set[str]) -> dict[str, camp.TestResult]:
-        return {s: self.results[s] for s in sample_ids if s in self.results}
-
-    async def add_results(self, results: list[camp.TestResult]) -> None:
-        for r in results:
-            if r.sample_id in self.results:
-                raise KeyError(f"sample {r.sample_id} exists")
-            self.results[r.sample_id] = r
-
-    async def rounds(self, campaign_id: str) -> dict[int, datetime]:
-        return {n: at for (c, n), (at, _) in self.round_rows.items() if c == campaign_id}
-
-    async def add_round(self, campaign_id: str, round_: int, at: datetime, people: int) -> None:
-        if (campaign_id, round_) in self.round_rows:
-            raise KeyError(f"round {round_} of {campaign_id} exists")
-        self.round_rows[(campaign_id, round_)] = (at, people)
-
-    async def add_part(self, upload_id: str, part: int, text: str, at: datetime) -> None:
-        self.uploads[(upload_id, part)] = (text, at)
-
-    async def parts(self, upload_id: str) -> list[tuple[int, str]]:
-        return sorted((p, t) for (u, p), (t, _) in self.uploads.items() if u == upload_id)
-
-    async def drop_upload(self, upload_id: str) -> None:
-        for key in [k for k in self.uploads if k[0] == upload_id]:
-            del self.uploads[key]
-
-    async def drop_uploads_before(self, t: datetime) -> int:
-        old = [k for k, (_, at) in self.uploads.items() if at < t]
-        for key in old:
-            del self.uploads[key]
-        return len(old)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from faststream import Context, Depends
 from pydantic import AliasChoices, Field, model_validator
@@ -140,6 +140,96 @@ class ImportResults(Request):
         if (self.csv is None) == (self.upload_id is None):
             raise ValueError("give either csv (the file's text) or upload_id")
         return self
+
+
+# --- quarantine -----------------------------------------------------------------------------
+People = Annotated[list[Token], Field(min_length=1, max_length=500)]
+
+
+class StartHouseholdQuarantine(Request):
+    """Every member of the household to home quarantine (a member confirmed, in hospital or
+    at a central site keeps it) until ``until`` (omitted: the policy's days, 14)."""
+
+    household_id: Token
+    by: str = Field(min_length=1, max_length=200)
+    role: Role | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+    until: Timestamp | None = None
+
+
+class EndHouseholdQuarantine(Request):
+    household_id: Token
+    by: str = Field(min_length=1, max_length=200)
+    role: Role | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class AddSite(Request):
+    """A central quarantine site (a requisitioned hotel) of a community: its rooms named
+    (``rooms``) or counted (``room_count``: rooms 1..n). A room takes one person."""
+
+    site_id: Token
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field("", max_length=500)
+    community_id: Token
+    by: str = Field(min_length=1, max_length=200)
+    rooms: list[Token] | None = Field(None, min_length=1, max_length=5000)
+    room_count: int | None = Field(None, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _rooms_one_way(self) -> AddSite:
+        if self.rooms is not None and self.room_count is not None:
+            raise ValueError("give rooms (their names) or room_count, not both")
+        return self
+
+
+class AddRooms(Request):
+    """More rooms: named (``rooms``) or ``count`` numbered on from the highest number."""
+
+    site_id: Token
+    rooms: list[Token] | None = Field(None, min_length=1, max_length=5000)
+    count: int | None = Field(None, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _rooms_one_way(self) -> AddRooms:
+        if (self.rooms is None) == (self.count is None):
+            raise ValueError("give either rooms (their names) or count")
+        return self
+
+
+class SiteIntake(Request):
+    """A batch into a site, all or nothing; a repeat of ``intake_id`` changes nothing."""
+
+    site_id: Token
+    intake_id: Token
+    people: People
+    by: str = Field(min_length=1, max_length=200)
+    role: Role | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class SiteTransfer(Request):
+    from_site: Token
+    to_site: Token
+    people: People
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class SiteDischarge(Request):
+    """People leave a site to ``to``: released, home_quarantine, normal or in_hospital (as
+    the status machine allows from where they are)."""
+
+    site_id: Token
+    people: People
+    to: HealthStatus
+    by: str = Field(min_length=1, max_length=200)
+    role: Role | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class SiteOccupancy(Request):
+    site_id: Token | None = None
 
 
 def router(service: str) -> ApiRouter:
@@ -340,5 +430,120 @@ def router(service: str) -> ApiRouter:
         clock: Callable[[], datetime] = Context(CLOCK),
     ) -> dict:
         return await campaigns.remind(uow, req.campaign_id, now=clock())
+
+    # --- quarantine ------------------------------------------------------------------------
+    @api.op(
+        "quarantine.household.start",
+        description="A household into home quarantine: every member to home_quarantine "
+        "(PersonStatusChanged with the household; one held more strictly keeps it), until "
+        "the planned end (default 14 local days); again while active: extended.",
+    )
+    async def quarantine_household_start(
+        req: StartHouseholdQuarantine,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await quarantine_handlers.start_household(
+            uow, req.household_id, by=req.by, role=req.role, reason=req.reason, now=clock(),
+            until=req.until,
+        )  # fmt: skip
+
+    @api.op(
+        "quarantine.household.end",
+        description="End a household's quarantine: the members at home are released (the "
+        "door alert stops once nobody is held).",
+    )
+    async def quarantine_household_end(
+        req: EndHouseholdQuarantine,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await quarantine_handlers.end_household(
+            uow, req.household_id, by=req.by, role=req.role, reason=req.reason, now=clock()
+        )
+
+    @api.op(
+        "quarantine.households",
+        description="The households in home quarantine and until when (local times), the "
+        "soonest to end first, with each member's status.",
+    )
+    async def quarantine_households(
+        req: Empty,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return {"households": await quarantine_handlers.households(uow, clock())}
+
+    @api.op("sites.add", description="A central quarantine site of a community, its rooms.")
+    async def sites_add(
+        req: AddSite,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await quarantine_handlers.add_site(
+            uow, req.site_id, name=req.name, address=req.address, community_id=req.community_id,
+            by=req.by, now=clock(), rooms=req.rooms, room_count=req.room_count,
+        )  # fmt: skip
+
+    @api.op("sites.rooms.add", description="More rooms for a site (named, or a count).")
+    async def sites_rooms_add(
+        req: AddRooms, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await quarantine_handlers.add_rooms(
+            uow, req.site_id, rooms=req.rooms, count=req.count
+        )
+
+    @api.op(
+        "sites.intake",
+        description="A batch into a site, all or nothing (site_full names how many fit): "
+        "each a room and central_quarantine; idempotent by intake_id.",
+    )
+    async def sites_intake(
+        req: SiteIntake,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await quarantine_handlers.intake(
+            uow, req.site_id, req.people, intake_id=req.intake_id, by=req.by, role=req.role,
+            reason=req.reason, now=clock(),
+        )  # fmt: skip
+
+    @api.op(
+        "sites.transfer",
+        description="People from one site to another, all or nothing (refused if the target "
+        "has too few free rooms).",
+    )
+    async def sites_transfer(
+        req: SiteTransfer,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await quarantine_handlers.transfer(
+            uow, req.from_site, req.to_site, req.people, by=req.by, reason=req.reason,
+            now=clock(),
+        )  # fmt: skip
+
+    @api.op(
+        "sites.discharge",
+        description="People leave a site: rooms freed, each to the status asked, with a reason.",
+    )
+    async def sites_discharge(
+        req: SiteDischarge,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await quarantine_handlers.discharge(
+            uow, req.site_id, req.people, to=req.to, by=req.by, role=req.role,
+            reason=req.reason, now=clock(),
+        )  # fmt: skip
+
+    @api.op(
+        "sites.occupancy",
+        description="Per site: rooms, occupied, free, and who is in which room since when.",
+    )
+    async def sites_occupancy(
+        req: SiteOccupancy, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return {"sites": await quarantine_handlers.occupancy(uow, req.site_id)}
 
     return api
