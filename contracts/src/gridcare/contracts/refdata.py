@@ -380,6 +380,12 @@ class CommunityPolicy(RefEntity):
     follow_up_days: int | None = Field(None, ge=1)  # a follow-up lasts this many local days
     release_symptom_free_days: int | None = Field(None, ge=0)  # none in the last N days ...
     release_needs_negative_test: bool | None = None  # ... and a negative test since
+    contact_window_minutes: float | None = Field(None, gt=0, le=24 * 60)  # at the same gate
+    contact_lookback_days: int | None = Field(None, ge=1, le=30)  # the case's passages
+    contacts_quarantine: bool | None = None  # a confirmed contact's household quarantined
+    seal_on_confirmed: ControlLevel | Literal["none"] | None = None  # a case's compound
+    epidemic_free_days: int | None = Field(None, ge=1)  # no new case: epidemic-free
+    epidemic_free_level: ControlLevel | None = None  # the level it is relaxed to
 
 
 #: The kinds of the office's spreadsheets, parents before children (the import's order).

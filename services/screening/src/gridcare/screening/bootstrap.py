@@ -11,9 +11,11 @@ from gridcare.contracts import STREAMS
 from gridcare.contracts.notify import NOTIFICATION_REQUESTED, NotificationRequested
 from gridcare.contracts.screening import (
     CASE_OPENED,
+    COMPOUND_LEVEL_CHANGED,
     DOOR_VISIT_REQUESTED,
     PERSON_STATUS_CHANGED,
     CaseOpened,
+    CompoundLevelChanged,
     DoorVisitRequested,
     PersonStatusChanged,
 )
@@ -22,6 +24,7 @@ from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
 
 from .adapters import tables
+from .adapters.register import REGISTER, NatsRegister
 from .config import ScreeningSettings
 from .entrypoints import CLOCK, api, events, residents
 from .handlers import checkins, followup
@@ -30,6 +33,8 @@ from .unit_of_work import SqlUnitOfWork
 
 NAME = "screening"
 HTTP_PORT = 9102
+#: How often compounds are checked for 14 days without a new case (epidemic-free).
+COMPOUND_TICK_S = 60.0
 
 
 def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Service:

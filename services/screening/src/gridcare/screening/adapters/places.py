@@ -66,3 +66,26 @@ class Places(ReferenceCopy):
         """The community's time zone (None: the community is not known)."""
         row = await self.refdata.get(Community.TYPE, community_id)
         return row["time_zone"] if row else None
+
+    async def home_of(self, household_id: str) -> dict[str, str | None] | None:
+        """Where a household lives: ``{household_id, building_id, compound_id, grid_id,
+        community_id}`` (None: the household or its building is not known yet)."""
+        household = await self.refdata.get(Household.TYPE, household_id)
+        building = household and await self.refdata.get(Building.TYPE, household["building_id"])
+        if not building:
+            return None
+        compound = await self.refdata.get(Compound.TYPE, building["compound_id"])
+        return {
+            "household_id": household_id,
+            "building_id": building["building_id"],
+            "compound_id": building["compound_id"],
+            "grid_id": building.get("grid_id"),
+            "community_id": compound["community_id"] if compound else None,
+        }
+
+    async def compound(self, compound_id: str) -> dict | None:
+        """A compound's row: ``{compound_id, community_id, control_level}``."""
+        return await self.refdata.get(Compound.TYPE, compound_id)
+
+    async def compound_ids(self) -> list[str]:
+        return [r["compound_id"] for r in await self.refdata.find(Compound.TYPE)]

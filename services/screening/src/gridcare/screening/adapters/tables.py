@@ -233,6 +233,12 @@ policies = sa.Table(
     sa.Column("follow_up_days", sa.Integer, nullable=True),
     sa.Column("release_symptom_free_days", sa.Integer, nullable=True),
     sa.Column("release_needs_negative_test", sa.Boolean, nullable=True),
+    sa.Column("contact_window_minutes", sa.Float, nullable=True),  # close contacts ...
+    sa.Column("contact_lookback_days", sa.Integer, nullable=True),
+    sa.Column("contacts_quarantine", sa.Boolean, nullable=True),
+    sa.Column("seal_on_confirmed", sa.String(16), nullable=True),  # ... and compounds
+    sa.Column("epidemic_free_days", sa.Integer, nullable=True),
+    sa.Column("epidemic_free_level", sa.String(16), nullable=True),
 )
 # The check-in in force for each resident and local day (a later one replaces it).
 checkins = sa.Table(

@@ -10,6 +10,7 @@ from faststream import Context, Depends
 from pydantic import AliasChoices, Field, model_validator
 
 from gridcare.contracts.edge import Symptom
+from gridcare.contracts.refdata import ControlLevel
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
@@ -140,6 +141,32 @@ class ImportResults(Request):
         if (self.csv is None) == (self.upload_id is None):
             raise ValueError("give either csv (the file's text) or upload_id")
         return self
+
+
+# --- close contacts and compounds -----------------------------------------------------------
+class ListProposals(Request):
+    grid_id: Token | None = None
+    case_person_id: Token | None = None
+    status: ProposalStatus | Literal["all"] = ProposalStatus.PROPOSED
+    limit: int = Field(1000, ge=1, le=5000)
+
+
+class DecideProposal(Request):
+    case_person_id: Token
+    candidate_id: Token
+    by: Token  # the grid worker (staff id)
+    reason: str = Field("", max_length=1000)  # required to reject
+
+
+class ShowCompounds(Request):
+    compound_id: Token | None = None
+
+
+class SetCompoundLevel(Request):
+    compound_id: Token
+    level: ControlLevel
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=3, max_length=1000)
 
 
 # --- quarantine -----------------------------------------------------------------------------
@@ -430,6 +457,87 @@ def router(service: str) -> ApiRouter:
         clock: Callable[[], datetime] = Context(CLOCK),
     ) -> dict:
         return await campaigns.remind(uow, req.campaign_id, now=clock())
+
+    # --- close contacts and compounds ------------------------------------------------------
+    @api.op(
+        "contacts.proposed",
+        description="Close-contact candidates of confirmed cases (of a grid, of a case; by "
+        "default those still to decide), oldest first.",
+    )
+    async def contacts_proposed(
+        req: ListProposals, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        found = await contact_handlers.proposals(
+            uow,
+            grid_id=req.grid_id,
+            case_person_id=req.case_person_id,
+            status=None if req.status == "all" else ProposalStatus(req.status).value,
+            limit=req.limit,
+        )
+        return {"proposals": found}
+
+    @api.op(
+        "contacts.confirm",
+        description="A grid worker confirms a candidate: a close contact (PersonStatusChanged).",
+    )
+    async def contacts_confirm(
+        req: DecideProposal,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await contact_handlers.decide(
+            req.case_person_id,
+            req.candidate_id,
+            ProposalStatus.CONFIRMED,
+            by=req.by,
+            reason=req.reason,
+            now=clock(),
+            uow=uow,
+        )
+
+    @api.op(
+        "contacts.reject",
+        description="A grid worker rejects a candidate, with a reason (kept).",
+    )
+    async def contacts_reject(
+        req: DecideProposal,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await contact_handlers.decide(
+            req.case_person_id,
+            req.candidate_id,
+            ProposalStatus.REJECTED,
+            by=req.by,
+            reason=req.reason,
+            now=clock(),
+            uow=uow,
+        )
+
+    @api.op(
+        "compounds.show",
+        description="Each compound's level, its last new case, the days without one, and "
+        "whether (since when) it is epidemic-free.",
+    )
+    async def compounds_show(
+        req: ShowCompounds,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return {"compounds": await compound_handlers.show(uow, clock(), req.compound_id)}
+
+    @api.op(
+        "compounds.level.set",
+        description="The office sets a compound's level, with a reason (CompoundLevelChanged).",
+    )
+    async def compounds_level_set(
+        req: SetCompoundLevel,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await compound_handlers.set_level(
+            req.compound_id, req.level, by=req.by, reason=req.reason, now=clock(), uow=uow
+        )
 
     # --- quarantine ------------------------------------------------------------------------
     @api.op(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from faststream import Depends
+from collections.abc import Callable
+from datetime import datetime
+
+from faststream import Context, Depends
 
 from gridcare.contracts import checkpoint, refdata, screening
 from gridcare.contracts.checkpoint import FeverDetected
@@ -11,9 +14,11 @@ from gridcare.shared.consumers import ConsumerRouter, message_uow
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
 
-from ..handlers import cases, followup
+from ..adapters.register import REGISTER, Register
+from ..handlers import cases, compounds, contacts, followup
 from ..handlers import refdata as reference
 from ..unit_of_work import ScreeningUnitOfWork
+from . import CLOCK
 
 
 def router(settings: Settings) -> ConsumerRouter:
@@ -38,6 +43,34 @@ def router(settings: Settings) -> ConsumerRouter:
         env: Envelope[FeverDetected], uow: ScreeningUnitOfWork = Depends(message_uow)
     ) -> None:
         await cases.fever_detected(env.data, uow)
+
+    @r.consumer(
+        screening.PERSON_STATUS_CHANGED.format(person_id="*"),
+        durable="screening-contacts",
+        stream=screening.STREAM,
+        description="A person confirmed: their close-contact candidates proposed (household, "
+        "the same gate within the policy's window, from the checkpoint's register).",
+    )
+    async def propose_contacts(
+        env: Envelope[PersonStatusChanged],
+        uow: ScreeningUnitOfWork = Depends(message_uow),
+        checkpoint_register: Register = Context(REGISTER),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> None:
+        await contacts.person_status_changed(env.data, uow, checkpoint_register, clock())
+
+    @r.consumer(
+        screening.PERSON_STATUS_CHANGED.format(person_id="*"),
+        durable="screening-compounds",
+        stream=screening.STREAM,
+        description="A person confirmed: a new case in their compound, sealed by policy.",
+    )
+    async def compound_case(
+        env: Envelope[PersonStatusChanged],
+        uow: ScreeningUnitOfWork = Depends(message_uow),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> None:
+        await compounds.person_status_changed(env.data, uow, clock())
 
     @r.consumer(
         screening.PERSON_STATUS_CHANGED.format(person_id="*"),
