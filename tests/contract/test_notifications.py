@@ -1,10 +1,11 @@
 """What services ask notify for renders with notify's templates: every NotificationRequested
-that dispatch and the checkpoint make (run through their own handlers, on their fake units
-of work) names a template notify has and gives every parameter it uses, and renders in
-Chinese and English."""
+that dispatch, the checkpoint and screening make (run through their own handlers, on their
+fake units of work) names a template notify has and gives every parameter it uses, and
+renders in Chinese and English."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,11 +25,15 @@ from gridcare.contracts.refdata import (
     Grid,
     Household,
     Resident,
+    Staff,
 )
 from gridcare.contracts.screening import CaseOpened
 from gridcare.dispatch import handlers as dispatch
 from gridcare.dispatch.unit_of_work import FakeUnitOfWork as DispatchUoW
 from gridcare.notify.domain.templates import Templates
+from gridcare.screening.handlers import questionnaires as screening_questionnaires
+from gridcare.screening.handlers import refdata as screening_refdata
+from gridcare.screening.unit_of_work import FakeUnitOfWork as ScreeningUoW
 
 T0 = datetime(2026, 3, 11, 23, 31, tzinfo=UTC)
 PLACES = (
@@ -111,7 +116,28 @@ async def from_checkpoint() -> list[dict]:
     return uow.events(NotificationRequested)
 
 
-@pytest.mark.parametrize("producer", [from_dispatch, from_checkpoint])
+async def from_screening_questionnaires() -> list[dict]:
+    """A resident's questionnaire asking for an urgent and a normal call-back."""
+    uow = ScreeningUoW()
+    doctor = Staff(staff_id="D-01", community_id="CM-1", name="Dr Chen", roles=["community_doctor"])
+    for entity in (*PLACES, doctor):
+        await screening_refdata.reference_data_changed(entity, uow)
+    for sid, instrument, answers in (("q-1", "phq9", [0] * 8 + [1]), ("q-2", "gad7", [2] * 7)):
+        body = {
+            "submission_id": sid,
+            "person_id": "R-1001",
+            "instrument": instrument,
+            "answers": answers,
+            "submitted_at": T0.isoformat(),
+        }
+        req = screening_questionnaires.read_request(json.dumps(body).encode(), "R-1001", T0)
+        await screening_questionnaires.submit(req, uow, T0)
+    return uow.events(NotificationRequested)
+
+
+@pytest.mark.parametrize(
+    "producer", [from_dispatch, from_checkpoint, from_screening_questionnaires]
+)
 async def test_every_request_renders_in_every_language(producer):
     templates = Templates()
     requests = [NotificationRequested.model_validate(r) for r in await producer()]

@@ -24,6 +24,8 @@ GATE_HEARTBEAT = "gate.{gate_id}.heartbeat"  # publish (§2)
 GATE_HEARTBEAT_ALL = "gate.*.heartbeat"
 DOOR_OPENED = "door.{household_id}.opened"  # publish (§3), kept by STREAM
 DOOR_OPENED_ALL = "door.*.opened"
+RESIDENT_QUESTIONNAIRE = "resident.{person_id}.questionnaire"  # request/reply (§4.3)
+RESIDENT_QUESTIONNAIRE_ALL = "resident.*.questionnaire"
 STAFF_ACK = "staff.{person_id}.ack"  # request/reply (§5.1)
 STAFF_ACK_ALL = "staff.*.ack"
 
@@ -51,6 +53,23 @@ class DoorOpened(Event):
 
     def subject(self) -> str:
         return DOOR_OPENED.format(household_id=self.household_id)
+
+
+class QuestionnaireRequest(BaseModel):
+    """§4.3: a resident's answers to PHQ-9 (9 answers) or GAD-7 (7 answers), each 0-3
+    (``resident.<person_id>.questionnaire``). ``submission_id`` is the idempotency key.
+    Screening's rules (``domain/questionnaires.py``) check the instrument and its answers,
+    so a bad request names each bad one at once."""
+
+    model_config = ConfigDict(extra="ignore")
+    submission_id: Token
+    person_id: Token
+    instrument: str = Field(pattern=r"^(phq9|gad7)$", description="phq9 | gad7")
+    answers: list[int] = Field(
+        min_length=7, max_length=9, description="each 0-3: 9 for phq9, 7 for gad7"
+    )
+    submitted_at: Timestamp
+    reported_by: Token | None = None  # a grid worker answering with the resident
 
 
 class AckRequest(BaseModel):

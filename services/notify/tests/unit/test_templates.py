@@ -120,6 +120,13 @@ SAMPLES: dict[str, dict] = {
         "household_id": "H-0104",
         "days": 2,
     },
+    "task.mental_health_call_back": {
+        "person_id": "R-1001",
+        "name": "王芳",
+        "phone": "13800000001",
+        "urgent": True,
+        "at": "2026-03-12T01:00:00Z",
+    },
 }
 
 TEMPLATES = Templates()

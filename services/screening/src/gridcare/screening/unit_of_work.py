@@ -19,6 +19,7 @@ from .domain.compounds import CompoundState
 from .domain.contacts import Proposal
 from .domain.policy import ScreeningPolicy
 from .domain.quarantine import HouseholdQuarantine, Intake, Occupant, Site
+from .domain.questionnaires import Submission
 from .domain.status import StatusDecision
 
 
@@ -30,6 +31,19 @@ class Cases(Protocol):
         ...
 
     async def newest(self, limit: int, person_id: str | None = None) -> list[Case]: ...
+
+
+class Questionnaires(Protocol):
+    async def get(self, person_id: str, submission_id: str) -> Submission | None: ...
+    async def add(self, submission: Submission) -> None:
+        """Raises ``AlreadySubmitted`` if the (person, submission id) is kept already."""
+        ...
+
+    async def newest(
+        self, limit: int, person_id: str | None = None, follow_up: str | None = None
+    ) -> list[Submission]:
+        """The newest received first (of one person, with one follow-up)."""
+        ...
 
 
 class Statuses(Protocol):
@@ -156,6 +170,7 @@ class FollowUps(Protocol):
 
 class ScreeningUnitOfWork(uow.UnitOfWork):
     places: Places
+    questionnaires: Questionnaires
     cases: Cases
     statuses: Statuses
     household_quarantines: HouseholdQuarantines
@@ -170,6 +185,7 @@ class ScreeningUnitOfWork(uow.UnitOfWork):
 class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
     def repositories(self) -> None:
         self.places = Places(SqlReferenceData(self.session, sql.REFERENCE_TABLES))
+        self.questionnaires = sql.Questionnaires(self.session)
         self.cases = sql.Cases(self.session)
         self.statuses = sql.Statuses(self.session)
         self.household_quarantines = sql.HouseholdQuarantines(self.session)
@@ -186,6 +202,7 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
         super().__init__(source, inbound)
         self.refdata = MemoryReferenceData(sql.REFERENCE_TABLES)
         self.places = Places(self.refdata)
+        self.questionnaires = memory.Questionnaires()
         self.cases = memory.Cases()
         self.statuses = memory.Statuses()
         self.household_quarantines = memory.HouseholdQuarantines()
@@ -199,6 +216,7 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
     def state(self) -> dict[str, Any]:
         return {
             **{f"ref:{k}": v for k, v in self.refdata.rows.items()},
+            "questionnaires": self.questionnaires.rows,
             "cases": self.cases.rows,
             "statuses": self.statuses.current,
             "history": self.statuses.log,

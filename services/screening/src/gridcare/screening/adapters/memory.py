@@ -14,6 +14,7 @@ from ..domain.compounds import CompoundState
 from ..domain.contacts import Proposal
 from ..domain.policy import ScreeningPolicy
 from ..domain.quarantine import HouseholdQuarantine, Intake, Occupant, RoomTaken, Site
+from ..domain.questionnaires import AlreadySubmitted, Submission
 from ..domain.status import StatusDecision
 
 
@@ -42,6 +43,30 @@ class Cases:
     async def newest(self, limit: int, person_id: str | None = None) -> list[Case]:
         cases = [c for c in self.rows.values() if person_id in (None, c.person_id)]
         return sorted(cases, key=lambda c: c.opened_at, reverse=True)[:limit]
+
+
+class Questionnaires:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Submission] = {}
+
+    async def get(self, person_id: str, submission_id: str) -> Submission | None:
+        return self.rows.get((person_id, submission_id))
+
+    async def add(self, submission: Submission) -> None:
+        key = (submission.person_id, submission.submission_id)
+        if key in self.rows:
+            raise AlreadySubmitted(f"{key} is kept already")  # the SQL key refuses it too
+        self.rows[key] = submission
+
+    async def newest(
+        self, limit: int, person_id: str | None = None, follow_up: str | None = None
+    ) -> list[Submission]:
+        found = [
+            s
+            for s in self.rows.values()
+            if person_id in (None, s.person_id) and follow_up in (None, s.follow_up.value)
+        ]
+        return sorted(found, key=lambda s: s.received_at, reverse=True)[:limit]
 
 
 class Statuses:

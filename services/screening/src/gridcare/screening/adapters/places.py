@@ -37,6 +37,25 @@ class Places(ReferenceCopy):
         row = row and await self.refdata.get(Compound.TYPE, row["compound_id"])
         return row["community_id"] if row else None
 
+    async def contact_of(self, person_id: str) -> dict[str, str | None] | None:
+        """Whom a call-back rings: ``{name, phone, grid_id}`` of a resident (each may be
+        None: not given, or its building not known yet); None: not a known resident."""
+        row = await self.refdata.get(Resident.TYPE, person_id)
+        if row is None:
+            return None
+        household = await self.refdata.get(Household.TYPE, row["household_id"])
+        building = household and await self.refdata.get(Building.TYPE, household["building_id"])
+        return {
+            "name": row.get("name") or None,
+            "phone": row.get("phone") or None,
+            "grid_id": building.get("grid_id") if building else None,
+        }
+
+    async def role_held(self, role: str, community_id: str) -> bool:
+        """Whether a member of the community's staff (staff.csv) holds ``role``."""
+        members = await self.refdata.find(Staff.TYPE, community_id=community_id)
+        return any(role in (m["roles"] or []) for m in members)
+
     async def staff(self, staff_id: str) -> dict | None:
         """A member of staff as the status machine sees them: ``{staff_id, community_id,
         roles}``; a grid's worker holds ``grid_worker`` (with any roles staff.csv gives

@@ -16,6 +16,7 @@ residents = sa.Table(
     sa.Column("resident_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False),
     sa.Column("name", sa.String(200), nullable=True),  # for reminders (check-ins)
+    sa.Column("phone", sa.String(32), nullable=True),  # whom a call-back rings (questionnaires)
 )
 households = sa.Table(
     "households",
@@ -83,6 +84,23 @@ observations = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("source_ref", sa.String(200), nullable=False),
+)
+
+# --- questionnaires (handlers/questionnaires.py): each PHQ-9 / GAD-7 answered, as scored --
+# The key is the person's app's submission id: a repeat finds the row and gets its reply.
+questionnaire_submissions = sa.Table(
+    "questionnaire_submissions",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("submission_id", sa.String(64), primary_key=True),
+    sa.Column("instrument", sa.String(8), nullable=False),  # phq9 | gad7
+    sa.Column("answers", sa.JSON, nullable=False),  # [0-3, ...] in item order
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("severity", sa.String(24), nullable=False),
+    sa.Column("follow_up", sa.String(24), nullable=False),  # none | call_back | urgent_...
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),  # the app's
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("reported_by", sa.String(64), nullable=True),  # a grid worker, for them
 )
 
 # Each person's health status in force, and every decision that led there.
