@@ -10,6 +10,7 @@ import pytest
 from gridcare.contracts.refdata import (
     Building,
     Community,
+    CommunityPolicy,
     Compound,
     Grid,
     Household,
@@ -129,6 +130,15 @@ async def test_every_member_goes_into_home_quarantine_with_the_household_on_the_
     assert all(e["household_id"] == "H-0101" and e["holds_at_gate"] for e in events)
     assert all(e["until"] == "2026-03-25T23:31:05Z" for e in events)
     assert await status(uow, "R-2001") == HealthStatus.NORMAL  # another household
+
+
+async def test_the_communitys_policy_sets_the_days():
+    uow = await community()
+    await refdata_handlers.reference_data_changed(
+        CommunityPolicy(community_id="CM-1", follow_up_days=21), uow
+    )
+    result = await handlers.start_household(uow, "H-0101", by="S-01", role=None, reason="r", now=T0)
+    assert result["until"] == "2026-04-02T07:31:05+08:00"  # 21 local days
 
 
 async def test_a_member_held_more_strictly_keeps_it():

@@ -19,10 +19,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gridcare.contracts.refdata import CommunityPolicy
 from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
 
 from ..domain import quarantine as q
+from ..domain.policy import ScreeningPolicy
 from ..domain.quarantine import (
     HouseholdQuarantine,
     Intake,
@@ -50,9 +52,13 @@ async def _members(uow: ScreeningUnitOfWork, household_id: str) -> list[str]:
 
 
 async def _follow_up_days(uow: ScreeningUnitOfWork, household_id: str) -> int:
-    """The community's quarantine length in days. (ScreeningPolicy.follow_up_days is to
-    come with the community's screening policy; until then the default, 14.)"""
-    return q.DEFAULT_DAYS
+    """The household's community's ``follow_up_days`` (ScreeningPolicy; 14 by default)."""
+    home = await uow.places.home_of(household_id)
+    refdata = uow.places.refdata
+    if not home or not home["community_id"] or CommunityPolicy.TYPE not in refdata.tables:
+        return q.DEFAULT_DAYS
+    policy = ScreeningPolicy.of(await refdata.get(CommunityPolicy.TYPE, home["community_id"]))
+    return policy.follow_up_days
 
 
 async def quarantine_household(
@@ -69,8 +75,9 @@ async def quarantine_household(
     """Every member of the household to home quarantine (through ``change_status``), except
     a member held more strictly already (confirmed, in hospital, central quarantine), who
     keeps it; the household's quarantine recorded from ``now`` to ``until`` (default: the
-    policy's days, 14, in local days). Already active: extended to the later end. Inside
-    the caller's open unit of work; returns each member's decision in force."""
+    community policy's ``follow_up_days``, 14, in local days). Already active: extended to
+    the later end. Inside the caller's open unit of work; returns each member's decision in
+    force."""
     members = await _members(uow, household_id)
     if until is None:
         zone = await uow.places.zone_of_household(household_id)
