@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,11 @@ import nats
 import pytest
 import sqlalchemy as sa
 
+from gridcare.checkpoint.bootstrap import build as build_checkpoint
+from gridcare.checkpoint.config import CheckpointSettings
 from gridcare.cli.devrun import NatsServer
+from gridcare.contracts.checkpoint import QUARANTINE_BREACH
+from gridcare.contracts.edge import DOOR_OPENED
 from gridcare.contracts.refdata import (
     Building,
     Community,
@@ -469,3 +473,84 @@ async def test_the_office_tool_quarantines_and_takes_in_a_file(screening, db_bac
         "--reason", "contacts",
     )  # fmt: skip
     assert code == 2
+
+
+# --- the door sensor, at a real checkpoint ----------------------------------------------------
+async def test_the_door_alerts_while_the_household_is_quarantined_and_stops_after(
+    screening, tmp_path
+):
+    """The checkpoint knows nothing of quarantine: it holds whoever screening's events hold,
+    by their household. Quarantined, the household's door opening is a breach; ended (every
+    member released), it is only recorded."""
+    svc, nc, clock = screening
+    checkpoint = build_checkpoint(
+        CheckpointSettings(
+            nats_url=svc.settings.nats_url,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'checkpoint.db'}",
+            var_dir=tmp_path / "checkpoint",
+            gate_check_interval_s=3600,
+            housekeeping_interval_s=3600,
+            retry_base_delay_s=0.05,
+            outbox_poll_s=0.05,
+        )
+    )
+    await checkpoint.start()
+    try:
+        state = checkpoint.components["state"]
+
+        async def knows():
+            return state.resident_household.get("R-1003") == "H-0101"
+
+        await until(knows, what="the reference data at the checkpoint")
+        js = nc.jetstream()
+        breaches = await js.subscribe(
+            QUARANTINE_BREACH.format(compound_id="C-01"), ordered_consumer=True
+        )
+
+        async def door(n: int) -> None:
+            opened = datetime.now(UTC).astimezone(timezone(timedelta(hours=8)))
+            body = {"event_id": f"d-{n}", "household_id": "H-0101", "opened_at": opened.isoformat()}
+            await js.publish(DOOR_OPENED.format(household_id="H-0101"), json.dumps(body).encode())
+
+        await ok(
+            nc,
+            "quarantine.household.start",
+            {"household_id": "H-0101", "by": "W-01", "reason": "returned from a risk area"},
+        )
+
+        async def all_held():
+            return len(state.holders_of("H-0101")) == 3
+
+        await until(all_held, what="the checkpoint holding the household's three members")
+        await door(1)
+        msg = await breaches.next_msg(timeout=10)
+        breach = Envelope.from_bytes(msg.data).data
+        assert breach["via"] == "door" and breach["household_id"] == "H-0101"
+        assert breach["status"] == "home_quarantine"
+
+        clock.ahead = timedelta(days=14)
+        await ok(
+            nc,
+            "quarantine.household.end",
+            {"household_id": "H-0101", "by": "D-01", "reason": "14 days, negative tests"},
+        )
+
+        async def none_held():
+            return state.holders_of("H-0101") == []
+
+        await until(none_held, what="the checkpoint releasing the household")
+        await door(2)
+
+        async def recorded():
+            async with checkpoint.store.sessions() as s:
+                t = checkpoint.store.metadata.tables["door_events"]
+                row = (await s.execute(sa.select(t).where(t.c.event_id == "d-2"))).first()
+            return row
+
+        row = await until(recorded, what="the second door opening in the register")
+        assert row.quarantined is False
+        with pytest.raises(nats.errors.TimeoutError):
+            await breaches.next_msg(timeout=1.0)
+        await breaches.unsubscribe()
+    finally:
+        await checkpoint.stop()
