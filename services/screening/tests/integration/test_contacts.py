@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -193,6 +195,18 @@ class World:
         finally:
             await sub.unsubscribe()
 
+    async def gridcare(self, *args: str) -> tuple[int, str, str]:
+        """The office tool as a process, against this nats-server."""
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "gridcare"),
+            *args,
+            env={**os.environ, "GRIDCARE_NATS_URL": self.server.url, "COLUMNS": "200"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
     async def gate_level(self, compound: str) -> str:
         [row] = (await self.ok("checkpoint", "level.show", {"compound_id": compound}))["compounds"]
         return row["level"]
@@ -235,6 +249,8 @@ async def test_an_outbreak_s_contacts_and_its_compound(world):
         ("R-1002", "household"),
         ("R-2001", "gate"),
     }
+    listed = await world.ok("screening", "contacts.proposed", {"grid_id": "G-01"})
+    assert sorted(p["candidate_id"] for p in listed["proposals"]) == ["R-1002", "R-2001"]
     gate = next(p for p in found if p["kind"] == "gate")
     assert gate["reason"].startswith("gate g1 at ") and gate["grid_id"] == "G-01"
     assert all(p["status"] == "proposed" for p in found)
@@ -274,12 +290,8 @@ async def test_an_outbreak_s_contacts_and_its_compound(world):
         {"case_person_id": "R-1001", "candidate_id": "R-2001", "by": "W-01", "reason": ""},
     )
     assert refused["error"]["code"] == "reason_required"
-    confirmed = await world.ok(
-        "screening",
-        "contacts.confirm",
-        {"case_person_id": "R-1001", "candidate_id": "R-2001", "by": "W-01"},
-    )
-    assert confirmed["status"] == "confirmed"
+    code, _, err = await world.gridcare("contacts", "confirm", "R-1001", "R-2001", "--by", "W-01")
+    assert code == 0 and "R-2001 (contact of R-1001): confirmed by W-01" in err
     shown = await world.ok("screening", "status.show", {"person_id": "R-2001"})
     assert shown["status"] == "close_contact" and shown["holds_at_gate"] is True
 
@@ -305,6 +317,28 @@ async def test_an_outbreak_s_contacts_and_its_compound(world):
         return await world.gate_level("C-01") == "precaution"
 
     await until(relaxed, what="C-01 relaxed at the gates")
+    code, out, _ = await world.gridcare("compounds", "show", "--json")
+    assert code == 0
+    shown = {c["compound_id"]: c for c in json.loads(out)["compounds"]}
+    assert shown["C-01"]["epidemic_free"] is True
+    assert shown["C-02"]["level"] == "controlled" and shown["C-02"]["last_case_at"] is None
+
+    # the office seals the other compound through screening: the gates enforce it
+    await world.ok(
+        "screening",
+        "compounds.level.set",
+        {"compound_id": "C-02", "level": "sealed", "by": "Wang", "reason": "a case next door"},
+    )
+
+    async def c02_sealed():
+        return await world.gate_level("C-02") == "sealed"
+
+    await until(c02_sealed, what="C-02 sealed at the gates")
+    bad = await world.api(
+        "screening", "compounds.level.set", {"compound_id": "C-02", "level": "closed", "by": "x"}
+    )
+    assert bad["error"]["code"] == "invalid_request"
+    assert {d["field"] for d in bad["error"]["detail"]} == {"level", "reason"}
 
     # the confirmation announced again (another message, the same fact): nobody proposed
     # twice, nobody told twice, the compound's count of days not started again
