@@ -26,7 +26,7 @@ from gridcare.shared.settings import Settings
 from .adapters import tables
 from .adapters.register import REGISTER, NatsRegister
 from .config import ScreeningSettings
-from .entrypoints import CLOCK, api, events, residents
+from .entrypoints import CLOCK, api, events, questionnaires, residents
 from .handlers import checkins, followup
 from .handlers.campaigns import door_calls_due
 from .unit_of_work import SqlUnitOfWork
@@ -67,6 +67,7 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
     svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)  # call-backs, reminders
     # check-ins (edge §4.1), door visits, reminders, follow-up (handlers/checkins.py)
     svc.include(residents.router())  # resident.*.checkin
+    svc.include(questionnaires.router())  # resident.*.questionnaire (edge §4.3)
     svc.publishes(DoorVisitRequested, DOOR_VISIT_REQUESTED)
     cfg = settings if isinstance(settings, ScreeningSettings) else ScreeningSettings()
 

@@ -34,6 +34,12 @@ class ListCases(Request):
     person_id: Token | None = None
 
 
+class ListQuestionnaires(Request):
+    person_id: Token | None = None
+    follow_up: Literal["none", "call_back", "urgent_call_back"] | None = None
+    limit: int = Field(50, ge=1, le=1000)
+
+
 class SetStatus(Request):
     """A step of the status machine by a member of staff (``by``, a staff or grid worker
     id; for ``lab``, the lab's name) in ``role`` (omitted: their one role)."""
@@ -299,6 +305,22 @@ def router(service: str) -> ApiRouter:
         req: ShowStatus, uow: ScreeningUnitOfWork = Depends(unit_of_work)
     ) -> dict:
         return await status.status_of(req.person_id, uow)
+
+    @api.op(
+        "questionnaires.list",
+        description="The newest PHQ-9 / GAD-7 submissions (of one person, with one "
+        "follow-up: none, call_back, urgent_call_back), times on the local clock.",
+    )
+    async def questionnaires_list(
+        req: ListQuestionnaires, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        found = await questionnaire_handlers.newest(
+            uow,
+            limit=req.limit,
+            person_id=req.person_id,
+            follow_up=req.follow_up,
+        )
+        return {"submissions": found}
 
     @api.op("status.list", description="The statuses, and which hold a person at the gate.")
     async def list_statuses(req: Empty) -> dict:
