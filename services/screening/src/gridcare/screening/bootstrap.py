@@ -27,7 +27,7 @@ from .adapters import tables
 from .adapters.register import REGISTER, NatsRegister
 from .config import ScreeningSettings
 from .entrypoints import CLOCK, api, events, questionnaires, residents
-from .handlers import checkins, followup
+from .handlers import checkins, compounds, followup
 from .handlers.campaigns import door_calls_due
 from .unit_of_work import SqlUnitOfWork
 
@@ -62,6 +62,14 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
 
     svc.include(events.router(svc.settings))
     svc.include(api.router(NAME))
+    svc.provide(REGISTER, NatsRegister(lambda: svc.nc))  # the checkpoint's, over NATS
+    svc.publishes(CompoundLevelChanged, COMPOUND_LEVEL_CHANGED)  # sealed, epidemic-free
+
+    async def compound_tick() -> None:
+        await compounds.tick(svc.unit_of_work(), clock())
+
+    svc.every(COMPOUND_TICK_S, compound_tick)
+    svc.components.update(compound_tick=compound_tick)
     svc.publishes(CaseOpened, CASE_OPENED)
     svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED)
     svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)  # call-backs, reminders

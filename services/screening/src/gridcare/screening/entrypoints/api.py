@@ -16,6 +16,7 @@ from gridcare.shared.schema import Timestamp, Token
 
 from ..domain.campaigns import Result, ResultRow
 from ..domain.checkins import MemberResult, Visit
+from ..domain.contacts import ProposalStatus
 from ..domain.status import HealthStatus, Role
 from ..handlers import campaigns, status
 from ..handlers import cases as case_handlers
