@@ -31,6 +31,7 @@ from gridcare.contracts.screening import CaseOpened
 from gridcare.dispatch import handlers as dispatch
 from gridcare.dispatch.unit_of_work import FakeUnitOfWork as DispatchUoW
 from gridcare.notify.domain.templates import Templates
+from gridcare.screening.handlers import campaigns as screening_campaigns
 from gridcare.screening.handlers import questionnaires as screening_questionnaires
 from gridcare.screening.handlers import refdata as screening_refdata
 from gridcare.screening.unit_of_work import FakeUnitOfWork as ScreeningUoW
@@ -135,8 +136,30 @@ async def from_screening_questionnaires() -> list[dict]:
     return uow.events(NotificationRequested)
 
 
+async def from_screening_campaigns() -> list[dict]:
+    """A test campaign's reminder to a resident, then the door call to the grid worker."""
+    uow = ScreeningUoW()
+    for entity in PLACES:
+        await screening_refdata.reference_data_changed(entity, uow)
+    await screening_campaigns.start_campaign(
+        uow,
+        place_kind="compound",
+        place_id="C-01",
+        starts_at=T0,
+        ends_at=T0 + timedelta(hours=10),
+        site="the square by the north gate",
+        by="Secretary Wang",
+        now=T0,
+        place_name="Donghu Garden",
+    )
+    for later in (1, 4):
+        await screening_campaigns.remind(uow, "C-01-20260312-0731", now=T0 + timedelta(hours=later))
+    return uow.events(NotificationRequested)
+
+
 @pytest.mark.parametrize(
-    "producer", [from_dispatch, from_checkpoint, from_screening_questionnaires]
+    "producer",
+    [from_dispatch, from_checkpoint, from_screening_questionnaires, from_screening_campaigns],
 )
 async def test_every_request_renders_in_every_language(producer):
     templates = Templates()

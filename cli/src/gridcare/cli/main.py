@@ -1240,6 +1240,275 @@ def sites_occupancy(
             )
 
 
+# --- test campaigns (screening) ----------------------------------------------------------------
+campaigns_app = typer.Typer(help="Nucleic-acid test campaigns (screening).", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
+#: A lab's file goes in parts of at most this many bytes (one NATS message is 1 MB at most).
+CAMPAIGN_PART_BYTES = 512 * 1024
+
+
+def _moment(value: str, option: str) -> str:
+    """RFC 3339 for the API: as given with an offset, else on this computer's clock."""
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option} {value!r}: write e.g. 2026-03-12T08:00+08:00 or 2026-03-12 08:00", 2
+        ) from None
+    return (t if t.tzinfo else t.astimezone()).isoformat()
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return (
+        f"due {counts['due']}: tested {counts['tested']} (positive {counts['positive']}, "
+        f"negative {counts['negative']}, pending {counts['pending']}), not tested "
+        f"{counts['not_tested']}; excluded {counts['excluded']}, joined late "
+        f"{counts['joined_late']}"
+    )
+
+
+@campaigns_app.command("start")
+def campaigns_start(
+    place_kind: Annotated[str, typer.Argument(help="compound | building")],
+    place_id: Annotated[str, typer.Argument(help="its id")],
+    starts_at: Annotated[str, typer.Option(help="e.g. 2026-03-12T08:00+08:00")],
+    ends_at: Annotated[str, typer.Option(help="e.g. 2026-03-12T18:00+08:00")],
+    site: Annotated[str, typer.Option(help="where people go to be tested")],
+    by: Annotated[str, typer.Option(help="who starts it (recorded)")],
+    campaign_id: Annotated[
+        str | None, typer.Option("--id", help="default: <place>-<local start YYYYMMDD-HHMM>")
+    ] = None,
+    name: Annotated[str, typer.Option(help="how notices name the place")] = "",
+    door_call_after: Annotated[
+        int, typer.Option(help="minutes after the reminder until the door calls")
+    ] = 120,
+    json_: Json = False,
+) -> None:
+    """Start a campaign: every resident of the place now is due (not those in hospital or
+    central quarantine, who are tested there)."""
+    body: dict[str, Any] = {
+        "place_kind": place_kind,
+        "place_id": place_id,
+        "starts_at": _moment(starts_at, "--starts-at"),
+        "ends_at": _moment(ends_at, "--ends-at"),
+        "site": site,
+        "by": by,
+        "place_name": name,
+        "door_call_after_min": door_call_after,
+        **({"campaign_id": campaign_id} if campaign_id else {}),
+    }
+    result = ask("screening", "campaigns.start", body)
+    if json_:
+        return as_json(result)
+    new = "started" if result["new"] else "exists already"
+    stderr.print(f"campaign {result['campaign_id']} {new}: {_counts_line(result['counts'])}")
+
+
+@campaigns_app.command("list")
+def campaigns_list(limit: Limit = 20, json_: Json = False) -> None:
+    """The newest campaigns."""
+    result = ask("screening", "campaigns.list", {"limit": limit})
+    if json_:
+        return as_json(result)
+    table(
+        result["campaigns"],
+        [
+            ("campaign_id", "campaign"),
+            ("place_kind", "of"),
+            ("place_id", "place"),
+            ("starts_at", "from"),
+            ("ends_at", "until"),
+            ("site", "site"),
+        ],
+        empty="no campaigns",
+    )
+
+
+@campaigns_app.command("show")
+def campaigns_show(campaign_id: Annotated[str, typer.Argument()], json_: Json = False) -> None:
+    """A campaign's counts: due, tested (positive, negative, pending), not tested."""
+    result = ask("screening", "campaigns.show", {"campaign_id": campaign_id})
+    if json_:
+        return as_json(result)
+    stdout.print(
+        f"{result['campaign_id']}: {result['place_kind']} {result['place_id']} "
+        f"({result['place_name']}) at {result['site']}, {when(result['starts_at'])} to "
+        f"{when(result['ends_at'])}"
+    )
+    stdout.print(_counts_line(result["counts"]))
+    rounds = result["rounds"]
+    stdout.print(
+        "reminders: "
+        + (
+            "; ".join(
+                f"{'residents' if n == '1' else 'door calls'} {when(at)}"
+                for n, at in rounds.items()
+            )
+            or "none yet"
+        )
+    )
+
+
+@campaigns_app.command("untested")
+def campaigns_untested(campaign_id: Annotated[str, typer.Argument()], json_: Json = False) -> None:
+    """Who is due and not tested yet (pending: only invalid samples), by building and
+    household."""
+    result = ask("screening", "campaigns.untested", {"campaign_id": campaign_id})
+    if json_:
+        return as_json(result)
+    rows = [
+        {"building_id": b["building_id"], "household_id": h["household_id"], **p}
+        for b in result["buildings"]
+        for h in b["households"]
+        for p in h["people"]
+    ]
+    table(
+        rows,
+        [
+            ("building_id", "building"),
+            ("household_id", "household"),
+            ("person_id", "person"),
+            ("outcome", "outcome"),
+        ],
+        title=f"{campaign_id}: {result['count']} not tested",
+        empty=f"{campaign_id}: everyone due has been tested",
+    )
+
+
+def _results_reply(result: dict[str, Any]) -> None:
+    stderr.print(
+        f"{result['recorded']} recorded, {result['already']} recorded already"
+        + (f", {len(result['joined_late'])} joined late" if result["joined_late"] else "")
+    )
+    for p in result["positives"]:
+        quarantined = "household quarantined" if p.get("household_quarantined") else ""
+        stderr.print(
+            f"[red]positive[/] {p['person_id']} ({p['sample_id']}): {p['status']}"
+            f"{', ' + p['household_id'] + ' ' + quarantined if quarantined else ''}"
+        )
+    for p in result["not_changed"]:
+        stderr.print(f"[yellow]positive[/] {p['person_id']}: status not changed ({p['refused']})")
+
+
+@campaigns_app.command("add")
+def campaigns_add(
+    campaign_id: Annotated[str, typer.Argument()],
+    sample: Annotated[str, typer.Option(help="the sample's id (a result is kept once)")],
+    person: Annotated[str, typer.Option(help="resident id")],
+    result: Annotated[str, typer.Option(help="positive | negative | invalid")],
+    lab: Annotated[str, typer.Option(help="the lab")],
+    tested_at: Annotated[str, typer.Option(help="when sampled (default: now)")] = "",
+) -> None:
+    """Record one result (a positive confirms the person and quarantines the household)."""
+    at = _moment(tested_at, "--tested-at") if tested_at else datetime.now().astimezone().isoformat()
+    one = {"sample_id": sample, "person_id": person, "result": result, "tested_at": at, "lab": lab}
+    _results_reply(
+        ask("screening", "campaigns.results.add", {"campaign_id": campaign_id, "results": [one]})
+    )
+
+
+@campaigns_app.command("import")
+def campaigns_import(
+    campaign_id: Annotated[str, typer.Argument()],
+    file: Annotated[Path, typer.Argument(help="the lab's CSV: sample_id,person_id,result,...")],
+) -> None:
+    """Import a lab's CSV file (columns sample_id, person_id, result, tested_at, lab): all or
+    nothing, every bad line named as file:line. A large file goes in parts (a progress bar),
+    then is checked and written at once."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"{file}: {exc.strerror}", 2) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise fail(f"{file}: not UTF-8 text (byte {exc.start})", 2) from None
+    body: dict[str, Any] = {"campaign_id": campaign_id, "file_name": str(file)}
+    try:
+        if len(data) <= CAMPAIGN_PART_BYTES:
+            body["csv"] = text
+        else:
+            body.update(_upload(text))
+        with stderr.status(f"checking and recording {file}"):
+            result = asyncio.run(_import(body))
+    except Refused as exc:
+        if exc.code != "results_refused":
+            raise refused(exc) from None
+        for d in exc.detail:
+            stderr.print(d["error"], highlight=False, soft_wrap=True, markup=False)
+        raise fail(f"{file}: nothing imported ({len(exc.detail)} faults)") from None
+    except NoAnswer as exc:
+        raise no_answer(exc) from None
+    _results_reply(result)
+
+
+def _upload(text: str) -> dict[str, Any]:
+    """The file in parts cut at line ends, each sent as it is, with a progress bar."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    parts, cur, size = [], [], 0
+    for line in text.splitlines(keepends=True):
+        n = len(line.encode())
+        if cur and size + n > CAMPAIGN_PART_BYTES:
+            parts.append("".join(cur))
+            cur, size = [], 0
+        cur.append(line)
+        size += n
+    if cur:
+        parts.append("".join(cur))
+    upload_id = f"U-{os.urandom(12).hex()}"
+
+    async def send(bar: Progress, task: Any) -> None:
+        nc = await client.connect()
+        try:
+            for i, part in enumerate(parts, 1):
+                body = {"upload_id": upload_id, "part": i, "text": part}
+                raw = await client.request(
+                    nc, "api.screening.campaigns.results.upload", json.dumps(body).encode()
+                )
+                reply = json.loads(raw)
+                if "error" in reply:
+                    raise Refused(reply["error"]["code"], reply["error"].get("detail") or [])
+                bar.update(task, advance=len(part.encode()))
+        finally:
+            await nc.close()
+
+    with Progress(TextColumn("sending"), BarColumn(), DownloadColumn(), console=stderr) as bar:
+        task = bar.add_task("upload", total=sum(len(p.encode()) for p in parts))
+        asyncio.run(send(bar, task))
+    return {"upload_id": upload_id, "parts": len(parts)}
+
+
+async def _import(body: dict[str, Any]) -> Any:
+    nc = await client.connect()
+    try:
+        raw = await client.request(
+            nc, "api.screening.campaigns.results.import", json.dumps(body).encode(), wait_s=300
+        )
+    finally:
+        await nc.close()
+    reply = json.loads(raw)
+    if "error" in reply:
+        raise Refused(reply["error"]["code"], reply["error"].get("detail") or [])
+    return reply["result"]
+
+
+@campaigns_app.command("remind")
+def campaigns_remind(campaign_id: Annotated[str, typer.Argument()]) -> None:
+    """The reminder round due: each untested resident first, then (after the campaign's
+    door-call delay) their grid workers, to call at the door."""
+    result = ask("screening", "campaigns.remind", {"campaign_id": campaign_id})
+    if result["round"] is None:
+        stderr.print(f"{campaign_id}: no reminder due ({result['note']})")
+    elif result["round"] == 1:
+        stderr.print(f"{campaign_id}: {result['requests']} residents reminded")
+    else:
+        grids = ", ".join(
+            f"{g['grid_id'] or 'no grid'} {g['households']} households" for g in result["grids"]
+        )
+        stderr.print(f"{campaign_id}: door calls asked of {result['requests']}: {grids}")
+
+
 # --- sink -----------------------------------------------------------------------------------
 @app.command()
 def sink(port: Annotated[int, typer.Option(help="port to listen on")] = SINK_PORT) -> None:

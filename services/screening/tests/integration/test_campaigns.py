@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -278,10 +281,9 @@ async def test_reminders_then_door_calls_reach_notify_requests(screening):
 BIG = 20_000
 
 
-async def test_a_file_of_20000_results_in_parts_is_all_or_nothing(screening):
-    svc, nc, clock = screening
-    # a compound of 20,000 residents, written straight into screening's copy (publishing
-    # 20,000 reference rows would test the projection, not the campaign)
+async def big_compound(svc, n: int) -> None:
+    """Compound C-09 of ``n`` residents, written straight into screening's copy (publishing
+    20,000 reference rows would test the projection, not the campaign)."""
     async with svc.store.sessions() as s, s.begin():
         await s.execute(
             sa.insert(T.buildings),
@@ -290,15 +292,17 @@ async def test_a_file_of_20000_results_in_parts_is_all_or_nothing(screening):
         await s.execute(sa.insert(T.compounds), [{"compound_id": "C-09", "community_id": "CM-1"}])
         await s.execute(
             sa.insert(T.households),
-            [{"household_id": f"H-9{i:05d}", "building_id": "B-9"} for i in range(BIG // 4)],
+            [{"household_id": f"H-9{i:05d}", "building_id": "B-9"} for i in range(n // 4 + 1)],
         )
         await s.execute(
             sa.insert(T.residents),
-            [
-                {"resident_id": f"R-9{i:05d}", "household_id": f"H-9{i // 4:05d}"}
-                for i in range(BIG)
-            ],
+            [{"resident_id": f"R-9{i:05d}", "household_id": f"H-9{i // 4:05d}"} for i in range(n)],
         )
+
+
+async def test_a_file_of_20000_results_in_parts_is_all_or_nothing(screening):
+    svc, nc, clock = screening
+    await big_compound(svc, BIG)
     t0 = time.perf_counter()
     c = await start(nc, clock, place_id="C-09", campaign_id="CP-BIG")
     started_s = time.perf_counter() - t0
@@ -333,3 +337,60 @@ async def test_a_file_of_20000_results_in_parts_is_all_or_nothing(screening):
     shown = (await api(nc, "campaigns.show", {"campaign_id": "CP-BIG"}, timeout=30))["result"]
     assert shown["counts"]["negative"] == BIG and shown["counts"]["not_tested"] == 0
     print(f"\n20,000 residents: campaign started in {started_s:.2f} s, imported in {took:.2f} s")
+
+
+# --- the office tool ----------------------------------------------------------------------------
+async def gridcare(nc_url: str, *args: str) -> tuple[int, str, str]:
+    """The ``gridcare`` command as the office runs it (its own process)."""
+    exe = Path(sys.executable).with_name("gridcare")
+    proc = await asyncio.create_subprocess_exec(
+        str(exe),
+        *args,
+        env={**os.environ, "GRIDCARE_NATS_URL": nc_url, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_office_tool_imports_a_lab_file_in_parts(screening, db_backend, tmp_path):
+    if db_backend == "postgres":
+        pytest.skip("the office tool's part does not depend on the store")
+    svc, nc, clock = screening
+    url = nc.connected_url.geturl()
+    n = 12_000  # about 700 kB: two parts
+    await big_compound(svc, n)
+    now = clock()
+    code, _, err = await gridcare(
+        url, "campaigns", "start", "compound", "C-09", "--id", "CP-9",
+        "--starts-at", (now - timedelta(hours=1)).isoformat(),
+        "--ends-at", (now + timedelta(hours=8)).isoformat(),
+        "--site", "gate 1", "--by", "Secretary Wang",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "due 12000" in err
+    t = (now - timedelta(minutes=30)).isoformat()
+    rows = [(f"S-9{i:05d}", f"R-9{i:05d}", "negative", t, "Lab A") for i in range(n)]
+    rows[10] = ("S-x", "R-900010", "maybe", t, "Lab A")
+    rows[n - 1] = (f"S-9{n - 1:05d}", "R-8", "negative", t, "Lab A")
+    bad = tmp_path / "lab.csv"
+    bad.write_text(csv_of(rows))
+    code, _, err = await gridcare(url, "campaigns", "import", "CP-9", str(bad))
+    assert code == 1
+    assert f"{bad}:12: result 'maybe' is not positive, negative or invalid" in err
+    assert f"{bad}:{n + 1}: R-8 is not a known resident" in err
+    assert "nothing imported (2 faults)" in err
+    assert await count(svc, T.campaign_results) == 0
+    rows[10] = ("S-900010", "R-900010", "positive", t, "Lab A")
+    rows[n - 1] = (f"S-9{n - 1:05d}", f"R-9{n - 1:05d}", "negative", t, "Lab A")
+    good = tmp_path / "lab-fixed.csv"
+    good.write_text(csv_of(rows))
+    code, _, err = await gridcare(url, "campaigns", "import", "CP-9", str(good))
+    assert code == 0, err
+    assert f"{n} recorded" in err and "positive R-900010" in err
+    code, out, err = await gridcare(url, "campaigns", "show", "CP-9")
+    assert code == 0, err
+    assert "positive 1, negative 11999" in out
+    code, _, err = await gridcare(url, "campaigns", "import", "CP-9", str(good))
+    assert code == 0 and f"0 recorded, {n} recorded already" in err
