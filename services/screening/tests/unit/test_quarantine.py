@@ -474,3 +474,31 @@ async def test_rooms_taken_on_every_try_is_a_clear_busy_error():
     with pytest.raises(ApiError) as err:
         await take(uow, CONTACTS[:2])
     assert err.value.code == "busy" and uow.sites.intakes == {}
+
+
+async def test_a_caller_that_catches_a_refusal_is_left_with_nothing_half_done():
+    """The steps inside a caller's unit of work check every person before writing: a
+    caller that catches the refusal and commits its own work commits nothing of ours."""
+    uow = await community()
+    await hotel(uow)
+    await set_to(uow, "R-1003", HealthStatus.SUSPECTED, Role.COMMUNITY_DOCTOR)
+    await set_to(uow, "R-3002", HealthStatus.SUSPECTED, Role.COMMUNITY_DOCTOR)
+    before = len(uow.events(PersonStatusChanged))
+    async with uow:
+        with pytest.raises(ApiError) as home:
+            await handlers.quarantine_household(
+                uow, "H-0101", by="W-01", role=Role.GRID_WORKER, reason="r", now=T0
+            )
+        with pytest.raises(ApiError) as central:
+            await handlers.take_in(
+                uow, "HOTEL-1", ["R-3001", "R-3002"], intake_id="in-1", by="S-01",
+                role=Role.SECRETARY, reason="contacts", now=T0,
+            )  # fmt: skip
+        await uow.commit()  # the caller's own work goes on
+    assert home.value.code == "role_not_allowed" and "suspected" in home.value.detail
+    assert central.value.code == "transition_not_allowed"
+    assert await status(uow, "R-1001") == HealthStatus.NORMAL
+    assert await status(uow, "R-3001") == HealthStatus.NORMAL
+    assert await uow.household_quarantines.active() == []
+    assert uow.sites.occupied == {} and uow.sites.intakes == {}
+    assert len(uow.events(PersonStatusChanged)) == before

@@ -24,6 +24,7 @@ from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
 
 from ..domain import quarantine as q
+from ..domain import status as machine
 from ..domain.policy import ScreeningPolicy
 from ..domain.quarantine import (
     HouseholdQuarantine,
@@ -61,6 +62,35 @@ async def _follow_up_days(uow: ScreeningUnitOfWork, household_id: str) -> int:
     return policy.follow_up_days
 
 
+async def _check_steps(
+    uow: ScreeningUnitOfWork,
+    people: list[str],
+    to: HealthStatus,
+    *,
+    role: Role,
+    reason: str,
+    now: datetime,
+    keep: frozenset[HealthStatus] = frozenset(),
+) -> None:
+    """Refuse before anything is written if the machine would refuse one person's step (so
+    a caller that catches the error is left with nothing half done): the step from each
+    one's status in force (unless it is ``to`` already or one of ``keep``), a decision
+    newer than ``now``. ``change_status`` then decides each step as always."""
+    for person in people:
+        current = await uow.statuses.get(person)
+        was = current.status if current else HealthStatus.NORMAL
+        if was == to or was in keep:
+            continue
+        if current is not None and current.at > now:
+            raise ApiError(
+                "out_of_order",
+                f"{person}: a decision of {current.at.isoformat()} is newer than this one "
+                f"({now.isoformat()}); not applied",
+                "people",
+            )
+        machine.check(was, to, role, reason)
+
+
 async def quarantine_household(
     uow: ScreeningUnitOfWork,
     household_id: str,
@@ -82,6 +112,10 @@ async def quarantine_household(
     if until is None:
         zone = await uow.places.zone_of_household(household_id)
         until = q.planned_end(now, zone, await _follow_up_days(uow, household_id))
+    await _check_steps(
+        uow, members, HealthStatus.HOME_QUARANTINE, role=role, reason=reason, now=now,
+        keep=q.STRICTER,
+    )  # fmt: skip
     hq = q.start_household(
         await uow.household_quarantines.active_of(household_id),
         household_id,
@@ -134,6 +168,10 @@ async def end_household_quarantine(
         by=by,
         reason=reason,
         now=now,
+    )
+    at_home = frozenset(HealthStatus) - {HealthStatus.HOME_QUARANTINE}
+    await _check_steps(
+        uow, members, HealthStatus.RELEASED, role=role, reason=reason, now=now, keep=at_home
     )
     await uow.household_quarantines.save(hq)
     decisions = []
@@ -359,6 +397,9 @@ async def take_in(
     rooms = await uow.sites.rooms(site_id)
     occupied = {o.room_id for o in await uow.sites.occupants(site_id)}
     assignment = q.assign_rooms(site_id, rooms, occupied, people)
+    await _check_steps(
+        uow, people, HealthStatus.CENTRAL_QUARANTINE, role=role, reason=reason, now=now
+    )
     await uow.sites.add_intake(Intake(intake_id, site_id, tuple(people), by, reason, now))
     occupants = [Occupant(p, site_id, room, now, intake_id) for p, room in assignment.items()]
     await uow.sites.occupy(occupants)
