@@ -33,6 +33,7 @@ from gridcare.cli.devrun import NatsServer
 from gridcare.contracts.notify import REQUESTS
 from gridcare.contracts.screening import COMPOUND_LEVEL_CHANGED, PersonStatusChanged
 from gridcare.screening.adapters import tables as T
+from gridcare.screening.adapters.register import NatsRegister, RegisterUnavailable
 from gridcare.screening.bootstrap import build as build_screening
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
@@ -387,3 +388,25 @@ async def test_a_checkpoint_that_does_not_answer_delays_the_proposal_never_empti
 
     found = await until(proposed, timeout=30, what="the proposal once the register answers")
     assert [(p["candidate_id"], p["kind"]) for p in found] == [("R-1002", "household")]
+
+
+async def test_the_register_is_read_page_by_page_and_a_silent_one_is_an_error(world):
+    """Screening's adapter against the real checkpoint API: a trace longer than a page is
+    read to its end; no checkpoint is ``RegisterUnavailable``, never an empty answer."""
+    await world.start_checkpoint()
+    await world.start_screening()
+    await world.connect_and_load()
+    t = datetime.now(UTC) - timedelta(hours=2)
+    people = ("R-1001", "R-1002", "R-1003", "R-2001")
+    for i, person in enumerate(people):
+        await world.scan("g1", person, t + timedelta(minutes=i))
+    register = NatsRegister(lambda: world.nc, page=1)
+    [own] = await register.passages_of("R-1001", t - timedelta(days=1))
+    assert own.gate_id == "g1" and abs(own.scanned_at - t) < timedelta(seconds=1)
+    near = await register.around(own, 15)
+    assert [p.person_id for p in near] == list(people)  # four pages of one
+
+    await world.checkpoint.stop()
+    world.checkpoint = None
+    with pytest.raises(RegisterUnavailable):
+        await NatsRegister(lambda: world.nc, timeout_s=1).passages_of("R-1001", t)

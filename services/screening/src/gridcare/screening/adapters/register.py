@@ -54,9 +54,12 @@ def _passage(row: dict[str, Any]) -> Passage:
 class NatsRegister:
     """The register over NATS: ``connection()`` is the service's nats-py connection."""
 
-    def __init__(self, connection: Callable[[], Any], timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, connection: Callable[[], Any], timeout_s: float = 5.0, page: int = PAGE
+    ) -> None:
         self.connection = connection
         self.timeout_s = timeout_s
+        self.page = page  # passages per page of a trace
 
     async def _ask(self, subject: str, body: dict[str, Any]) -> Any:
         try:
@@ -83,7 +86,7 @@ class NatsRegister:
                 "gate_id": passage.gate_id,
                 "scan_id": passage.scan_id,
                 "minutes": minutes,
-                "limit": PAGE,
+                "limit": self.page,
             }
             if after:
                 body["after"] = after
