@@ -28,7 +28,7 @@ from gridcare.screening.handlers import compounds, contacts
 from gridcare.screening.handlers import refdata as refdata_handlers
 from gridcare.screening.handlers.status import change_status
 from gridcare.screening.unit_of_work import FakeUnitOfWork
-from gridcare.shared.errors import ApiError, Permanent
+from gridcare.shared.errors import ApiError
 from gridcare.shared.uow import AlreadyHandled, Inbound
 
 T0 = datetime(2026, 3, 11, 23, 31, 5, tzinfo=UTC)  # 07:31:05 in Shanghai, the 12th
@@ -261,12 +261,14 @@ async def test_other_statuses_and_cases_are_not_proposed():
     assert [p.candidate_id for p in new] == ["R-1003"]
 
 
-async def test_an_unknown_case_is_a_permanent_error():
+async def test_a_case_whose_household_is_not_known_yet_is_retried():
     uow = await community(FakeUnitOfWork())
-    with pytest.raises(Permanent):
-        await contacts.person_status_changed(
-            confirmed("R-9999", household="H-9999"), uow, MemoryRegister(), T0
-        )
+    case = confirmed("R-9999", household="H-9999")
+    with pytest.raises(LookupError):
+        await contacts.person_status_changed(case, uow, MemoryRegister(), T0)
+    with pytest.raises(LookupError):
+        await compounds.person_status_changed(case, uow, T0)
+    assert uow.outbox == [] and uow.inbox == set()
 
 
 # --- decisions ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 from gridcare.contracts.refdata import ControlLevel
 from gridcare.contracts.screening import CompoundLevelChanged, PersonStatusChanged
 from gridcare.shared.envelope import stable_id
-from gridcare.shared.errors import ApiError, Permanent
+from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
 
 from ..domain import compounds
@@ -59,7 +59,7 @@ async def person_status_changed(
         household = ev.household_id or await uow.places.household_of(ev.person_id)
         home = household and await uow.places.home_of(household)
         if not home:
-            raise Permanent(f"{ev.person_id}: no household known for the confirmed person")
+            raise LookupError(f"{ev.person_id}: no household known yet")  # retried
         policy = await policy_of(uow, home["community_id"])
         state = await _state(uow, home["compound_id"], now)
         state, changed = compounds.confirmed_case(

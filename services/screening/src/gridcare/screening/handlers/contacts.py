@@ -12,7 +12,7 @@ from gridcare.contracts.notify import NotificationRequested, ToRole
 from gridcare.contracts.refdata import CommunityPolicy
 from gridcare.contracts.screening import PersonStatusChanged
 from gridcare.shared.envelope import stable_id
-from gridcare.shared.errors import ApiError, Permanent
+from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
 
 from ..adapters.register import Register
@@ -53,7 +53,9 @@ async def person_status_changed(
         household = ev.household_id or await uow.places.household_of(case)
         home = household and await uow.places.home_of(household)
         if not home:
-            raise Permanent(f"{case}: no household known for the confirmed person")
+            # screening's own reference data not there yet (a new instance replaying):
+            # retried, as the consumer retries any error, until it is
+            raise LookupError(f"{case}: no household known for the confirmed person yet")
         members = await uow.places.members_of(household)
         policy = await policy_of(uow, home["community_id"])
         zone = await uow.places.zone_of_household(household)
