@@ -533,6 +533,39 @@ def cases(
     )
 
 
+@app.command()
+def questionnaires(
+    person: Annotated[str | None, typer.Option(help="only this person")] = None,
+    follow_up: Annotated[
+        str | None, typer.Option(help="only this follow-up: none, call_back, urgent_call_back")
+    ] = None,
+    limit: Limit = 20,
+    json_: Json = False,
+) -> None:
+    """Screening's newest PHQ-9 / GAD-7 questionnaires: score, severity, follow-up."""
+    body: dict[str, Any] = {"limit": limit}
+    if person:
+        body["person_id"] = person
+    if follow_up:
+        body["follow_up"] = follow_up
+    result = ask("screening", "questionnaires.list", body)
+    if json_:
+        return as_json(result)
+    table(
+        result["submissions"],
+        [
+            ("received_at", "received"),
+            ("person_id", "person"),
+            ("instrument", "instrument"),
+            ("score", "score"),
+            ("severity", "severity"),
+            ("follow_up", "follow-up"),
+            ("submission_id", "submission"),
+        ],
+        empty="no questionnaires",
+    )
+
+
 @status_app.command("set")
 def status_set(
     person: Annotated[str, typer.Argument(help="resident id")],
