@@ -440,11 +440,14 @@ class Checkins:
                 out.append((r, b))
         return out
 
-    async def to_remind(self, community_id: str, day: date, limit: int) -> list[ci.ReminderTarget]:
+    async def to_remind(
+        self, community_id: str, day: date, limit: int, after: str = ""
+    ) -> list[ci.ReminderTarget]:
         return [
             ci.ReminderTarget(r["resident_id"], r.get("name") or "", r["household_id"])
             for r, _ in self._residents_of(community_id)
-            if (r["resident_id"], day) not in self.rows
+            if r["resident_id"] > after
+            and (r["resident_id"], day) not in self.rows
             and (r["resident_id"], day) not in self.reminders
         ][:limit]
 
@@ -455,12 +458,14 @@ class Checkins:
             self.reminders[(p, day)] = at
 
     async def missed_runs(
-        self, community_id: str, day: date, days: int, limit: int
+        self, community_id: str, day: date, days: int, limit: int, after: str = ""
     ) -> list[ci.MissedRun]:
         span = [day - timedelta(days=i) for i in range(1, days + 1)]
         out = []
         for r, b in self._residents_of(community_id):
             p = r["resident_id"]
+            if p <= after:
+                continue
             if not all((p, d) in self.reminders and (p, d) not in self.rows for d in span):
                 continue
             last = max((d for (q, d) in self.rows if q == p and d < day), default=None)

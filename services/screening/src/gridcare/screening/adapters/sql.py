@@ -888,15 +888,19 @@ class Checkins:
             out.append((row.community_id, row.time_zone, ScreeningPolicy.of(policy)))
         return out
 
-    async def to_remind(self, community_id: str, day: date, limit: int) -> list[ci.ReminderTarget]:
-        """Residents of the community with no check-in and no reminder for ``day``: one
-        set-based query (an anti-join on both), not one per resident."""
+    async def to_remind(
+        self, community_id: str, day: date, limit: int, after: str = ""
+    ) -> list[ci.ReminderTarget]:
+        """Residents of the community with no check-in and no reminder for ``day``, in the
+        order of their ids from ``after`` on: one set-based query (an anti-join on both),
+        not one per resident; a batch starts where the last one ended."""
         r, c, k, rem = T.residents, T.compounds, T.checkins, T.checkin_reminders
         q = (
             sa.select(r.c.resident_id, r.c.name, r.c.household_id)
             .select_from(_where_people())
             .where(
                 c.c.community_id == community_id,
+                r.c.resident_id > after,
                 ~sa.exists().where(k.c.person_id == r.c.resident_id, k.c.day == day),
                 ~sa.exists().where(rem.c.person_id == r.c.resident_id, rem.c.day == day),
             )
@@ -916,7 +920,7 @@ class Checkins:
             )
 
     async def missed_runs(
-        self, community_id: str, day: date, days: int, limit: int
+        self, community_id: str, day: date, days: int, limit: int, after: str = ""
     ) -> list[ci.MissedRun]:
         """Residents reminded on each of the ``days`` local days before ``day`` with no
         check-in on any of them, and no door visit asked for since their last check-in."""
@@ -945,6 +949,7 @@ class Checkins:
             )
             .where(
                 c.c.community_id == community_id,
+                r.c.resident_id > after,
                 sa.select(sa.func.count())
                 .where(rem.c.person_id == r.c.resident_id, rem.c.day.between(first, last))
                 .scalar_subquery()
