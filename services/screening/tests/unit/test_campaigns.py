@@ -3,7 +3,7 @@ positive's consequences, the counts, who is untested, the reminder rounds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from gridcare.contracts.refdata import Building, Community, Compound, Household,
 from gridcare.contracts.screening import PersonStatusChanged
 from gridcare.screening.domain import campaigns as camp
 from gridcare.screening.domain.campaigns import Result, ResultRow
+from gridcare.screening.domain.followup import FollowUp
 from gridcare.screening.domain.status import HealthStatus, StatusDecision
 from gridcare.screening.handlers import campaigns
 from gridcare.screening.handlers import refdata as refdata_handlers
@@ -253,6 +254,20 @@ async def test_a_positive_the_status_machine_refuses_is_recorded_and_reported():
     assert refused["person_id"] == "R-1005" and "transition_not_allowed" in refused["refused"]
     assert "S-R-1005" in uow.campaigns.results
     assert (await uow.statuses.get("R-1005")).status == HealthStatus.IN_HOSPITAL
+
+
+async def test_a_followed_up_persons_result_goes_to_their_follow_up():
+    uow = await community(FakeUnitOfWork())
+    cid = (await started(uow))["campaign_id"]
+    day = date(2026, 3, 5)
+    await uow.follow_ups.save(
+        FollowUp("F-1", "R-1003", "symptoms", day, day + timedelta(days=14), "open", T0)
+    )
+    await campaigns.record_results(
+        uow, cid, [row(0, "R-1003"), row(1, "R-1004")], now=NOW
+    )  # R-1004 is not followed up: nothing of theirs
+    [f] = uow.follow_ups.rows.values()
+    assert f.last_test_negative is True and f.last_test_at == NOW - timedelta(minutes=30)
 
 
 # --- a lab's CSV file ----------------------------------------------------------------------------

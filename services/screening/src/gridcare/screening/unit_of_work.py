@@ -126,6 +126,9 @@ class Campaigns(Protocol):
     async def parts(self, upload_id: str) -> list[tuple[int, str]]: ...
     async def drop_upload(self, upload_id: str) -> None: ...
     async def drop_uploads_before(self, t: datetime) -> int: ...
+    async def followed(self, person_ids: set[str]) -> set[str]:
+        """Which of these have an open follow-up."""
+        ...
 
 
 class Checkins(Protocol):
@@ -212,7 +215,7 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
         self.sites = memory.Sites()
         self.contacts = memory.ContactProposals()
         self.compounds = memory.CompoundLevels()
-        self.campaigns = memory.Campaigns(self.refdata, self.statuses)
+        self.campaigns = memory.Campaigns(self.refdata, self.statuses, lambda: self.follow_ups)
         self.checkins = memory.Checkins(self.refdata, self.statuses)
         self.follow_ups = memory.FollowUps()
 

@@ -238,8 +238,9 @@ class Campaigns:
     """In memory; the residents of a place come from the same reference data and statuses
     the fake unit of work keeps (as the SQL twin joins them)."""
 
-    def __init__(self, refdata: Any, statuses: Any) -> None:
+    def __init__(self, refdata: Any, statuses: Any, follow_ups: Any = None) -> None:
         self.refdata, self.statuses = refdata, statuses
+        self.follow_ups = follow_ups  # () -> the follow-ups repository (made after this one)
         self.campaigns: dict[str, camp.Campaign] = {}
         self.people: dict[tuple[str, str], camp.Member] = {}
         self.results: dict[str, camp.TestResult] = {}
@@ -349,6 +350,10 @@ class Campaigns:
         for key in old:
             del self.uploads[key]
         return len(old)
+
+    async def followed(self, person_ids: set[str]) -> set[str]:
+        rows = self.follow_ups().rows.values() if self.follow_ups else ()
+        return {f.person_id for f in rows if f.is_open and f.person_id in person_ids}
 
 
 # --- check-ins, door visits, reminders, follow-up -----------------------------------------

@@ -711,6 +711,16 @@ class Campaigns:
         q = sa.delete(T.campaign_uploads).where(T.campaign_uploads.c.received_at < t)
         return (await self.session.execute(q)).rowcount or 0
 
+    async def followed(self, person_ids: set[str]) -> set[str]:
+        """Which of these have an open follow-up (their test results count for release)."""
+        ids, out, f = sorted(person_ids), set(), T.follow_ups.c
+        for i in range(0, len(ids), IN_CHUNK):
+            q = sa.select(f.person_id).where(
+                f.status == "open", f.person_id.in_(ids[i : i + IN_CHUNK])
+            )
+            out.update(await self.session.scalars(q))
+        return out
+
 
 # --- check-ins, door visits, reminders (handlers/checkins.py) ----------------------------
 def _checkin(row) -> ci.Checkin:

@@ -22,6 +22,7 @@ from gridcare.shared.localtime import iso, local
 from ..domain import campaigns as camp
 from ..domain.status import HealthStatus, Role, holds_at_gate
 from ..unit_of_work import ScreeningUnitOfWork
+from .followup import record_test_result
 from .quarantine import quarantine_household
 from .status import change_status
 
@@ -290,6 +291,7 @@ async def _record(
         done.add(r.person_id)
         outcome = await _positive(uow, c, r, now)
         (not_changed if "refused" in outcome else positives).append(outcome)
+    await _follow_ups(uow, checked.new, now)
     return {
         "campaign_id": c.campaign_id,
         "recorded": len(checked.new),
@@ -348,6 +350,24 @@ async def _positive(
             out["household_quarantined"] = False
             out["household_refused"] = f"{exc.code}: {exc.detail}"
     return out
+
+
+async def _follow_ups(uow: ScreeningUnitOfWork, rows: list[camp.ResultRow], now: datetime) -> None:
+    """A followed-up person's newest usable result goes to their follow-up (the release
+    rule wants a negative test): looked up for all at once, told one by one."""
+    newest: dict[str, camp.ResultRow] = {}
+    for r in rows:
+        if r.result != camp.Result.INVALID and (
+            r.person_id not in newest or r.tested_at > newest[r.person_id].tested_at
+        ):
+            newest[r.person_id] = r
+    if not newest:
+        return
+    for person_id in sorted(await uow.campaigns.followed(set(newest))):
+        r = newest[person_id]
+        await record_test_result(
+            uow, person_id, negative=r.result == camp.Result.NEGATIVE, at=r.tested_at, now=now
+        )
 
 
 # --- reminders ------------------------------------------------------------------------------

@@ -420,9 +420,14 @@ async def take_in(
 async def _staff_for(
     uow: ScreeningUnitOfWork, people: list[str], by: str, role: Role | None
 ) -> Role:
-    """The role ``by`` acts in, checked against each person's community."""
-    acting = role
+    """The role ``by`` acts in, checked against each person's community (once a
+    community)."""
+    acting, seen = role, set()
     for person in people:
+        community = await uow.places.community_of_person(person)
+        if community in seen:
+            continue
+        seen.add(community)
         acting = await staff_role(uow, person, by, acting)
     assert acting is not None
     return acting
