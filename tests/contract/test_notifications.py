@@ -32,6 +32,7 @@ from gridcare.dispatch import handlers as dispatch
 from gridcare.dispatch.unit_of_work import FakeUnitOfWork as DispatchUoW
 from gridcare.notify.domain.templates import Templates
 from gridcare.screening.handlers import campaigns as screening_campaigns
+from gridcare.screening.handlers import checkins as screening_checkins
 from gridcare.screening.handlers import questionnaires as screening_questionnaires
 from gridcare.screening.handlers import refdata as screening_refdata
 from gridcare.screening.unit_of_work import FakeUnitOfWork as ScreeningUoW
@@ -157,9 +158,26 @@ async def from_screening_campaigns() -> list[dict]:
     return uow.events(NotificationRequested)
 
 
+async def from_screening_checkins() -> list[dict]:
+    """A resident reminded to check in three mornings running, then their grid worker told
+    of the two days missed."""
+    uow = ScreeningUoW()
+    for entity in PLACES:
+        await screening_refdata.reference_data_changed(entity, uow)
+    for day in range(3):
+        await screening_checkins.remind(lambda: uow, T0 + timedelta(days=day, hours=3))
+    return uow.events(NotificationRequested)
+
+
 @pytest.mark.parametrize(
     "producer",
-    [from_dispatch, from_checkpoint, from_screening_questionnaires, from_screening_campaigns],
+    [
+        from_dispatch,
+        from_checkpoint,
+        from_screening_questionnaires,
+        from_screening_campaigns,
+        from_screening_checkins,
+    ],
 )
 async def test_every_request_renders_in_every_language(producer):
     templates = Templates()
