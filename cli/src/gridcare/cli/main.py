@@ -1431,19 +1431,23 @@ def campaigns_add(
     result: Annotated[str, typer.Option(help="positive | negative | invalid")],
     lab: Annotated[str, typer.Option(help="the lab")],
     tested_at: Annotated[str, typer.Option(help="when sampled (default: now)")] = "",
+    json_: Json = False,
 ) -> None:
     """Record one result (a positive confirms the person and quarantines the household)."""
     at = _moment(tested_at, "--tested-at") if tested_at else datetime.now().astimezone().isoformat()
     one = {"sample_id": sample, "person_id": person, "result": result, "tested_at": at, "lab": lab}
-    _results_reply(
-        ask("screening", "campaigns.results.add", {"campaign_id": campaign_id, "results": [one]})
-    )
+    body = {"campaign_id": campaign_id, "results": [one]}
+    result = ask("screening", "campaigns.results.add", body)
+    if json_:
+        return as_json(result)
+    _results_reply(result)
 
 
 @campaigns_app.command("import")
 def campaigns_import(
     campaign_id: Annotated[str, typer.Argument()],
     file: Annotated[Path, typer.Argument(help="the lab's CSV: sample_id,person_id,result,...")],
+    json_: Json = False,
 ) -> None:
     """Import a lab's CSV file (columns sample_id, person_id, result, tested_at, lab): all or
     nothing, every bad line named as file:line. A large file goes in parts (a progress bar),
@@ -1472,6 +1476,8 @@ def campaigns_import(
         raise fail(f"{file}: nothing imported ({len(exc.detail)} faults)") from None
     except NoAnswer as exc:
         raise no_answer(exc) from None
+    if json_:
+        return as_json(result)
     _results_reply(result)
 
 

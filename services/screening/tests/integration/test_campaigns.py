@@ -394,3 +394,12 @@ async def test_the_office_tool_imports_a_lab_file_in_parts(screening, db_backend
     assert "positive 1, negative 11999" in out
     code, _, err = await gridcare(url, "campaigns", "import", "CP-9", str(good))
     assert code == 0 and f"0 recorded, {n} recorded already" in err
+    code, _, err = await gridcare(
+        url, "campaigns", "add", "CP-9", "--sample", "S-extra", "--person", "R-900011",
+        "--result", "negative", "--lab", "Lab B",
+    )  # fmt: skip
+    assert code == 0 and "1 recorded, 0 recorded already" in err, err
+    code, out, err = await gridcare(url, "campaigns", "untested", "CP-9", "--json")
+    assert code == 0 and json.loads(out)["count"] == 0, err
+    code, _, err = await gridcare(url, "campaigns", "remind", "CP-9")
+    assert code == 0 and "CP-9: 0 residents reminded" in err, err
