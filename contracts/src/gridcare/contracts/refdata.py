@@ -386,6 +386,9 @@ class CommunityPolicy(RefEntity):
     seal_on_confirmed: ControlLevel | Literal["none"] | None = None  # a case's compound
     epidemic_free_days: int | None = Field(None, ge=1)  # no new case: epidemic-free
     epidemic_free_level: ControlLevel | None = None  # the level it is relaxed to
+    # what a resident's questionnaire reply names: the emergency number, a crisis hotline
+    emergency_number: str | None = Field(None, pattern=r"^\+?[0-9][0-9 -]{1,19}$")
+    crisis_hotline: str | None = Field(None, pattern=r"^\+?[0-9][0-9 -]{1,19}$")
 
 
 #: The kinds of the office's spreadsheets, parents before children (the import's order).

@@ -15,6 +15,7 @@ from gridcare.contracts.notify import NotificationRequested
 from gridcare.contracts.refdata import (
     Building,
     Community,
+    CommunityPolicy,
     Compound,
     Household,
     Resident,
@@ -280,7 +281,13 @@ async def test_an_answer_above_0_on_item_9_is_kept_and_an_urgent_call_back_asked
         "score": 1,
         "severity": "minimal",
         "follow_up": "urgent_call_back",
-        "message": qn.URGENT_MESSAGE,
+        "message": {
+            "zh": "感谢您如实作答。请保持电话畅通，社区工作人员将尽快与您联系。"
+            "如有紧急情况请拨打 120 或心理援助热线 12356.",
+            "en": "Thank you for answering honestly. Please keep your phone on: community "
+            "staff will contact you as soon as possible. In an emergency, call 120 or the "
+            "psychological support hotline 12356.",
+        },
     }
     [kept] = uow.questionnaires.rows.values()
     assert kept.answers == (0, 0, 0, 0, 0, 0, 0, 0, 1) and kept.received_at == NOW
@@ -304,7 +311,7 @@ async def test_a_score_of_10_asks_a_normal_call_back():
     uow = await community(FakeUnitOfWork())
     reply = await answer(uow, instrument="gad7", answers=[2, 2, 2, 2, 1, 1, 0])
     assert (reply["score"], reply["severity"], reply["follow_up"]) == (10, "moderate", "call_back")
-    assert reply["message"] == qn.CALL_BACK_MESSAGE
+    assert reply["message"] == qn.message(qn.Result(10, Severity.MODERATE, FollowUp.CALL_BACK))
     [request] = uow.events(NotificationRequested)
     assert request["priority"] == "normal" and request["needs_ack"] is False
     assert request["alert_kind"] is None and request["params"]["urgent"] is False
@@ -395,3 +402,17 @@ async def test_the_office_lists_the_newest_on_the_local_clock():
     assert [s["submission_id"] for s in urgent] == ["q-2"]
     assert await handlers.newest(uow, limit=10, person_id="R-1002") == []
     assert len(await handlers.newest(uow, limit=2)) == 2
+
+
+async def test_the_numbers_a_reply_names_are_the_communitys_and_a_repeat_keeps_its_own():
+    uow = await community(FakeUnitOfWork())
+    policy = CommunityPolicy(community_id="CM-1", emergency_number="112", crisis_hotline="116 123")
+    await refdata_handlers.reference_data_changed(policy, uow)
+    first = await answer(uow, answers=[3] * 9)
+    assert "112" in first["message"]["en"] and "116 123" in first["message"]["zh"]
+    assert "120" not in first["message"]["en"] and "12356" not in first["message"]["zh"]
+    changed = CommunityPolicy(community_id="CM-1", emergency_number="999")
+    await refdata_handlers.reference_data_changed(changed, uow)
+    assert await answer(uow, answers=[3] * 9) == first  # as first sent
+    later = await answer(uow, submission_id="q-2", instrument="gad7", answers=[3] * 7)
+    assert "999" in later["message"]["en"] and "12356" in later["message"]["en"]

@@ -132,6 +132,7 @@ def _submission(row) -> Submission:
         submitted_at=as_utc(row.submitted_at),
         received_at=as_utc(row.received_at),
         reported_by=row.reported_by,
+        message=dict(row.message) if row.message else None,
     )
 
 
@@ -162,6 +163,7 @@ class Questionnaires:
             "submitted_at": submission.submitted_at,
             "received_at": submission.received_at,
             "reported_by": submission.reported_by,
+            "message": submission.message or {},
         }
         try:
             await self.session.execute(sa.insert(T.questionnaire_submissions).values(values))

@@ -101,6 +101,7 @@ questionnaire_submissions = sa.Table(
     sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),  # the app's
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("reported_by", sa.String(64), nullable=True),  # a grid worker, for them
+    sa.Column("message", sa.JSON, nullable=False),  # the reply's {zh, en}, as first sent
 )
 
 # Each person's health status in force, and every decision that led there.
@@ -257,6 +258,8 @@ policies = sa.Table(
     sa.Column("seal_on_confirmed", sa.String(16), nullable=True),  # ... and compounds
     sa.Column("epidemic_free_days", sa.Integer, nullable=True),
     sa.Column("epidemic_free_level", sa.String(16), nullable=True),
+    sa.Column("emergency_number", sa.String(24), nullable=True),  # ... and questionnaires
+    sa.Column("crisis_hotline", sa.String(24), nullable=True),
 )
 # The check-in in force for each resident and local day (a later one replaces it).
 checkins = sa.Table(

@@ -42,6 +42,10 @@ class ScreeningPolicy:
     epidemic_free_days: int = 14
     #: ... and relax its level to this one (if it is stricter)
     epidemic_free_level: str = "precaution"
+    #: what a questionnaire's reply tells a resident to call in an emergency ...
+    emergency_number: str = "120"
+    #: ... and the psychological crisis hotline it names (China's national one by default)
+    crisis_hotline: str = "12356"
 
     @classmethod
     def of(cls, row: Mapping[str, Any] | None) -> ScreeningPolicy:

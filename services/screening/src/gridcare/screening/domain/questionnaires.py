@@ -99,6 +99,7 @@ class Submission:
     submitted_at: datetime
     received_at: datetime
     reported_by: str | None = None
+    message: dict[str, str] | None = None  # the reply's, as first sent (None: the default)
 
 
 def problems(instrument: Any, answers: Any) -> list[tuple[str, str]]:
@@ -160,20 +161,25 @@ def submitted_too_late(submitted_at: datetime, now: datetime) -> bool:
 
 
 # --- what the resident reads -------------------------------------------------------------
+#: The numbers a reply names when the community's policy sets none (China's: emergency
+#: medical service, the national psychological support hotline).
+EMERGENCY_NUMBER, CRISIS_HOTLINE = "120", "12356"
+
 URGENT_MESSAGE = {
     "zh": "感谢您如实作答。请保持电话畅通，社区工作人员将尽快与您联系。"
-    "如有紧急情况请拨打 120 或心理援助热线 12356.",
+    "如有紧急情况请拨打 {emergency} 或心理援助热线 {hotline}.",
     "en": "Thank you for answering honestly. Please keep your phone on: community staff "
-    "will contact you as soon as possible. In an emergency, call 120 or the psychological "
-    "support hotline 12356.",
+    "will contact you as soon as possible. In an emergency, call {emergency} or the "
+    "psychological support hotline {hotline}.",
 }
 CALL_BACK_MESSAGE = {
     "zh": "感谢您完成问卷。这段时间您承受了不少压力，社区医生将在近期给您打电话，"
-    "了解您的情况并看看能帮上什么忙，请留意来电。如有紧急情况请拨打 120 或心理援助热线 12356。",
+    "了解您的情况并看看能帮上什么忙，请留意来电。如有紧急情况请拨打 {emergency} 或心理援助热线 "
+    "{hotline}。",
     "en": "Thank you for completing the questionnaire. You seem to be carrying a lot at the "
     "moment: a community doctor will call you soon to hear how you are and see how we can "
-    "help, so please look out for the call. In an emergency, call 120 or the psychological "
-    "support hotline 12356.",
+    "help, so please look out for the call. In an emergency, call {emergency} or the "
+    "psychological support hotline {hotline}.",
 }
 MILD_MESSAGE = {
     "zh": "感谢您完成问卷。特殊时期有些情绪起伏很常见：保持规律作息、适当活动，"
@@ -190,26 +196,32 @@ MINIMAL_MESSAGE = {
 }
 
 
-def message(result: Result) -> dict[str, str]:
+def message(
+    result: Result, emergency: str = EMERGENCY_NUMBER, hotline: str = CRISIS_HOTLINE
+) -> dict[str, str]:
     """What the resident's screen shows: kind words and what happens next, never the
-    severity label alone; for an urgent call-back, that someone will call them soon and
-    where to turn meanwhile."""
+    severity label alone; for a call-back, that someone will call them and where to turn
+    meanwhile (the community's emergency number and crisis hotline)."""
     if result.follow_up is FollowUp.URGENT_CALL_BACK:
-        return dict(URGENT_MESSAGE)
-    if result.follow_up is FollowUp.CALL_BACK:
-        return dict(CALL_BACK_MESSAGE)
-    if result.severity is Severity.MINIMAL:
-        return dict(MINIMAL_MESSAGE)
-    return dict(MILD_MESSAGE)
+        texts = URGENT_MESSAGE
+    elif result.follow_up is FollowUp.CALL_BACK:
+        texts = CALL_BACK_MESSAGE
+    elif result.severity is Severity.MINIMAL:
+        texts = MINIMAL_MESSAGE
+    else:
+        texts = MILD_MESSAGE
+    return {lang: t.format(emergency=emergency, hotline=hotline) for lang, t in texts.items()}
 
 
 def reply(s: Submission) -> dict[str, Any]:
-    """The reply to a submission (the same for a repeat of it)."""
-    result = Result(s.score, s.severity, s.follow_up)
+    """The reply to a submission: the same for a repeat of it (its message as first sent,
+    even if the community's numbers changed since)."""
     return {
         "submission_id": s.submission_id,
         "score": s.score,
         "severity": s.severity.value,
         "follow_up": s.follow_up.value,
-        "message": message(result),
+        "message": dict(s.message)
+        if s.message
+        else message(Result(s.score, s.severity, s.follow_up)),
     }

@@ -29,6 +29,7 @@ from gridcare.shared.localtime import iso
 from ..domain import questionnaires as qn
 from ..domain.questionnaires import AlreadySubmitted, FollowUp, Submission
 from ..unit_of_work import ScreeningUnitOfWork
+from .contacts import policy_of
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ async def _submit(
             raise ApiError(
                 "unknown_person", f"{req.person_id} is not a known resident", "person_id"
             )
+        community = await uow.places.community_of_person(req.person_id)
+        policy = await policy_of(uow, community)
         submission = Submission(
             submission_id=req.submission_id,
             person_id=req.person_id,
@@ -141,22 +144,24 @@ async def _submit(
             submitted_at=req.submitted_at,
             received_at=now,
             reported_by=req.reported_by,
+            message=qn.message(result, policy.emergency_number, policy.crisis_hotline),
         )
         await uow.questionnaires.add(submission)
         if submission.follow_up is not FollowUp.NONE:
-            request = await _call_back(submission, uow)
+            request = await _call_back(submission, community, uow)
             if request is not None:
                 uow.emit(request, event_id=stable_id("CallBack", request.request_id))
         await uow.commit()
     return qn.reply(submission)
 
 
-async def _call_back(s: Submission, uow: ScreeningUnitOfWork) -> NotificationRequested | None:
+async def _call_back(
+    s: Submission, community: str | None, uow: ScreeningUnitOfWork
+) -> NotificationRequested | None:
     """The request to notify: the community's doctor (else its secretary, else the
     person's grid worker) is asked to call the resident; urgent and to be acknowledged
     for an urgent call-back. Only who to call, their phone and how urgent: never the
     answers or the score."""
-    community = await uow.places.community_of_person(s.person_id)
     contact = await uow.places.contact_of(s.person_id) or {}
     grid = contact.get("grid_id")
     recipient = None

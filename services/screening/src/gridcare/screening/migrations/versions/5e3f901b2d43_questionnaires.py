@@ -23,6 +23,10 @@ def upgrade() -> None:
     # the resident's phone, for the community doctor who calls them back
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('phone', sa.String(length=32), nullable=True))
+    # the numbers a reply names: the community's policy (screening's part)
+    with op.batch_alter_table('policies', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('emergency_number', sa.String(length=24), nullable=True))
+        batch_op.add_column(sa.Column('crisis_hotline', sa.String(length=24), nullable=True))
     op.create_table(
         'questionnaire_submissions',
         sa.Column('person_id', sa.String(length=64), nullable=False),
@@ -35,6 +39,7 @@ def upgrade() -> None:
         sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('reported_by', sa.String(length=64), nullable=True),
+        sa.Column('message', sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint(
             'person_id', 'submission_id', name=op.f('pk_questionnaire_submissions')
         ),
@@ -50,5 +55,8 @@ def downgrade() -> None:
     with op.batch_alter_table('questionnaire_submissions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_questionnaire_submissions_received_at'))
     op.drop_table('questionnaire_submissions')
+    with op.batch_alter_table('policies', schema=None) as batch_op:
+        batch_op.drop_column('crisis_hotline')
+        batch_op.drop_column('emergency_number')
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.drop_column('phone')
