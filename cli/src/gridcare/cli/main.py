@@ -1548,6 +1548,151 @@ def campaigns_remind(campaign_id: Annotated[str, typer.Argument()]) -> None:
         stderr.print(f"{campaign_id}: door calls asked of {result['requests']}: {grids}")
 
 
+# --- the office's queries (screening) ----------------------------------------------------------
+_COUNT_COLUMNS = [
+    ("compound_id", "compound"),
+    ("residents", "residents"),
+    ("confirmed", "confirmed"),
+    ("suspected", "suspected"),
+    ("fever_unexcluded", "fever n.e."),
+    ("close_contact", "close c."),
+    ("four_categories", "4 cat."),
+    ("symptomatic_follow_up", "sympt."),
+    ("home_quarantine", "home q."),
+    ("central_quarantine", "central q."),
+    ("in_hospital", "hospital"),
+    ("recovered_today", "recovered"),
+    ("released_today", "released"),
+]
+
+
+@app.command()
+def counts(
+    community: Annotated[str | None, typer.Option(help="only this community")] = None,
+    day: Annotated[
+        str | None, typer.Option(help="a past local day, YYYY-MM-DD (default: today)")
+    ] = None,
+    json_: Json = False,
+) -> None:
+    """The four categories (四类人员: confirmed, suspected, fever not excluded, close
+    contacts) per compound, with follow-up, quarantine, hospital, and who was recovered or
+    released that day (screening, on the community's clock)."""
+    body: dict[str, Any] = {}
+    if community:
+        body["community_id"] = community
+    if day:
+        body["day"] = day
+    result = ask("screening", "office.counts", body)
+    if json_:
+        return as_json(result)
+    rows = result["compounds"]
+    days = sorted({r["day"] for r in rows})
+    title = f"{', '.join(days)}, as of {when(rows[0]['as_of'])}" if rows else None
+    table(
+        [*rows, {**result["totals"], "compound_id": "total"}] if rows else [],
+        _COUNT_COLUMNS,
+        title=title,
+        empty="no compounds",
+    )
+
+
+@app.command()
+def overdue(
+    kind: Annotated[str, typer.Argument(help="checkin or test")],
+    community: Annotated[str | None, typer.Option(help="only this community")] = None,
+    compound: Annotated[str | None, typer.Option(help="only this compound")] = None,
+    grid: Annotated[str | None, typer.Option(help="only this grid")] = None,
+    min_days: Annotated[int, typer.Option(help="check-ins: at least this many days missed")] = 1,
+    limit: Annotated[int, typer.Option(help="at most this many people")] = 1000,
+    json_: Json = False,
+) -> None:
+    """Who is overdue for a check-in (none today after the reminder time, or days missed)
+    or a test (untested in a running campaign), with their grid worker."""
+    if kind not in ("checkin", "test"):
+        raise fail(f"kind {kind!r}: checkin or test", 2)
+    body: dict[str, Any] = {"kind": kind, "min_days": min_days, "limit": limit}
+    for key, value in (("community_id", community), ("compound_id", compound), ("grid_id", grid)):
+        if value:
+            body[key] = value
+    result = ask("screening", "office.overdue", body)
+    if json_:
+        return as_json(result)
+    if kind == "checkin":
+        notes = [
+            f"{c['community_id']} {c['day']}: reminder at {c['reminder_at']}"
+            + ("" if c["reminder_passed"] else " (not yet: only missed days count)")
+            for c in result["communities"]
+        ]
+        rows = [
+            {**p, "missed": "never" if p["missed_days"] is None else p["missed_days"]}
+            for p in result["people"]
+        ]
+        columns = [
+            ("person_id", "person"),
+            ("name", "name"),
+            ("household_id", "household"),
+            ("compound_id", "compound"),
+            ("grid_worker", "grid worker"),
+            ("last_checkin_day", "last check-in"),
+            ("missed", "missed days"),
+            ("reminded_today", "reminded"),
+            ("door_visit_requested", "door visit asked"),
+            ("status", "status"),
+        ]
+    else:
+        notes = [
+            f"{c['campaign_id']} ({c['place_kind']} {c['place_id']}, until "
+            f"{when(c['ends_at'])}): {c['untested']} untested"
+            for c in result["campaigns"]
+        ] or ["no campaign running"]
+        rows = result["people"]
+        columns = [
+            ("person_id", "person"),
+            ("household_id", "household"),
+            ("compound_id", "compound"),
+            ("grid_worker", "grid worker"),
+            ("campaign_id", "campaign"),
+            ("outcome", "outcome"),
+            ("status", "status"),
+        ]
+    for note in notes:
+        stderr.print(note, highlight=False)
+    table(rows, columns, title=f"{result['count']} overdue", empty="nobody is overdue")
+    if result["truncated"]:
+        stderr.print(f"more than {limit}: use --limit or a filter", highlight=False)
+
+
+@app.command()
+def timeline(
+    person: Annotated[str, typer.Argument(help="resident id")],
+    since: Annotated[
+        str | None, typer.Option(help="from this time on, e.g. 2026-03-12 or 2026-03-12T08:00")
+    ] = None,
+    json_: Json = False,
+) -> None:
+    """One resident's check-ins, door visits, questionnaires, tests, status steps,
+    quarantine, site stays, close-contact proposals and gate passages, oldest first."""
+    body: dict[str, Any] = {"person_id": person}
+    if since:
+        body["since"] = _moment(since, "--since")
+    result = ask("screening", "office.timeline", body)
+    if json_:
+        return as_json(result)
+    title = f"{person} {result.get('name') or ''}: {result['status']}".replace("  ", " ")
+    table(
+        result["entries"],
+        [("at", "when"), ("kind", "what"), ("summary", "")],
+        title=title,
+        empty=f"nothing recorded about {person}",
+    )
+    if result["passages_unavailable"]:
+        stderr.print(
+            "[yellow]gate passages not shown: the checkpoint's register did not answer "
+            f"({result.get('passages_error', '')})[/]",
+            highlight=False,
+        )
+
+
 # --- sink -----------------------------------------------------------------------------------
 @app.command()
 def sink(port: Annotated[int, typer.Option(help="port to listen on")] = SINK_PORT) -> None:

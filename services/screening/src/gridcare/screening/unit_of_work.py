@@ -174,6 +174,41 @@ class FollowUps(Protocol):
     async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]: ...
 
 
+class OfficeQueries(Protocol):
+    """The office's reads across the parts' tables (handlers/office.py): set-based."""
+
+    async def status_counts(
+        self, community_id: str, at: datetime | None = None
+    ) -> list[tuple[str, str, int]]:
+        """(compound, status, residents): the status in force (``at``: as it was then)."""
+        ...
+
+    async def step_counts(
+        self, community_id: str, start: datetime, end: datetime, statuses: list[str]
+    ) -> list[tuple[str, str, int]]:
+        """(compound, status, people) who stepped to one of ``statuses`` in [start, end)."""
+        ...
+
+    async def not_checked_in(
+        self,
+        community_id: str,
+        today: date,
+        cutoff: date,
+        *,
+        compound_id: str | None = None,
+        grid_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict]:
+        """Residents whose last check-in is on or before ``cutoff`` (or none)."""
+        ...
+
+    async def test_results_of(self, person_id: str) -> list[camp.TestResult]: ...
+    async def household_quarantines_of(self, household_id: str) -> list[HouseholdQuarantine]: ...
+    async def stays_of_person(self, person_id: str) -> list[dict]: ...
+    async def visits_to(self, household_id: str) -> list[dict]: ...
+    async def proposals_about(self, person_id: str) -> list[Proposal]: ...
+
+
 class ScreeningUnitOfWork(uow.UnitOfWork):
     places: Places
     questionnaires: Questionnaires
@@ -186,6 +221,7 @@ class ScreeningUnitOfWork(uow.UnitOfWork):
     campaigns: Campaigns
     checkins: Checkins
     follow_ups: FollowUps
+    office: OfficeQueries
 
 
 class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
@@ -201,6 +237,7 @@ class SqlUnitOfWork(uow.SqlUnitOfWork, ScreeningUnitOfWork):
         self.campaigns = sql.Campaigns(self.session)
         self.checkins = sql.Checkins(self.session)
         self.follow_ups = sql.FollowUps(self.session)
+        self.office = sql.Office(self.session)
 
 
 class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
@@ -218,6 +255,8 @@ class FakeUnitOfWork(uow.FakeUnitOfWork, ScreeningUnitOfWork):
         self.campaigns = memory.Campaigns(self.refdata, self.statuses, lambda: self.follow_ups)
         self.checkins = memory.Checkins(self.refdata, self.statuses)
         self.follow_ups = memory.FollowUps()
+        self.checkins.follow_ups = self.follow_ups
+        self.office = memory.Office(self)  # reads the repositories above
 
     def state(self) -> dict[str, Any]:
         return {

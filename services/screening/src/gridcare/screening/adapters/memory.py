@@ -519,3 +519,110 @@ class FollowUps:
     async def open_ending_by(self, day: date, limit: int = 1000) -> list[fu.FollowUp]:
         found = [f for f in self.rows.values() if f.is_open and f.ends_on <= day]
         return sorted(found, key=lambda f: (f.ends_on, f.person_id))[:limit]
+
+
+# --- the office's queries -----------------------------------------------------------------
+class Office:
+    """The office's reads, over the fake unit of work's other repositories (as the SQL
+    twin reads their tables)."""
+
+    def __init__(self, uow: Any) -> None:
+        self.uow = uow
+
+    def _people(self, community_id: str) -> list[tuple[dict, dict]]:
+        return [(r, b) for r, b in self.uow.checkins._residents_of(community_id) if b]
+
+    def _status_at(self, person_id: str, at: datetime | None) -> str:
+        if at is None:
+            d = self.uow.statuses.current.get(person_id)
+            return d.status.value if d else "normal"
+        steps = [d for d in self.uow.statuses.log if d.person_id == person_id and d.at < at]
+        return steps[-1].status.value if steps else "normal"
+
+    async def status_counts(
+        self, community_id: str, at: datetime | None = None
+    ) -> list[tuple[str, str, int]]:
+        counted: dict[tuple[str, str], int] = {}
+        for r, b in self._people(community_id):
+            key = (b["compound_id"], self._status_at(r["resident_id"], at))
+            counted[key] = counted.get(key, 0) + 1
+        return [(c, s, n) for (c, s), n in counted.items()]
+
+    async def step_counts(
+        self, community_id: str, start: datetime, end: datetime, statuses: list[str]
+    ) -> list[tuple[str, str, int]]:
+        where = {r["resident_id"]: b["compound_id"] for r, b in self._people(community_id)}
+        people: dict[tuple[str, str], set[str]] = {}
+        for d in self.uow.statuses.log:
+            if d.person_id in where and d.status.value in statuses and start <= d.at < end:
+                people.setdefault((where[d.person_id], d.status.value), set()).add(d.person_id)
+        return [(c, s, len(ps)) for (c, s), ps in people.items()]
+
+    async def not_checked_in(
+        self,
+        community_id: str,
+        today: date,
+        cutoff: date,
+        *,
+        compound_id: str | None = None,
+        grid_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict]:
+        checkins = self.uow.checkins
+        grids = self.uow.refdata.rows["refdata.GridUpserted"]
+        out = []
+        for r, b in self._people(community_id):
+            p = r["resident_id"]
+            where = (b["compound_id"], b.get("grid_id"))
+            if compound_id not in (None, where[0]) or grid_id not in (None, where[1]):
+                continue
+            last = max((d for (q, d) in checkins.rows if q == p and d <= today), default=None)
+            if last is not None and last > cutoff:
+                continue
+            grid = grids.get(b.get("grid_id") or "")
+            decision = self.uow.statuses.current.get(p)
+            out.append(
+                {
+                    "person_id": p,
+                    "name": r.get("name"),
+                    "household_id": r["household_id"],
+                    "building_id": b["building_id"],
+                    "compound_id": b["compound_id"],
+                    "grid_id": b.get("grid_id"),
+                    "grid_worker": grid["worker_id"] if grid else None,
+                    "status": decision.status.value if decision else None,
+                    "last_checkin_day": last,
+                    "reminded_today": (p, today) in checkins.reminders,
+                    "door_visit_requested": any(
+                        v["person_id"] == p and (last is None or v["day"] > last)
+                        for v in checkins.visit_requests.values()
+                    ),
+                }
+            )
+        out.sort(key=lambda x: (x["compound_id"], x["grid_id"] or "", x["person_id"]))
+        return out[:limit]
+
+    async def test_results_of(self, person_id: str) -> list[camp.TestResult]:
+        found = [r for r in self.uow.campaigns.results.values() if r.person_id == person_id]
+        return sorted(found, key=lambda r: (r.tested_at, r.sample_id))
+
+    async def household_quarantines_of(self, household_id: str) -> list[HouseholdQuarantine]:
+        rows = self.uow.household_quarantines.rows.values()
+        return sorted(
+            (hq for hq in rows if hq.household_id == household_id), key=lambda hq: hq.started_at
+        )
+
+    async def stays_of_person(self, person_id: str) -> list[dict]:
+        return [dict(s) for s in self.uow.sites.stays if s["person_id"] == person_id]
+
+    async def visits_to(self, household_id: str) -> list[dict]:
+        found = [v for v in self.uow.checkins.visits.values() if v["household_id"] == household_id]
+        return sorted(found, key=lambda v: v["visited_at"])
+
+    async def proposals_about(self, person_id: str) -> list[Proposal]:
+        found = [
+            p
+            for p in self.uow.contacts.rows.values()
+            if person_id in (p.candidate_id, p.case_person_id)
+        ]
+        return sorted(found, key=lambda p: (p.proposed_at, p.case_person_id, p.candidate_id))

@@ -48,6 +48,9 @@ def _passage(row: dict[str, Any]) -> Passage:
         scan_id=row["scan_id"],
         person_id=row.get("person_id"),
         scanned_at=as_utc(datetime.fromisoformat(row["scanned_at"])),  # type: ignore[arg-type]
+        direction=row.get("direction"),
+        verdict=row.get("verdict"),
+        reasons=tuple(row.get("reasons") or ()),
     )
 
 
@@ -106,10 +109,17 @@ class MemoryRegister:
         self.down = False
         self.asked: list[tuple[str, Any]] = []
 
-    def add(self, gate_id: str, person_id: str, at: datetime, scan_id: str | None = None) -> None:
-        self.rows.append(
-            Passage(gate_id, scan_id or f"{gate_id}-{len(self.rows) + 1}", person_id, at)
-        )
+    def add(
+        self,
+        gate_id: str,
+        person_id: str,
+        at: datetime,
+        scan_id: str | None = None,
+        direction: str | None = None,
+        verdict: str | None = None,
+    ) -> None:
+        scan_id = scan_id or f"{gate_id}-{len(self.rows) + 1}"
+        self.rows.append(Passage(gate_id, scan_id, person_id, at, direction, verdict))
 
     def _check(self) -> None:
         if self.down:

@@ -44,6 +44,9 @@ class Passage:
     scan_id: str
     person_id: str | None
     scanned_at: datetime
+    direction: str | None = None  # in | out (a resident's timeline shows them)
+    verdict: str | None = None  # allow | deny
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

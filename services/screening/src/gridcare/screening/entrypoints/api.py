@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from faststream import Context, Depends
@@ -14,6 +14,7 @@ from gridcare.contracts.refdata import ControlLevel
 from gridcare.shared.api import ApiRouter, Empty, Request, unit_of_work
 from gridcare.shared.schema import Timestamp, Token
 
+from ..adapters.register import REGISTER, Register
 from ..domain.campaigns import Result, ResultRow
 from ..domain.checkins import MemberResult, Visit
 from ..domain.contacts import ProposalStatus
@@ -24,6 +25,7 @@ from ..handlers import checkins as checkin_handlers
 from ..handlers import compounds as compound_handlers
 from ..handlers import contacts as contact_handlers
 from ..handlers import followup as followup_handlers
+from ..handlers import office as office_handlers
 from ..handlers import quarantine as quarantine_handlers
 from ..handlers import questionnaires as questionnaire_handlers
 from ..unit_of_work import ScreeningUnitOfWork
@@ -54,36 +56,6 @@ class SetStatus(Request):
 
 
 class ShowStatus(Request):
-    person_id: Token
-
-
-# --- check-ins, door visits, follow-up ----------------------------------------------------
-class VisitMember(Request):
-    person_id: Token
-    temperature_c: float | None = Field(None, ge=34.0, le=43.0)
-    symptoms: list[Symptom] = Field(default_factory=list, max_length=10)
-    not_at_home: bool = False
-
-
-class RecordVisit(Request):
-    """A grid worker's door-to-door visit to a household, each member's result (those at
-    home: that day's check-in, reported by the worker). ``visit_id`` is its idempotency key."""
-
-    visit_id: Token
-    worker_id: Token
-    household_id: Token
-    visited_at: Timestamp
-    members: list[VisitMember] = Field(min_length=1, max_length=50)
-
-    @model_validator(mode="after")
-    def _each_member_once(self) -> RecordVisit:
-        ids = [m.person_id for m in self.members]
-        if len(set(ids)) != len(ids):
-            raise ValueError("a member is named more than once")
-        return self
-
-
-class PersonRef(Request):
     person_id: Token
 
 
@@ -266,6 +238,61 @@ class SiteOccupancy(Request):
     site_id: Token | None = None
 
 
+# --- check-ins, door visits, follow-up ----------------------------------------------------
+class VisitMember(Request):
+    person_id: Token
+    temperature_c: float | None = Field(None, ge=34.0, le=43.0)
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=10)
+    not_at_home: bool = False
+
+
+class RecordVisit(Request):
+    """A grid worker's door-to-door visit to a household, each member's result (those at
+    home: that day's check-in, reported by the worker). ``visit_id`` is its idempotency key."""
+
+    visit_id: Token
+    worker_id: Token
+    household_id: Token
+    visited_at: Timestamp
+    members: list[VisitMember] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _each_member_once(self) -> RecordVisit:
+        ids = [m.person_id for m in self.members]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a member is named more than once")
+        return self
+
+
+class PersonRef(Request):
+    person_id: Token
+
+
+# --- the office's queries (handlers/office.py) ----------------------------------------------
+class OfficeCounts(Request):
+    """Per compound, for the community's local ``day`` (omitted: today on its clock)."""
+
+    community_id: Token | None = None
+    day: date | None = None
+
+
+class OfficeOverdue(Request):
+    """Who is overdue: ``checkin`` (none today after the reminder time, or ``min_days``
+    missed) or ``test`` (untested in a running campaign)."""
+
+    kind: Literal["checkin", "test"]
+    community_id: Token | None = None
+    compound_id: Token | None = None
+    grid_id: Token | None = None
+    min_days: int = Field(1, ge=1, le=60)
+    limit: int = Field(1000, ge=1, le=5000)
+
+
+class OfficeTimeline(Request):
+    person_id: Token
+    since: Timestamp | None = None
+
+
 def router(service: str) -> ApiRouter:
     api = ApiRouter(service)
 
@@ -334,41 +361,6 @@ def router(service: str) -> ApiRouter:
     )
     async def status_transitions(req: Empty) -> dict:
         return status.transitions()
-
-    @api.op(
-        "visits.record",
-        description="A grid worker's door visit: each member's temperature and symptoms, or "
-        "not at home; those at home get that day's check-in (idempotent by visit_id).",
-    )
-    async def visits_record(
-        req: RecordVisit,
-        uow: ScreeningUnitOfWork = Depends(unit_of_work),
-        clock: Callable[[], datetime] = Context(CLOCK),
-    ) -> dict:
-        visit = Visit(
-            req.visit_id,
-            req.household_id,
-            req.worker_id,
-            req.visited_at,
-            req.visited_at.date(),  # the local day is the handler's to say
-            tuple(
-                MemberResult(m.person_id, m.temperature_c, tuple(m.symptoms), m.not_at_home)
-                for m in req.members
-            ),
-        )
-        return await checkin_handlers.record_visit(visit, uow, clock())
-
-    @api.op("checkins.list", description="A resident's check-ins, newest day first.")
-    async def checkins_list(
-        req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
-    ) -> dict:
-        return await checkin_handlers.checkins_of(req.person_id, uow)
-
-    @api.op("followup.show", description="A person's follow-up periods and their days.")
-    async def followup_show(
-        req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
-    ) -> dict:
-        return await followup_handlers.follow_up_of(req.person_id, uow)
 
     # --- test campaigns --------------------------------------------------------------------
     @api.op(
@@ -676,5 +668,87 @@ def router(service: str) -> ApiRouter:
         req: SiteOccupancy, uow: ScreeningUnitOfWork = Depends(unit_of_work)
     ) -> dict:
         return {"sites": await quarantine_handlers.occupancy(uow, req.site_id)}
+
+    @api.op(
+        "visits.record",
+        description="A grid worker's door visit: each member's temperature and symptoms, or "
+        "not at home; those at home get that day's check-in (idempotent by visit_id).",
+    )
+    async def visits_record(
+        req: RecordVisit,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        visit = Visit(
+            req.visit_id,
+            req.household_id,
+            req.worker_id,
+            req.visited_at,
+            req.visited_at.date(),  # the local day is the handler's to say
+            tuple(
+                MemberResult(m.person_id, m.temperature_c, tuple(m.symptoms), m.not_at_home)
+                for m in req.members
+            ),
+        )
+        return await checkin_handlers.record_visit(visit, uow, clock())
+
+    @api.op("checkins.list", description="A resident's check-ins, newest day first.")
+    async def checkins_list(
+        req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await checkin_handlers.checkins_of(req.person_id, uow)
+
+    @api.op("followup.show", description="A person's follow-up periods and their days.")
+    async def followup_show(
+        req: PersonRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+    ) -> dict:
+        return await followup_handlers.follow_up_of(req.person_id, uow)
+
+    # --- the office's queries ----------------------------------------------------------------
+    @api.op(
+        "office.counts",
+        description="Per compound: residents, the four categories (confirmed, suspected, "
+        "fever not excluded, close contacts) and their sum, symptomatic follow-up, home and "
+        "central quarantine, in hospital, recovered and released that day; and totals.",
+    )
+    async def office_counts(
+        req: OfficeCounts,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await office_handlers.counts(
+            uow, clock(), community_id=req.community_id, day=req.day
+        )
+
+    @api.op(
+        "office.overdue",
+        description="Who is overdue for a check-in or a test (a running campaign's "
+        "untested), by compound, grid and person, with their grid worker.",
+    )
+    async def office_overdue(
+        req: OfficeOverdue,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        clock: Callable[[], datetime] = Context(CLOCK),
+    ) -> dict:
+        return await office_handlers.overdue(
+            uow, clock(), kind=req.kind, community_id=req.community_id,
+            compound_id=req.compound_id, grid_id=req.grid_id, min_days=req.min_days,
+            limit=req.limit,
+        )  # fmt: skip
+
+    @api.op(
+        "office.timeline",
+        description="One resident's check-ins, door visits, questionnaires (severity only), "
+        "tests, status steps, quarantine, site stays, close-contact proposals and gate "
+        "passages, oldest first (passages_unavailable: the checkpoint did not answer).",
+    )
+    async def office_timeline(
+        req: OfficeTimeline,
+        uow: ScreeningUnitOfWork = Depends(unit_of_work),
+        checkpoint_register: Register = Context(REGISTER),
+    ) -> dict:
+        return await office_handlers.timeline(
+            uow, checkpoint_register, req.person_id, since=req.since
+        )
 
     return api
