@@ -27,6 +27,8 @@ from gridcare.contracts.refdata import Building, Community, Compound, Household,
 from gridcare.contracts.screening import STREAM as SCREENING
 from gridcare.screening.adapters import tables as T
 from gridcare.screening.bootstrap import build
+from gridcare.screening.handlers import campaigns as handlers
+from gridcare.screening.unit_of_work import SqlUnitOfWork
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
 
@@ -233,6 +235,77 @@ async def test_a_positive_confirms_the_person_and_quarantines_the_household(scre
     assert await count(svc, T.campaign_results) == 3
     left = (await api(nc, "campaigns.untested", {"campaign_id": "CP-1"}))["result"]
     assert left["count"] == 2  # R-1002 (untested) and R-1004 (invalid sample: pending)
+
+
+async def test_the_same_file_twice_through_the_api_is_recorded_once(screening):
+    """Two imports of one file sent at the same moment (a retry while the first still
+    runs): both answer; the samples are recorded once, the positive confirmed once."""
+    svc, nc, clock = screening
+    await big_compound(svc, 2000)
+    await start(nc, clock, place_id="C-09", campaign_id="CP-9")
+    t = (clock() - timedelta(minutes=30)).isoformat()
+    rows = [(f"S-9{i:05d}", f"R-9{i:05d}", "negative", t, "Lab A") for i in range(2000)]
+    rows[7] = ("S-900007", "R-900007", "positive", t, "Lab A")
+    body = {"campaign_id": "CP-9", "file_name": "a.csv", "csv": csv_of(rows)}
+    replies = await asyncio.gather(
+        *(api(nc, "campaigns.results.import", body, timeout=60) for _ in range(2))
+    )
+    got = [r["result"] for r in replies]
+    assert sorted((g["recorded"], g["already"]) for g in got) == [(0, 2000), (2000, 0)]
+    assert [len(g["positives"]) for g in got].count(1) == 1
+    assert await count(svc, T.campaign_results) == 2000
+    async with svc.store.sessions() as s:
+        h = T.status_history.c
+        q = sa.select(sa.func.count()).where(h.person_id == "R-900007", h.status == "confirmed")
+        assert await s.scalar(q) == 1
+
+
+class RacingUnitOfWork(SqlUnitOfWork):
+    """On its first try, waits at the barrier before writing its results: both imports
+    have checked the same samples as new before either writes (PostgreSQL; on SQLite
+    writers are serialised in-process and never overlap)."""
+
+    def __init__(self, svc, barrier: asyncio.Barrier) -> None:
+        super().__init__(svc.store, svc.name, None, svc.relay.wake)
+        self.barrier = barrier
+        self.tries = 0
+
+    def repositories(self) -> None:
+        super().repositories()
+        self.tries += 1
+        real, first = self.campaigns.add_results, self.tries == 1
+
+        async def add_results(results):
+            if first:
+                await asyncio.wait_for(self.barrier.wait(), 10)
+            await real(results)
+
+        self.campaigns.add_results = add_results  # type: ignore[method-assign]
+
+
+async def test_two_imports_that_collide_in_the_store_record_each_sample_once(screening, db_backend):
+    if db_backend != "postgres":
+        pytest.skip("SQLite's writers are serialised in-process: they never collide")
+    svc, nc, clock = screening
+    await big_compound(svc, 500)
+    await start(nc, clock, place_id="C-09", campaign_id="CP-9")
+    t = (clock() - timedelta(minutes=30)).isoformat()
+    rows = [(f"S-9{i:05d}", f"R-9{i:05d}", "negative", t, "Lab A") for i in range(500)]
+    rows[7] = ("S-900007", "R-900007", "positive", t, "Lab A")
+    text = csv_of(rows)
+    barrier = asyncio.Barrier(2)
+    a, b = RacingUnitOfWork(svc, barrier), RacingUnitOfWork(svc, barrier)
+    got = await asyncio.gather(
+        *(handlers.import_csv(uow, "CP-9", "a.csv", text=text, now=clock()) for uow in (a, b))
+    )
+    assert max(a.tries, b.tries) == 2  # they did collide; the loser checked again
+    assert sorted((g["recorded"], g["already"]) for g in got) == [(0, 500), (500, 0)]
+    assert [len(g["positives"]) for g in got].count(1) == 1
+    assert await count(svc, T.campaign_results) == 500
+    async with svc.store.sessions() as s:
+        h = T.status_history.c
+        q = sa.select(sa.func.count()).where(h.person_id == "R-900007", h.status == "confirmed")
+        assert await s.scalar(q) == 1
 
 
 async def test_reminders_then_door_calls_reach_notify_requests(screening):

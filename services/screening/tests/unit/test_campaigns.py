@@ -270,6 +270,32 @@ async def test_a_followed_up_persons_result_goes_to_their_follow_up():
     assert f.last_test_negative is True and f.last_test_at == NOW - timedelta(minutes=30)
 
 
+async def test_samples_recorded_meanwhile_by_another_request_are_checked_again():
+    uow = await community(FakeUnitOfWork())
+    cid = (await started(uow))["campaign_id"]
+    real, tries = uow.campaigns.add_results, []
+
+    async def racing(results):
+        tries.append(len(results))
+        if len(tries) == 1:  # the other request's commit: the same samples, just before ours
+            await real(results)
+            raise camp.RecordedMeanwhile("sample recorded meanwhile")
+        await real(results)
+
+    uow.campaigns.add_results = racing  # type: ignore[method-assign]
+    got = await campaigns.record_results(uow, cid, [row(0, "R-1001"), row(1, "R-1002")], now=NOW)
+    assert tries == [2, 2] and got["recorded"] == 2  # rolled back, then written again
+    assert set(uow.campaigns.results) == {"S-R-1001", "S-R-1002"}
+
+    async def always(results):
+        raise camp.RecordedMeanwhile("again")
+
+    uow.campaigns.add_results = always  # type: ignore[method-assign]
+    with pytest.raises(ApiError) as err:
+        await campaigns.record_results(uow, cid, [row(2, "R-1003")], now=NOW)
+    assert err.value.code == "busy"
+
+
 # --- a lab's CSV file ----------------------------------------------------------------------------
 GOOD_CSV = (
     "sample_id,person_id,result,tested_at,lab\n"

@@ -296,8 +296,8 @@ class Campaigns:
     async def add_members(self, members: list[camp.Member]) -> None:
         for m in members:
             key = (m.campaign_id, m.person_id)
-            if key in self.people:
-                raise KeyError(f"{key} exists")  # the SQL key would refuse it too
+            if key in self.people:  # the SQL key refuses it too
+                raise camp.RecordedMeanwhile(f"{key} joined meanwhile")
             self.people[key] = m
 
     async def members(self, campaign_id: str) -> dict[str, camp.Member]:
@@ -324,7 +324,7 @@ class Campaigns:
     async def add_results(self, results: list[camp.TestResult]) -> None:
         for r in results:
             if r.sample_id in self.results:
-                raise KeyError(f"sample {r.sample_id} exists")
+                raise camp.RecordedMeanwhile(f"sample {r.sample_id} recorded meanwhile")
             self.results[r.sample_id] = r
 
     async def rounds(self, campaign_id: str) -> dict[int, datetime]:

@@ -643,9 +643,12 @@ class Campaigns:
 
     async def add_members(self, members: list[camp.Member]) -> None:
         if members:
-            await self.session.execute(
-                sa.insert(T.campaign_people), [dataclasses.asdict(m) for m in members]
-            )
+            try:
+                await self.session.execute(
+                    sa.insert(T.campaign_people), [dataclasses.asdict(m) for m in members]
+                )
+            except IntegrityError:
+                raise camp.RecordedMeanwhile("a person joined meanwhile") from None
 
     async def members(self, campaign_id: str) -> dict[str, camp.Member]:
         q = sa.select(T.campaign_people).where(T.campaign_people.c.campaign_id == campaign_id)
@@ -681,7 +684,10 @@ class Campaigns:
     async def add_results(self, results: list[camp.TestResult]) -> None:
         if results:
             rows = [{**dataclasses.asdict(r), "result": r.result.value} for r in results]
-            await self.session.execute(sa.insert(T.campaign_results), rows)
+            try:
+                await self.session.execute(sa.insert(T.campaign_results), rows)
+            except IntegrityError:
+                raise camp.RecordedMeanwhile("a sample was recorded meanwhile") from None
 
     async def rounds(self, campaign_id: str) -> dict[int, datetime]:
         c = T.campaign_rounds.c

@@ -70,6 +70,11 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|
 _LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2})?")
 
 
+class RecordedMeanwhile(Exception):
+    """Another transaction recorded some of the same samples (or joined the same person)
+    between this one's check and its write: checked again, they are recorded already."""
+
+
 class CampaignError(ValueError):
     """A campaign that cannot be: ``code`` and ``field`` for the API's reply."""
 

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: The most faults one reply names (each line of a 20,000-line file wrong would not fit in
 #: one NATS message); the last entry then says how many more there are.
 MAX_FAULTS = 2000
+#: Tries of a batch whose samples another request recorded meanwhile (checked again, they
+#: are "already": two imports of one file at once both succeed, one records them).
+RECORD_TRIES = 3
 #: An upload's parts not imported within this long are dropped (``housekeeping``).
 UPLOAD_KEPT = timedelta(days=1)
 DOOR_CALL_TEMPLATE = "task.test_campaign_door_call"
@@ -184,12 +187,30 @@ async def record_results(
     now: datetime,
 ) -> dict[str, Any]:
     """Results given through the API: checked together, recorded together or not at all."""
-    async with uow:
-        c = await _campaign(uow, campaign_id)
-        zone = await _zone(uow, c.community_id)
-        summary = await _record(uow, c, rows, [], now=now, zone=zone)
-        await uow.commit()
-    return summary
+
+    async def attempt() -> dict[str, Any]:
+        async with uow:
+            c = await _campaign(uow, campaign_id)
+            zone = await _zone(uow, c.community_id)
+            summary = await _record(uow, c, rows, [], now=now, zone=zone)
+            await uow.commit()
+        return summary
+
+    return await _tries(attempt)
+
+
+async def _tries(attempt: Any) -> dict[str, Any]:
+    """``attempt`` again while another request records the same samples meanwhile."""
+    for n in range(1, RECORD_TRIES + 1):
+        try:
+            return await attempt()
+        except camp.RecordedMeanwhile:
+            if n == RECORD_TRIES:
+                raise ApiError(
+                    "busy", "other requests keep recording the same samples; send them again"
+                ) from None
+            log.info("campaign results recorded meanwhile by another request; checking again")
+    raise AssertionError("unreachable")
 
 
 async def upload_part(
@@ -217,29 +238,46 @@ async def import_csv(
     order): every fault of every line named as ``file:line: what``; any fault and nothing
     is written. One transaction: the results, the people who joined late, the status
     changes and quarantines of positives, their events."""
-    async with uow:
-        c = await _campaign(uow, campaign_id)
-        zone = await _zone(uow, c.community_id)
-        if upload_id is not None:
-            got = await uow.campaigns.parts(upload_id)
-            if not got:
-                raise ApiError("unknown_upload", f"nothing uploaded as {upload_id}", "upload_id")
-            numbers = [p for p, _ in got]
-            if parts is not None and numbers != list(range(1, parts + 1)):
-                missing = sorted(set(range(1, parts + 1)) - set(numbers))
-                raise ApiError(
-                    "incomplete_upload",
-                    f"upload {upload_id} has parts {numbers}; missing {missing}",
-                    "parts",
-                )
-            text = "".join(t for _, t in got)
-            await uow.campaigns.drop_upload(upload_id)
-        if text is None:
-            raise ApiError("invalid_request", "give the CSV text or an upload_id", "csv")
-        parsed = camp.parse_csv(text, file_name, zone)
-        faults = [(where, "", what) for where, what in parsed.errors]
-        summary = await _record(uow, c, parsed.rows, faults, now=now, zone=zone)
-        await uow.commit()
+
+    async def attempt() -> dict[str, Any]:
+        async with uow:
+            return await _import(uow, campaign_id, file_name, now, text, upload_id, parts)
+
+    return await _tries(attempt)
+
+
+async def _import(
+    uow: ScreeningUnitOfWork,
+    campaign_id: str,
+    file_name: str,
+    now: datetime,
+    text: str | None,
+    upload_id: str | None,
+    parts: int | None,
+) -> dict[str, Any]:
+    """The import inside the caller's open unit of work (it commits)."""
+    c = await _campaign(uow, campaign_id)
+    zone = await _zone(uow, c.community_id)
+    if upload_id is not None:
+        got = await uow.campaigns.parts(upload_id)
+        if not got:
+            raise ApiError("unknown_upload", f"nothing uploaded as {upload_id}", "upload_id")
+        numbers = [p for p, _ in got]
+        if parts is not None and numbers != list(range(1, parts + 1)):
+            missing = sorted(set(range(1, parts + 1)) - set(numbers))
+            raise ApiError(
+                "incomplete_upload",
+                f"upload {upload_id} has parts {numbers}; missing {missing}",
+                "parts",
+            )
+        text = "".join(t for _, t in got)
+        await uow.campaigns.drop_upload(upload_id)
+    if text is None:
+        raise ApiError("invalid_request", "give the CSV text or an upload_id", "csv")
+    parsed = camp.parse_csv(text, file_name, zone)
+    faults = [(where, "", what) for where, what in parsed.errors]
+    summary = await _record(uow, c, parsed.rows, faults, now=now, zone=zone)
+    await uow.commit()
     return {"file": file_name, **summary}
 
 
