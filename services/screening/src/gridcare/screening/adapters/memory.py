@@ -368,6 +368,7 @@ class Checkins:
         self.visits: dict[str, dict] = {}
         self.reminders: dict[tuple[str, date], datetime] = {}
         self.visit_requests: dict[str, dict] = {}
+        self.follow_ups: Any = None  # the follow-ups repository (set by the unit of work)
 
     def _table(self, kind: str) -> dict[str, dict]:
         return self.refdata.rows[kind]
@@ -402,6 +403,14 @@ class Checkins:
 
     async def reply_of(self, checkin_id: str) -> ci.Reply | None:
         return self.replies.get(checkin_id)
+
+    async def for_checkin(
+        self, person_id: str, checkin_id: str, day: date
+    ) -> tuple[ci.Resident | None, ci.Reply | None, ci.Checkin | None, fu.FollowUp | None]:
+        who = await self.resident(person_id)
+        follow = await self.follow_ups.open_of(person_id) if self.follow_ups else None
+        in_force = self.rows.get((person_id, day)) if who else None
+        return who, self.replies.get(checkin_id), in_force, follow if who else None
 
     async def in_force(self, person_id: str, day: date) -> ci.Checkin | None:
         return self.rows.get((person_id, day))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -778,6 +779,72 @@ class Checkins:
         self.session = session
 
     async def resident(self, person_id: str) -> ci.Resident | None:
+        row = (await self.session.execute(self._resident_query(person_id))).first()
+        return None if row is None else self._resident(row)
+
+    async def for_checkin(
+        self, person_id: str, checkin_id: str, day: date
+    ) -> tuple[ci.Resident | None, ci.Reply | None, ci.Checkin | None, fu.FollowUp | None]:
+        """What a check-in needs, in one query (the hot path): the resident (None: not
+        one), the reply kept for ``checkin_id`` (anyone's), the check-in in force for the
+        day, the open follow-up."""
+        rq, k, f = T.checkin_requests, T.checkins, T.follow_ups
+        r = T.residents
+        q = (
+            self._resident_query(person_id)
+            .add_columns(
+                *[col.label(f"rq_{col.name}") for col in rq.c],
+                *[col.label(f"k_{col.name}") for col in k.c],
+                *[col.label(f"f_{col.name}") for col in f.c],
+            )
+            .outerjoin(rq, rq.c.checkin_id == checkin_id)
+            .outerjoin(k, sa.and_(k.c.person_id == r.c.resident_id, k.c.day == day))
+            .outerjoin(f, sa.and_(f.c.person_id == r.c.resident_id, f.c.status == "open"))
+        )
+        row = (await self.session.execute(q)).first()
+        if row is None:
+            return None, await self.reply_of(checkin_id), None, None
+        m = row._mapping
+
+        def part(prefix: str) -> SimpleNamespace | None:
+            cols = {k[len(prefix) :]: v for k, v in m.items() if k.startswith(prefix)}
+            return None if all(v is None for v in cols.values()) else SimpleNamespace(**cols)
+
+        prior, in_force, follow = part("rq_"), part("k_"), part("f_")
+        reply = None
+        if prior is not None:
+            reply = ci.Reply(
+                prior.checkin_id,
+                prior.person_id,
+                prior.day,
+                prior.status,
+                prior.follow_up,
+                as_utc(prior.received_at),
+            )
+        return (
+            self._resident(row),
+            reply,
+            None if in_force is None else _checkin(in_force),
+            None if follow is None else _follow_up(follow),
+        )
+
+    @staticmethod
+    def _resident(row) -> ci.Resident:
+        m = row._mapping
+        policy = {k[len("policy_") :]: v for k, v in m.items() if k.startswith("policy_")}
+        return ci.Resident(
+            person_id=row.resident_id,
+            household_id=row.household_id,
+            name=row.name or "",
+            grid_id=row.grid_id,
+            community_id=row.community_id,
+            zone=row.time_zone,
+            policy=ScreeningPolicy.of(policy),
+            status=row.status,
+        )
+
+    @staticmethod
+    def _resident_query(person_id: str) -> sa.Select:
         r, b, c, cm, p, st = (
             T.residents,
             T.buildings,
@@ -806,21 +873,7 @@ class Checkins:
             )
             .where(r.c.resident_id == person_id)
         )
-        row = (await self.session.execute(q)).first()
-        if row is None:
-            return None
-        m = row._mapping
-        policy = {k[len("policy_") :]: v for k, v in m.items() if k.startswith("policy_")}
-        return ci.Resident(
-            person_id=row.resident_id,
-            household_id=row.household_id,
-            name=row.name or "",
-            grid_id=row.grid_id,
-            community_id=row.community_id,
-            zone=row.time_zone,
-            policy=ScreeningPolicy.of(policy),
-            status=row.status,
-        )
+        return q
 
     async def reply_of(self, checkin_id: str) -> ci.Reply | None:
         t = T.checkin_requests

@@ -41,7 +41,9 @@ async def check_in(req: CheckinRequest, uow: ScreeningUnitOfWork, now: datetime)
     """A resident's daily check-in (§4.1): the reply ``{checkin_id, status, follow_up,
     message}``, committed before it is returned."""
     async with uow:
-        prior = await uow.checkins.reply_of(req.checkin_id)
+        who, prior, in_force, follow = await uow.checkins.for_checkin(
+            req.person_id, req.checkin_id, req.day
+        )  # one query
         if prior is not None:
             if prior.person_id != req.person_id:
                 raise CheckinRefused(
@@ -50,7 +52,6 @@ async def check_in(req: CheckinRequest, uow: ScreeningUnitOfWork, now: datetime)
                     "checkin_id",
                 )
             return prior.body()  # a repeat: the same reply, nothing changed
-        who = await uow.checkins.resident(req.person_id)
         if who is None:
             raise CheckinRefused(
                 "unknown_person", f"{req.person_id} is not a known resident", "person_id"
@@ -70,19 +71,70 @@ async def check_in(req: CheckinRequest, uow: ScreeningUnitOfWork, now: datetime)
             submitted_at=req.submitted_at,
             recorded_at=now,
         )
-        reply = await _record(uow, who, checkin, now)
+        reply = await _record(uow, who, checkin, now, (in_force, follow))
         await uow.commit()
     return reply.body()
 
 
+async def check_in_many(
+    reqs: list[CheckinRequest], uow: ScreeningUnitOfWork, now: datetime
+) -> list[dict]:
+    """Check-ins that arrived together, in one transaction (group commit: one commit and
+    one fsync for all of them, instead of one each; the edge's replies wait for it). Each is
+    ``check_in`` exactly, in order, so a later one sees an earlier one of the batch (the
+    same day replaced, the same ``checkin_id`` a repeat). A refusal (``ApiError``, raised
+    by ``check_in`` from what it read, before it writes) is that check-in's reply; anything
+    else raises and nothing of the batch is kept (the caller takes them one by one)."""
+    replies: list[dict] = []
+    async with uow:
+        joined = _InBatch(uow)
+        for req in reqs:
+            try:
+                replies.append(await check_in(req, joined, now))
+            except ApiError as exc:
+                replies.append(exc.reply())
+        await uow.commit()
+    return replies
+
+
+class _InBatch:
+    """A unit of work already open (``check_in_many``'s): ``check_in`` works in it as in
+    its own, but entering, leaving and committing are the batch's, once for all."""
+
+    def __init__(self, uow: ScreeningUnitOfWork) -> None:
+        self._uow = uow
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._uow, name)
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def commit(self, **_: Any) -> None:
+        return None
+
+
 async def _record(
-    uow: ScreeningUnitOfWork, who: ci.Resident, checkin: ci.Checkin, now: datetime
+    uow: ScreeningUnitOfWork,
+    who: ci.Resident,
+    checkin: ci.Checkin,
+    now: datetime,
+    loaded: tuple[ci.Checkin | None, Any] | None = None,
 ) -> ci.Reply:
-    in_force = await uow.checkins.in_force(checkin.person_id, checkin.day)
+    """Keep the check-in and feed the follow-up; ``loaded``: the check-in in force that day
+    and the open follow-up, if the caller has read them already."""
+    if loaded is None:
+        in_force = await uow.checkins.in_force(checkin.person_id, checkin.day)
+        follow = followup.LOAD
+    else:
+        in_force, follow = loaded
     checkin = ci.accept(checkin, who.policy)
     reply = ci.reply_for(checkin, in_force)
     await uow.checkins.put(checkin, reply, replacing=in_force is not None)
-    await followup.after_checkin(uow, who, checkin, now)
+    await followup.after_checkin(uow, who, checkin, now, follow)
     return reply
 
 

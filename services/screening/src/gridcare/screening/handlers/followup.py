@@ -41,13 +41,23 @@ SYMPTOMATIC = frozenset({HealthStatus.SYMPTOMATIC_FOLLOW_UP, HealthStatus.FEVER_
 ENDS = frozenset({HealthStatus.NORMAL, HealthStatus.RELEASED})
 
 
+#: ``after_checkin``'s ``current`` when the caller has not read the open follow-up.
+LOAD: Any = object()
+
+
 async def after_checkin(
-    uow: ScreeningUnitOfWork, who: ci.Resident, checkin: ci.Checkin, now: datetime
+    uow: ScreeningUnitOfWork,
+    who: ci.Resident,
+    checkin: ci.Checkin,
+    now: datetime,
+    current: fu.FollowUp | None = LOAD,
 ) -> fu.FollowUp | None:
     """Inside the check-in's open unit of work: a fever or symptoms open (or extend) the
     person's follow-up and move a person in a milder status to symptomatic follow-up; the
-    check-in of a person followed up is their record of the day. Returns the period."""
-    current = await uow.follow_ups.open_of(checkin.person_id)
+    check-in of a person followed up is their record of the day. ``current``: the open
+    follow-up, if the caller has read it. Returns the period."""
+    if current is LOAD:
+        current = await uow.follow_ups.open_of(checkin.person_id)
     if checkin.follow_up:
         what = "fever" if ci.has_fever(checkin.temperature_c, who.policy) else "symptoms"
         current, changed = fu.exposed(
