@@ -1383,10 +1383,18 @@ def campaigns_show(campaign_id: Annotated[str, typer.Argument()], json_: Json = 
 
 
 @campaigns_app.command("untested")
-def campaigns_untested(campaign_id: Annotated[str, typer.Argument()], json_: Json = False) -> None:
+def campaigns_untested(
+    campaign_id: Annotated[str, typer.Argument()],
+    building: Annotated[str | None, typer.Option(help="only this building's")] = None,
+    limit: Annotated[int, typer.Option(help="list at most this many")] = 2000,
+    json_: Json = False,
+) -> None:
     """Who is due and not tested yet (pending: only invalid samples), by building and
     household."""
-    result = ask("screening", "campaigns.untested", {"campaign_id": campaign_id})
+    body: dict[str, Any] = {"campaign_id": campaign_id, "limit": limit}
+    if building:
+        body["building_id"] = building
+    result = ask("screening", "campaigns.untested", body)
     if json_:
         return as_json(result)
     rows = [
@@ -1403,7 +1411,8 @@ def campaigns_untested(campaign_id: Annotated[str, typer.Argument()], json_: Jso
             ("person_id", "person"),
             ("outcome", "outcome"),
         ],
-        title=f"{campaign_id}: {result['count']} not tested",
+        title=f"{campaign_id}: {result['count']} not tested"
+        + (f" (the first {result['listed']} listed)" if result["listed"] < result["count"] else ""),
         empty=f"{campaign_id}: everyone due has been tested",
     )
 

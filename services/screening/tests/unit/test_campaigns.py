@@ -171,6 +171,19 @@ async def test_results_are_counted_and_a_sample_again_changes_nothing():
     ]
 
 
+async def test_the_untested_of_one_building_and_at_most_a_limit():
+    uow = await community(FakeUnitOfWork())
+    cid = (await started(uow))["campaign_id"]
+    b01 = await campaigns.untested(uow, cid, building_id="B-01")
+    assert b01["count"] == 3 and [b["building_id"] for b in b01["buildings"]] == ["B-01"]
+    first = await campaigns.untested(uow, cid, limit=2)
+    assert (first["count"], first["listed"]) == (4, 2)
+    assert [p["person_id"] for h in first["buildings"][0]["households"] for p in h["people"]] == [
+        "R-1001",
+        "R-1002",
+    ]
+
+
 async def test_every_bad_result_is_named_and_nothing_is_written():
     uow = await community(FakeUnitOfWork())
     cid = (await started(uow))["campaign_id"]

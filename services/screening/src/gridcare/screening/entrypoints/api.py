@@ -80,6 +80,12 @@ class CampaignRef(Request):
     campaign_id: Token
 
 
+class CampaignUntested(Request):
+    campaign_id: Token
+    building_id: Token | None = None  # only this building's
+    limit: int = Field(2000, ge=1, le=10_000)  # listed at most (the count is of all)
+
+
 class ListCampaigns(Request):
     limit: int = Field(20, ge=1, le=1000)
 
@@ -409,9 +415,11 @@ def router(service: str) -> ApiRouter:
         "and household.",
     )
     async def campaigns_untested(
-        req: CampaignRef, uow: ScreeningUnitOfWork = Depends(unit_of_work)
+        req: CampaignUntested, uow: ScreeningUnitOfWork = Depends(unit_of_work)
     ) -> dict:
-        return await campaigns.untested(uow, req.campaign_id)
+        return await campaigns.untested(
+            uow, req.campaign_id, building_id=req.building_id, limit=req.limit
+        )
 
     @api.op(
         "campaigns.results.add",

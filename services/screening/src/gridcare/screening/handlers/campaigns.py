@@ -549,21 +549,31 @@ async def newest(uow: ScreeningUnitOfWork, limit: int) -> list[dict[str, Any]]:
     return [_view(c, zones[c.community_id]) for c in found]
 
 
-async def untested(uow: ScreeningUnitOfWork, campaign_id: str) -> dict[str, Any]:
+async def untested(
+    uow: ScreeningUnitOfWork,
+    campaign_id: str,
+    *,
+    building_id: str | None = None,
+    limit: int = 2000,
+) -> dict[str, Any]:
     """Who has not been tested yet (no sample, or only invalid ones: ``pending``), by
-    building and household."""
+    building and household (of one building, if given): ``count`` of them all, the first
+    ``limit`` listed (a whole compound at the start would not fit in one reply)."""
     async with uow:
         c = await _campaign(uow, campaign_id)
         members = await uow.campaigns.members(campaign_id)
         results = await uow.campaigns.results_by_person(campaign_id)
     buildings: dict[str, dict[str, list[dict[str, str]]]] = {}
-    todo = camp.untested(members.values(), results)
-    for m in todo:
+    todo = [
+        m for m in camp.untested(members.values(), results) if building_id in (None, m.building_id)
+    ]
+    for m in todo[:limit]:
         person = {"person_id": m.person_id, "outcome": camp.outcome(results.get(m.person_id, ()))}
         buildings.setdefault(m.building_id, {}).setdefault(m.household_id, []).append(person)
     return {
         "campaign_id": c.campaign_id,
         "count": len(todo),
+        "listed": min(len(todo), limit),
         "buildings": [
             {
                 "building_id": b,
