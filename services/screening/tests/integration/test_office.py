@@ -264,12 +264,17 @@ async def test_the_offices_queries(world):
         found = await world.ok("screening", "contacts.proposed", {"case_person_id": "R-1001"})
         return found["proposals"]
 
+    async def followed():
+        found = await world.ok("screening", "followup.show", {"person_id": "R-1001"})
+        return found["periods"]
+
     await until(proposed, what="R-1001's close contacts proposed")
+    await until(followed, what="R-1001's follow-up opened (screening-followup)")
     got = await world.ok("screening", "office.timeline", {"person_id": "R-1001"})
     assert got["passages_unavailable"] is False
     kinds = [e["kind"] for e in got["entries"]]
-    assert kinds[:3] == ["passage", "status", "household_quarantine"], kinds
-    assert set(kinds[3:]) == {"contact_proposal"}
+    assert kinds[:4] == ["passage", "status", "follow_up", "household_quarantine"], kinds
+    assert set(kinds[4:]) == {"contact_proposal"}
     passage = got["entries"][0]
     assert passage["gate_id"] == "g1" and passage["direction"] == "out"
     assert passage["verdict"] == "allow" and passage["at"].endswith("+08:00")
@@ -296,4 +301,5 @@ async def test_the_offices_queries(world):
     got = await world.ok("screening", "office.timeline", {"person_id": "R-1001"})
     assert got["passages_unavailable"] is True and got["passages_error"]
     assert "passage" not in [e["kind"] for e in got["entries"]]
-    assert [e["kind"] for e in got["entries"]][:2] == ["status", "household_quarantine"]
+    kinds = [e["kind"] for e in got["entries"]]
+    assert kinds[:3] == ["status", "follow_up", "household_quarantine"], kinds

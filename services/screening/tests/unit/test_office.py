@@ -325,6 +325,7 @@ async def test_a_timeline_joins_everything_in_time_order():
         "questionnaire",  # 20:00
         "door_visit",  # today 07:00: 37.9 and a cough
         "status",  # the visit's symptoms: symptomatic_follow_up, by screening (07:05)
+        "follow_up",  # and a follow-up opened
         "test_result",  # 09:00 positive
         "status",  # confirmed by the lab at 10:00
         "household_quarantine",  # the household at 10:00
@@ -340,12 +341,17 @@ async def test_a_timeline_joins_everything_in_time_order():
     assert "answers" not in e[3] and "score" not in e[3]  # severity only
     assert e[4]["temperature_c"] == 37.9 and e[4]["worker_id"] == "W-01"
     assert (e[5]["to"], e[5]["role"]) == ("symptomatic_follow_up", "screening")
-    assert e[6]["result"] == "positive" and e[6]["sample_id"] == "S-9"
-    assert (e[7]["from"], e[7]["to"], e[7]["role"]) == ("symptomatic_follow_up", "confirmed", "lab")
-    assert e[7]["by"] == "City Lab" and e[7]["reason"]
-    assert e[8]["household_id"] == "H-0101" and e[8]["until"].startswith("2026-03-26")
-    assert [(x["candidate_id"], x["as"]) for x in e[9:]] == [("R-1002", "case"), ("R-2001", "case")]
-    assert e[10]["reason"].startswith("gate g1 at 2026-03-11 07:30")
+    assert e[6]["started_on"] == "2026-03-12" and e[6]["ends_on"] == "2026-03-26"
+    assert e[6]["status"] == "open"
+    assert e[7]["result"] == "positive" and e[7]["sample_id"] == "S-9"
+    assert (e[8]["from"], e[8]["to"], e[8]["role"]) == ("symptomatic_follow_up", "confirmed", "lab")
+    assert e[8]["by"] == "City Lab" and e[8]["reason"]
+    assert e[9]["household_id"] == "H-0101" and e[9]["until"].startswith("2026-03-26")
+    assert [(x["candidate_id"], x["as"]) for x in e[10:]] == [
+        ("R-1002", "case"),
+        ("R-2001", "case"),
+    ]
+    assert e[11]["reason"].startswith("gate g1 at 2026-03-11 07:30")
 
 
 async def test_the_candidate_sees_their_proposal_and_since_cuts_the_past():
@@ -368,7 +374,7 @@ async def test_a_register_that_does_not_answer_is_said_never_dropped_silently():
     got = await office.timeline(uow, reg, "R-1001")
     assert got["passages_unavailable"] is True and got["passages_error"]
     assert "passage" not in {e["kind"] for e in got["entries"]}
-    assert len(got["entries"]) == 9  # everything screening keeps is still there
+    assert len(got["entries"]) == 10  # everything screening keeps is still there
     assert got["entries"][0]["kind"] == "checkin"
 
 

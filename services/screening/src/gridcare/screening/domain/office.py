@@ -120,6 +120,8 @@ KINDS = (
     "questionnaire",
     "test_result",
     "status",
+    "follow_up",
+    "follow_up_released",
     "household_quarantine",
     "household_quarantine_ended",
     "site_stay",

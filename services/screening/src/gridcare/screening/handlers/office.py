@@ -7,9 +7,9 @@ read-only, over the other parts' tables through the unit of work, set-based.
   days) or not been tested in a running campaign (the campaigns part's untested), each
   with their grid's worker.
 - ``timeline``: one resident's check-ins, door visits, questionnaires (severity only),
-  test results, status steps, quarantine, site stays, close-contact proposals, and their
-  gate passages from the checkpoint's register (asked outside the transaction; when it
-  does not answer, ``passages_unavailable`` says so).
+  test results, status steps, follow-up periods, quarantine, site stays, close-contact
+  proposals, and their gate passages from the checkpoint's register (asked outside the
+  transaction; when it does not answer, ``passages_unavailable`` says so).
 The rules are ``domain/office.py``; docs/screening.md, "For the office".
 """
 
@@ -377,6 +377,30 @@ async def timeline(
                     },
                 )
             )
+        for f in await uow.follow_ups.of_person(person_id):
+            entries.append(
+                o.Entry(
+                    f.opened_at,
+                    "follow_up",
+                    f"followed up {f.started_on} to {f.ends_on}: {f.reason}",
+                    {
+                        "follow_up_id": f.follow_up_id,
+                        "started_on": f.started_on.isoformat(),
+                        "ends_on": f.ends_on.isoformat(),
+                        "status": f.status,
+                        "reason": f.reason,
+                    },
+                )
+            )
+            if f.released_at is not None:
+                entries.append(
+                    o.Entry(
+                        f.released_at,
+                        "follow_up_released",
+                        f"follow-up released: {f.release_reason}",
+                        {"follow_up_id": f.follow_up_id, "reason": f.release_reason},
+                    )
+                )
         for hq in await uow.office.household_quarantines_of(who.household_id):
             entries.append(
                 o.Entry(
