@@ -1476,7 +1476,7 @@ def campaigns_import(
         else:
             body.update(_upload(text))
         with stderr.status(f"checking and recording {file}"):
-            result = asyncio.run(_import(body))
+            result = asyncio.run(_long_call("campaigns.results.import", body))
     except Refused as exc:
         if exc.code != "results_refused":
             raise refused(exc) from None
@@ -1527,12 +1527,12 @@ def _upload(text: str) -> dict[str, Any]:
     return {"upload_id": upload_id, "parts": len(parts)}
 
 
-async def _import(body: dict[str, Any]) -> Any:
+async def _long_call(op: str, body: dict[str, Any]) -> Any:
+    """An operation that may take a while (a whole file checked and written, a reminder to
+    each of 20,000 residents): up to 5 minutes for the answer."""
     nc = await client.connect()
     try:
-        raw = await client.request(
-            nc, "api.screening.campaigns.results.import", json.dumps(body).encode(), wait_s=300
-        )
+        raw = await client.request(nc, f"api.screening.{op}", json.dumps(body).encode(), wait_s=300)
     finally:
         await nc.close()
     reply = json.loads(raw)
@@ -1545,7 +1545,13 @@ async def _import(body: dict[str, Any]) -> Any:
 def campaigns_remind(campaign_id: Annotated[str, typer.Argument()]) -> None:
     """The reminder round due: each untested resident first, then (after the campaign's
     door-call delay) their grid workers, to call at the door."""
-    result = ask("screening", "campaigns.remind", {"campaign_id": campaign_id})
+    try:
+        with stderr.status(f"{campaign_id}: the reminder round due"):
+            result = asyncio.run(_long_call("campaigns.remind", {"campaign_id": campaign_id}))
+    except Refused as exc:
+        raise refused(exc) from None
+    except NoAnswer as exc:
+        raise no_answer(exc) from None
     if result["round"] is None:
         stderr.print(f"{campaign_id}: no reminder due ({result['note']})")
     elif result["round"] == 1:
