@@ -448,6 +448,23 @@ async def test_reminder_requests_are_the_same_ids_for_the_same_campaign_and_pers
     assert [e.event_id for _, e in a.outbox] == [e.event_id for _, e in b.outbox]
 
 
+async def test_a_round_done_meanwhile_is_checked_again():
+    uow = await community(FakeUnitOfWork())
+    cid = (await started(uow))["campaign_id"]
+    real, tries = uow.campaigns.add_round, []
+
+    async def racing(*args):
+        tries.append(args[1])
+        if len(tries) == 1:
+            raise camp.RecordedMeanwhile("round 1 done meanwhile")
+        await real(*args)
+
+    uow.campaigns.add_round = racing  # type: ignore[method-assign]
+    got = await campaigns.remind(uow, cid, now=NOW)
+    assert tries == [1, 1] and got["round"] == 1
+    assert len(uow.events(NotificationRequested)) == 4  # the first try's rolled back
+
+
 # --- the rules alone ---------------------------------------------------------------------------
 def test_a_positive_sample_outweighs_a_later_negative_and_invalid_is_pending():
     assert camp.outcome([Result.NEGATIVE, Result.POSITIVE]) == "positive"

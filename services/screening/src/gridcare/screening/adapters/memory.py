@@ -331,8 +331,8 @@ class Campaigns:
         return {n: at for (c, n), (at, _) in self.round_rows.items() if c == campaign_id}
 
     async def add_round(self, campaign_id: str, round_: int, at: datetime, people: int) -> None:
-        if (campaign_id, round_) in self.round_rows:
-            raise KeyError(f"round {round_} of {campaign_id} exists")
+        if (campaign_id, round_) in self.round_rows:  # the SQL key refuses it too
+            raise camp.RecordedMeanwhile(f"round {round_} of {campaign_id} done meanwhile")
         self.round_rows[(campaign_id, round_)] = (at, people)
 
     async def add_part(self, upload_id: str, part: int, text: str, at: datetime) -> None:

@@ -696,11 +696,14 @@ class Campaigns:
         return {n: as_utc(at) for n, at in await self.session.execute(q)}
 
     async def add_round(self, campaign_id: str, round_: int, at: datetime, people: int) -> None:
-        await self.session.execute(
-            sa.insert(T.campaign_rounds).values(
-                campaign_id=campaign_id, round=round_, at=at, people=people
+        try:
+            await self.session.execute(
+                sa.insert(T.campaign_rounds).values(
+                    campaign_id=campaign_id, round=round_, at=at, people=people
+                )
             )
-        )
+        except IntegrityError:
+            raise camp.RecordedMeanwhile(f"round {round_} done meanwhile") from None
 
     async def add_part(self, upload_id: str, part: int, text: str, at: datetime) -> None:
         row = {"upload_id": upload_id, "part": part, "text": text, "received_at": at}

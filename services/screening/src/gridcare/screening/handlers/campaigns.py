@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 #: The most faults one reply names (each line of a 20,000-line file wrong would not fit in
 #: one NATS message); the last entry then says how many more there are.
 MAX_FAULTS = 2000
-#: Tries of a batch whose samples another request recorded meanwhile (checked again, they
-#: are "already": two imports of one file at once both succeed, one records them).
+#: Tries of a step whose rows another request wrote meanwhile (checked again, a sample is
+#: "already", a reminder round not due: two imports of one file at once both succeed).
 RECORD_TRIES = 3
 #: An upload's parts not imported within this long are dropped (``housekeeping``).
 UPLOAD_KEPT = timedelta(days=1)
@@ -207,7 +207,7 @@ async def _tries(attempt: Any) -> dict[str, Any]:
         except camp.RecordedMeanwhile:
             if n == RECORD_TRIES:
                 raise ApiError(
-                    "busy", "other requests keep recording the same samples; send them again"
+                    "busy", "other requests keep writing the same rows meanwhile; send it again"
                 ) from None
             log.info("campaign results recorded meanwhile by another request; checking again")
     raise AssertionError("unreachable")
@@ -414,34 +414,42 @@ async def remind(uow: ScreeningUnitOfWork, campaign_id: str, *, now: datetime) -
     each, ``notice.test_campaign``; not those held at home by their status, who are sampled
     at the door); round 2, ``door_call_after_min`` after round 1, asks each grid worker to
     call at the doors of the households still untested (one request a grid, listing them).
-    Each request's id is stable per campaign, person (or grid) and round."""
-    async with uow:
-        c = await _campaign(uow, campaign_id)
-        rounds = await uow.campaigns.rounds(campaign_id)
-        n, why = camp.next_round(c, rounds, now)
-        if n is None:
-            return {"campaign_id": campaign_id, "round": None, "note": why, "requests": 0}
-        zone = await _zone(uow, c.community_id)
-        members = await uow.campaigns.members(campaign_id)
-        todo = camp.untested(members.values(), await uow.campaigns.results_by_person(c.campaign_id))
-        here = await uow.campaigns.residents_of(
-            c.place_kind, c.place_id, {m.person_id for m in todo}
-        )
-        if n == 1:
-            out = _reminders(c, [r for r in here if not (r.status and _held(r.status))])
-        else:
-            out = _door_calls(c, here, zone)
-        for event in out["events"]:
-            uow.emit(event, event_id=stable_id("NotificationRequested", event.request_id))
-        await uow.campaigns.add_round(campaign_id, n, now, out["people"])
-        await uow.commit()
-    return {
-        "campaign_id": campaign_id,
-        "round": n,
-        "people": out["people"],
-        "requests": len(out["events"]),
-        **({"grids": out["grids"]} if n == 2 else {}),
-    }
+    Each request's id is stable per campaign, person (or grid) and round; a round done
+    meanwhile by another transaction (the periodic pass, another instance) is not done
+    twice: checked again, it is not due."""
+
+    async def attempt() -> dict[str, Any]:
+        async with uow:
+            c = await _campaign(uow, campaign_id)
+            rounds = await uow.campaigns.rounds(campaign_id)
+            n, why = camp.next_round(c, rounds, now)
+            if n is None:
+                return {"campaign_id": campaign_id, "round": None, "note": why, "requests": 0}
+            zone = await _zone(uow, c.community_id)
+            members = await uow.campaigns.members(campaign_id)
+            todo = camp.untested(
+                members.values(), await uow.campaigns.results_by_person(c.campaign_id)
+            )
+            here = await uow.campaigns.residents_of(
+                c.place_kind, c.place_id, {m.person_id for m in todo}
+            )
+            if n == 1:
+                out = _reminders(c, [r for r in here if not (r.status and _held(r.status))])
+            else:
+                out = _door_calls(c, here, zone)
+            for event in out["events"]:
+                uow.emit(event, event_id=stable_id("NotificationRequested", event.request_id))
+            await uow.campaigns.add_round(campaign_id, n, now, out["people"])
+            await uow.commit()
+        return {
+            "campaign_id": campaign_id,
+            "round": n,
+            "people": out["people"],
+            "requests": len(out["events"]),
+            **({"grids": out["grids"]} if n == 2 else {}),
+        }
+
+    return await _tries(attempt)
 
 
 def _held(status: str) -> bool:
