@@ -25,12 +25,17 @@ DECISIONS_ALL = "screening.>"
 class PersonStatusChanged(Event):
     """Screening's latest decision about a person. Whether it keeps them from leaving is
     screening's rule, carried here: the gates enforce ``holds_at_gate`` and need not know
-    what the statuses mean (a status added later needs no change at the gate)."""
+    what the statuses mean (a status added later needs no change at the gate).
+    ``holds_at_home`` says whether the person is confined at home, so that their household's
+    door alerts: a person at a central quarantine site or in hospital is held at the gate
+    but is not at home. None (an older producer) means as ``holds_at_gate``."""
 
     TYPE = "screening.PersonStatusChanged"
     person_id: str
     status: Token  # e.g. home_quarantine, confirmed, normal (screening's list)
     holds_at_gate: bool
+    # confined at home: their household's door alerts (None: as holds_at_gate)
+    holds_at_home: bool | None = None
     status_label: dict[str, str] = Field(default_factory=dict)  # language -> its words
     household_id: str | None = None
     until: AwareDatetime | None = None

@@ -2,7 +2,8 @@
 person at the gate, and which step from one to another who may take.
 
 Screening decides; the gates enforce ``holds_at_gate`` as carried on ``PersonStatusChanged``
-and need not know this list (a status added here needs no change at the gate).
+and need not know this list (a status added here needs no change at the gate); likewise a
+household's door alerts for the members ``holds_at_home`` confines at home.
 
 The machine follows the community's practice (MISSION.md): the four categories (四类人员:
 confirmed, suspected, fever not excluded, close contact) are found and sent to hospital or
@@ -78,6 +79,15 @@ HOLDS_AT_GATE = frozenset(
     }
 )
 
+#: The held statuses that confine a person at home, where their household's door sensor
+#: alerts the grid worker when it opens (``PersonStatusChanged.holds_at_home``): home
+#: quarantine, and the four categories, who stay at home until they are taken elsewhere (a
+#: fever not yet excluded or a suspicion awaiting the doctor, a close contact awaiting their
+#: quarantine, a confirmed case awaiting transfer to hospital). A person at a central
+#: quarantine site or in hospital is held at the gate but is not at home: their household's
+#: door alerts only for someone else confined there.
+HOLDS_AT_HOME = HOLDS_AT_GATE - {HealthStatus.CENTRAL_QUARANTINE, HealthStatus.IN_HOSPITAL}
+
 #: What each status reads as, for the people who get alerts about it.
 LABELS: dict[HealthStatus, dict[str, str]] = {
     HealthStatus.NORMAL: {"zh": "正常", "en": "normal"},
@@ -96,6 +106,10 @@ LABELS: dict[HealthStatus, dict[str, str]] = {
 
 def holds_at_gate(status: HealthStatus) -> bool:
     return status in HOLDS_AT_GATE
+
+
+def holds_at_home(status: HealthStatus) -> bool:
+    return status in HOLDS_AT_HOME
 
 
 # --- the table of transitions -------------------------------------------------------------
@@ -303,6 +317,10 @@ class StatusDecision:
     @property
     def holds_at_gate(self) -> bool:
         return holds_at_gate(self.status)
+
+    @property
+    def holds_at_home(self) -> bool:
+        return holds_at_home(self.status)
 
 
 class OutOfOrder(Exception):

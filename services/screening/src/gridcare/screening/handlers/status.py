@@ -78,6 +78,7 @@ async def change_status(
             person_id=person_id,
             status=to.value,
             holds_at_gate=decision.holds_at_gate,
+            holds_at_home=decision.holds_at_home,
             status_label=status.LABELS[to],
             household_id=household,
             until=until,
@@ -210,7 +211,12 @@ async def status_of(person_id: str, uow: ScreeningUnitOfWork) -> dict[str, Any]:
 
 def statuses() -> list[dict[str, Any]]:
     return [
-        {"status": s.value, "holds_at_gate": status.holds_at_gate(s), **status.LABELS[s]}
+        {
+            "status": s.value,
+            "holds_at_gate": status.holds_at_gate(s),
+            "holds_at_home": status.holds_at_home(s),
+            **status.LABELS[s],
+        }
         for s in HealthStatus
     ]
 
