@@ -1406,6 +1406,70 @@ async def test_a_consumer_takes_the_current_and_the_next_version_of_an_event(cp:
     assert (row.status, row.holds_at_gate) == ("hospital_annex", True)
 
 
+async def test_a_member_at_a_site_is_held_at_the_gate_and_their_door_is_only_recorded(
+    cp: Checkpoint,
+):
+    """``holds_at_home`` (screening's, beside ``holds_at_gate``): a person taken to a central
+    quarantine site is held at the gate, but their household's door opening is only
+    recorded; a decision from a producer without the field (an older screening) confines at
+    home as it holds at the gate, and its door alerts. Both kept across a restart."""
+    d, breaches = T.door_events.c, "checkpoint.quarantine.breach.C-01"
+    at_site = await cp.publish(
+        PersonStatusChanged(
+            person_id="R-1001",
+            status="central_quarantine",
+            holds_at_gate=True,
+            holds_at_home=False,
+            household_id="H-0101",
+            decided_at=now(),
+        ),
+        "screening",
+    )
+    await cp.handled(at_site, "checkpoint-decisions")
+    opened = rfc3339(now())
+    await cp.door("H-0101", {"event_id": "d-300", "household_id": "H-0101", "opened_at": opened})
+    (row,) = await eventually(lambda: cp.rows(T.door_events, d.event_id == "d-300"))
+    assert row.quarantined is False
+    assert await cp.outbox_count(breaches) == 0  # committed with the door row: none
+    reply = await cp.scan("g1", person_id="R-1001", direction="out")
+    assert reasons_of(reply) == ("deny", ["quarantine"])
+
+    # an older producer's decision, as it was on the wire: no holds_at_home
+    data = {
+        "person_id": "R-1002",
+        "status": "home_quarantine",
+        "holds_at_gate": True,
+        "status_label": {"en": "home quarantine"},
+        "household_id": "H-0101",
+        "until": None,
+        "decided_at": now().isoformat(),
+    }
+    envelope = {
+        **Envelope.wrap(PersonStatusChanged.model_construct(), source="screening").model_dump(
+            mode="json", exclude={"data"}
+        ),
+        "data": data,
+    }
+    raw, headers = json.dumps(envelope).encode(), {"Nats-Msg-Id": envelope["event_id"]}
+    await cp.js.publish("screening.person.status.R-1002", raw, headers=headers)
+    await cp.handled(Envelope.model_validate(envelope), "checkpoint-decisions")
+    await cp.door("H-0101", {"event_id": "d-301", "household_id": "H-0101", "opened_at": opened})
+    (row,) = await eventually(lambda: cp.rows(T.door_events, d.event_id == "d-301"))
+    assert row.quarantined is True
+    breach = await cp.event(breaches, lambda x: x["ref"] == "door:d-301")
+    assert (breach.data["household_id"], breach.data["status"]) == ("H-0101", "home_quarantine")
+
+    rows = await cp.rows(T.person_status, T.person_status.c.person_id.in_(["R-1001", "R-1002"]))
+    assert {(r.person_id, r.holds_at_gate, r.holds_at_home) for r in rows} == {
+        ("R-1001", True, False),
+        ("R-1002", True, True),
+    }
+    await cp.restart()
+    assert set(cp.state.held) >= {"R-1001", "R-1002"}
+    assert [h.person_id for h in cp.state.holders_of("H-0101")] == ["R-1002"]
+    assert dict(cp.state.quarantined_households) == {"H-0101": 1}
+
+
 # --- one checkpoint per store -----------------------------------------------------------------
 async def test_a_second_checkpoint_on_the_same_store_refuses_to_start(cp: Checkpoint, tmp_path):
     second = build(cp.settings())

@@ -200,6 +200,85 @@ async def test_a_quarantined_door_alerts_and_any_other_is_recorded():
     }
 
 
+def held(person: str, status: str, at: datetime, at_home: bool | None) -> PersonStatusChanged:
+    """Screening's decision holding ``person`` (of H-0101) at the gate, confining them at
+    home or not (None: a producer from before ``holds_at_home``)."""
+    return PersonStatusChanged(
+        person_id=person,
+        status=status,
+        holds_at_gate=True,
+        holds_at_home=at_home,
+        status_label={"en": status},
+        household_id="H-0101",
+        decided_at=at,
+    )
+
+
+def doors_quarantined(uow) -> dict[str, bool]:
+    return {d["event_id"]: d["quarantined"] for d in uow.register.doors.values()}
+
+
+async def test_a_door_whose_only_held_member_is_at_a_site_or_in_hospital_is_only_recorded():
+    uow, state = await community()
+    t = utcnow()
+    await handlers.person_status_changed(held("R-1001", "central_quarantine", t, False), uow, state)
+    await handlers.person_status_changed(held("R-1002", "in_hospital", t, False), uow, state)
+    assert set(state.held) == {"R-1001", "R-1002"}  # both still held at the gate
+    assert state.holders_of("H-0101") == [] and "H-0101" not in state.quarantined_households
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    await handlers.door_opened(door("d-1", "H-0101", opened), "H-0101", uow, state)
+    assert uow.events(QuarantineBreachAttempted) == []
+    assert doors_quarantined(uow) == {"d-1": False}
+    assert uow.holds.rows["R-1001"].holds_at_home is False
+
+
+async def test_a_door_alerts_for_a_member_at_home_even_if_another_is_at_a_site():
+    uow, state = await community()
+    t = utcnow()
+    await handlers.person_status_changed(held("R-1001", "central_quarantine", t, False), uow, state)
+    await handlers.person_status_changed(held("R-1002", "home_quarantine", t, True), uow, state)
+    assert [h.person_id for h in state.holders_of("H-0101")] == ["R-1002"]
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    await handlers.door_opened(door("d-1", "H-0101", opened), "H-0101", uow, state)
+    [breach] = uow.events(QuarantineBreachAttempted)
+    assert (breach["household_id"], breach["status"]) == ("H-0101", "home_quarantine")
+    assert doors_quarantined(uow) == {"d-1": True}
+
+
+async def test_a_move_from_home_to_a_site_stops_the_door_alert_and_back_home_starts_it():
+    uow, state = await community()
+    t = utcnow()
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    steps = [
+        ("home_quarantine", True, "d-1", True),
+        ("central_quarantine", False, "d-2", False),
+        ("home_quarantine", True, "d-3", True),  # stepped down to home
+        ("in_hospital", False, "d-4", False),
+    ]
+    for i, (status_, at_home, event_id, _) in enumerate(steps):
+        at = t + timedelta(minutes=i)
+        await handlers.person_status_changed(held("R-1001", status_, at, at_home), uow, state)
+        assert "R-1001" in state.held  # held at the gate all along
+        await handlers.door_opened(door(event_id, "H-0101", opened), "H-0101", uow, state)
+    assert doors_quarantined(uow) == {e: alerts for _, _, e, alerts in steps}
+    assert len(uow.events(QuarantineBreachAttempted)) == 2
+    assert not state.quarantined_households
+
+
+async def test_a_decision_from_a_producer_without_holds_at_home_confines_as_it_holds():
+    uow, state = await community()
+    t = utcnow()
+    await handlers.person_status_changed(held("R-1001", "a_site", t, None), uow, state)
+    assert uow.holds.rows["R-1001"].holds_at_home is True
+    opened = datetime(2026, 3, 11, 23, 0, tzinfo=UTC)
+    await handlers.door_opened(door("d-1", "H-0101", opened), "H-0101", uow, state)
+    assert doors_quarantined(uow) == {"d-1": True}
+    # not held at all: not confined at home either
+    freed = status("R-1001", False, t + timedelta(seconds=1), "released")
+    await handlers.person_status_changed(freed, uow, state)
+    assert uow.holds.rows["R-1001"].holds_at_home is False and state.holders_of("H-0101") == []
+
+
 async def test_a_door_event_is_kept_from_when_it_came_in_not_from_when_it_says():
     uow, state = await community()
     dated_1970 = datetime(1970, 1, 1, tzinfo=UTC)

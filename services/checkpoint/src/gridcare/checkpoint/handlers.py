@@ -112,6 +112,7 @@ async def person_status_changed(ev: PersonStatusChanged, uow: UoW, state: GateSt
             person_id=ev.person_id,
             status=ev.status,
             holds_at_gate=ev.holds_at_gate,
+            holds_at_home=ev.holds_at_home,  # None (an older producer): as holds_at_gate
             household_id=ev.household_id,
             decided_at=ev.decided_at,
             label=ev.status_label,
@@ -123,7 +124,8 @@ async def person_status_changed(ev: PersonStatusChanged, uow: UoW, state: GateSt
 
 
 async def door_opened(ev: DoorOpened, subject_household: str, uow: UoW, state: GateState) -> None:
-    """A quarantined household's door alerts its grid worker; any other is recorded."""
+    """A quarantined household's door (a member confined at home) alerts its grid worker;
+    any other is recorded."""
     if subject_household != ev.household_id:
         raise Permanent(f"household_id {ev.household_id!r} does not match the subject")
     holders = state.holders_of(ev.household_id)

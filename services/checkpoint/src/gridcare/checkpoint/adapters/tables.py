@@ -102,6 +102,8 @@ person_status = sa.Table(
     sa.Column("person_id", sa.String(64), primary_key=True),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("holds_at_gate", sa.Boolean, nullable=False, server_default=sa.true()),
+    # confined at home: their household's door alerts (screening's call, too)
+    sa.Column("holds_at_home", sa.Boolean, nullable=False),
     sa.Column("status_label", sa.JSON, nullable=True),
     sa.Column("household_id", sa.String(64), nullable=True),
     sa.Column("until", sa.DateTime(timezone=True), nullable=True),

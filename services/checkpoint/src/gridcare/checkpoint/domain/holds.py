@@ -1,9 +1,11 @@
 """Who screening holds, and what a door opening means.
 
 Screening decides whether a status holds a person at the gate (``holds_at_gate`` on its
-``PersonStatusChanged``); the checkpoint keeps the newest decision per person and does not
-interpret statuses. A held person's household is under quarantine: its door sensor alerts
-the grid worker; any other door opening is only recorded.
+``PersonStatusChanged``) and whether it confines them at home (``holds_at_home``); the
+checkpoint keeps the newest decision per person and does not interpret statuses. A household
+with a member confined at home is under quarantine: its door sensor alerts the grid worker;
+any other door opening is only recorded (a member held at a central quarantine site or in
+hospital is not at home: their door alerts only for someone else confined there).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ class Hold:
     decided_at: datetime
     label: dict[str, str] = field(default_factory=dict)
     until: datetime | None = None
+    # confined at home (their household's door alerts); None (an older producer): as
+    # holds_at_gate
+    holds_at_home: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.holds_at_home is None:
+            object.__setattr__(self, "holds_at_home", self.holds_at_gate)
 
 
 def newer(current_at: datetime | None, at: datetime) -> bool:
@@ -68,7 +77,8 @@ def door_opened(
     compound_id: str,
     holders: list[Hold],
 ) -> QuarantineBreachAttempted | None:
-    """A breach if someone of the household is held; nothing otherwise."""
+    """A breach if someone of the household is confined at home (``holders``: only those,
+    :meth:`GateState.holders_of`); nothing otherwise."""
     if not holders:
         return None
     first = holders[0]

@@ -89,10 +89,11 @@ class GateState:
         self.controls[compound_id] = (level, at)
 
     def set_hold(self, hold: Hold) -> None:
-        """Screening's decision in force for a person: held (at the gate, and their
-        household's door) or not."""
+        """Screening's decision in force for a person: held at the gate or not, and, if
+        held, confined at home (their household's door alerts) or not (a central quarantine
+        site, a hospital). A household is quarantined while a member is confined at home."""
         old = self.held.pop(hold.person_id, None)
-        if old and old.household_id:
+        if old and old.household_id and old.holds_at_home:
             self.quarantined_households[old.household_id] -= 1
             if self.quarantined_households[old.household_id] <= 0:
                 del self.quarantined_households[old.household_id]
@@ -101,11 +102,12 @@ class GateState:
             if household != hold.household_id:
                 hold = dataclasses.replace(hold, household_id=household)
             self.held[hold.person_id] = hold
-            if household:
+            if household and hold.holds_at_home:
                 self.quarantined_households[household] += 1
 
     def holders_of(self, household_id: str) -> list[Hold]:
-        return [h for h in self.held.values() if h.household_id == household_id]
+        """The members of the household confined at home (those its door alerts for)."""
+        return [h for h in self.held.values() if h.household_id == household_id and h.holds_at_home]
 
     def put_permit(self, holder: str, permit: Permit) -> None:
         # A closed permit stays in view until its window ends: an exit on it is then
