@@ -24,13 +24,13 @@ REPLY = (
 ).encode()
 
 
-async def run(url: str) -> None:
+async def run(url: str, subject: str = "gate.*.scan") -> None:
     nc = await nats.connect(url, name="bench-bare")
 
     async def on_scan(msg) -> None:
         await nc.publish(msg.reply, REPLY)
 
-    await nc.subscribe("gate.*.scan", queue="bench-bare", cb=on_scan)
+    await nc.subscribe(subject, queue="bench-bare", cb=on_scan)
     await nc.flush()
     print("ready", flush=True)
 
@@ -46,11 +46,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", required=True)
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    p.add_argument(
+        "--subject",
+        default="gate.*.scan",
+        help="what it answers (screening_bench.py: 'resident.*.checkin')",
+    )
     args = p.parse_args()
     if args.loop == "uvloop":
-        uvloop.run(run(args.url))
+        uvloop.run(run(args.url, args.subject))
     else:
-        asyncio.run(run(args.url))
+        asyncio.run(run(args.url, args.subject))
 
 
 if __name__ == "__main__":
