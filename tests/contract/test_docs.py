@@ -4,6 +4,7 @@ from pathlib import Path
 
 from gridcare.checkpoint.config import CheckpointSettings
 from gridcare.notify.config import NotifySettings
+from gridcare.screening.config import ScreeningSettings
 from gridcare.shared.settings import ENV_PREFIX
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -13,8 +14,12 @@ def test_every_setting_is_documented():
     text = DOCS.read_text()
     missing = [
         f"{ENV_PREFIX}{name.upper()}"
-        # every service's, the checkpoint's and notify's
-        for name in {*CheckpointSettings.model_fields, *NotifySettings.model_fields}
+        # every service's, the checkpoint's, notify's and screening's
+        for name in {
+            *CheckpointSettings.model_fields,
+            *NotifySettings.model_fields,
+            *ScreeningSettings.model_fields,
+        }
         if f"{ENV_PREFIX}{name.upper()}" not in text
     ]
     assert missing == []

@@ -68,7 +68,8 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
     async def compound_tick() -> None:
         await compounds.tick(svc.unit_of_work(), clock())
 
-    svc.every(COMPOUND_TICK_S, compound_tick)
+    tick_s = getattr(settings, "screening_compound_tick_s", COMPOUND_TICK_S)
+    svc.every(tick_s, compound_tick)
     svc.components.update(compound_tick=compound_tick)
     svc.publishes(CaseOpened, CASE_OPENED)
     svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED)

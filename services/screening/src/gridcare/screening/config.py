@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from gridcare.shared.settings import Settings
@@ -13,3 +15,8 @@ class ScreeningSettings(Settings):
     screening_checkin_tick_s: float = Field(30.0, gt=0)
     # residents reminded (or visits asked for) per transaction of that pass
     screening_reminder_batch: int = Field(2000, ge=1)
+    # how often compounds are checked for the days without a new case (epidemic-free)
+    screening_compound_tick_s: float = Field(60.0, gt=0)
+    # a test and drill facility, off by default: a file holding the seconds screening's
+    # clock runs ahead of the real time, read again when it changes (adapters/clock.py)
+    screening_clock_offset_file: Path | None = None
