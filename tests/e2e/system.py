@@ -88,6 +88,9 @@ class System:
     # the last error of count() per (service, table), kept for a failing test's message
     count_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     residents: int = 0  # in the last community imported: what wait_projected waits for
+    # more environment for one service's process, by service name (e.g. screening's
+    # GRIDCARE_SCREENING_CLOCK_OFFSET_FILE: see ``move_clock``)
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(self) -> System:
         self.nats = NatsServer(store_dir=self.root / "nats").start()
@@ -100,7 +103,7 @@ class System:
             "GRIDCARE_OUTBOX_POLL_S": "0.2",
         }
         for name in SERVICES:
-            penv = {**env, "GRIDCARE_DATABASE_URL": self.db_urls[name]}
+            penv = {**env, "GRIDCARE_DATABASE_URL": self.db_urls[name], **self.env.get(name, {})}
             self.procs[name] = ServiceProcess(
                 name, penv, self.root / "log" / f"{name}.log", free_port()
             )
@@ -121,6 +124,15 @@ class System:
 
     def restart(self, name: str) -> None:
         self.procs[name].start().wait_ready(90)
+
+    def move_clock(self, name: str, ahead_s: float) -> None:
+        """Move a service's clock ``ahead_s`` seconds ahead of the real time: the file its
+        ``GRIDCARE_<NAME>_CLOCK_OFFSET_FILE`` names (set in ``env`` before ``start``),
+        replaced at once so the service never reads half of it."""
+        path = Path(self.env[name][f"GRIDCARE_{name.upper()}_CLOCK_OFFSET_FILE"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{ahead_s}\n")
+        os.replace(tmp, path)
 
     def logs(self) -> str:
         return "\n".join(
