@@ -27,7 +27,7 @@ from .adapters import tables
 from .adapters.register import REGISTER, NatsRegister
 from .config import ScreeningSettings
 from .entrypoints import CLOCK, api, events, questionnaires, residents
-from .handlers import checkins, compounds, followup
+from .handlers import checkins, compounds, followup, missed
 from .handlers.campaigns import door_calls_due
 from .unit_of_work import SqlUnitOfWork
 
@@ -82,7 +82,10 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
 
     async def checkin_tick() -> dict[str, int]:
         now = clock()
+        # a missed follow-up day first: its door visit stands for the 2-day rule's
+        escalated = await missed.escalate(svc.unit_of_work, now, cfg.screening_reminder_batch)
         done = await checkins.remind(svc.unit_of_work, now, cfg.screening_reminder_batch)
+        done["follow_up_missed"] = escalated
         done["released"] = await followup.release_due(svc.unit_of_work(), now)
         return done
 

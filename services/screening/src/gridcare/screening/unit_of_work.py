@@ -14,6 +14,7 @@ from .adapters.places import Places
 from .domain import campaigns as camp
 from .domain import checkins as ci
 from .domain import followup as fu
+from .domain import missed as ms
 from .domain.cases import Case, Observation
 from .domain.compounds import CompoundState
 from .domain.contacts import Proposal
@@ -174,6 +175,13 @@ class Checkins(Protocol):
         self, community_id: str, day: date, days: int, limit: int, after: str = ""
     ) -> list[ci.MissedRun]: ...
     async def visits_requested(self, rows: list[dict]) -> None: ...
+    async def missed_follow_up_days(
+        self, community_id: str, days: list[date], limit: int
+    ) -> list[ms.MissedDay]:
+        """The community's people with an open follow-up and, among ``days``, the days of
+        it (domain/missed.py's rule) with no check-in and no follow-up record: one query,
+        by person then day (handlers/missed.py)."""
+        ...
 
 
 class FollowUps(Protocol):

@@ -9,6 +9,7 @@ from typing import Any
 from ..domain import campaigns as camp
 from ..domain import checkins as ci
 from ..domain import followup as fu
+from ..domain import missed as ms
 from ..domain.cases import Case, Observation
 from ..domain.compounds import CompoundState
 from ..domain.contacts import Proposal
@@ -497,6 +498,29 @@ class Checkins:
             if row["request_id"] in self.visit_requests:
                 raise KeyError(f"visit request {row['request_id']} exists")
             self.visit_requests[row["request_id"]] = row
+
+    async def missed_follow_up_days(
+        self, community_id: str, days: list[date], limit: int
+    ) -> list[ms.MissedDay]:
+        if not days or self.follow_ups is None:
+            return []
+        today = max(days) + timedelta(days=1)
+        out = []
+        for r, b in self._residents_of(community_id):
+            p = r["resident_id"]
+            f = await self.follow_ups.open_of(p)
+            if f is None:
+                continue
+            for d in sorted(days):
+                if not ms.watched(d, started_on=f.started_on, ends_on=f.ends_on, today=today):
+                    continue
+                if (p, d) in self.rows or (p, d) in self.follow_ups.days:
+                    continue
+                last = max((k for (q, k) in self.rows if q == p and k < d), default=None)
+                grid = b.get("grid_id") if b else None
+                head = (p, r.get("name") or "", r["household_id"], grid, f.follow_up_id)
+                out.append(ms.MissedDay(*head, f.started_on, f.ends_on, d, last))
+        return out[:limit]
 
 
 class FollowUps:

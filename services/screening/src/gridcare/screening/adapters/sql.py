@@ -27,6 +27,7 @@ from gridcare.shared.store import upsert_row
 from ..domain import campaigns as camp
 from ..domain import checkins as ci
 from ..domain import followup as fu
+from ..domain import missed as ms
 from ..domain.cases import Case, Observation
 from ..domain.compounds import CompoundState
 from ..domain.contacts import Proposal, ProposalStatus
@@ -1051,6 +1052,63 @@ class Checkins:
     async def visits_requested(self, rows: list[dict]) -> None:
         if rows:
             await self.session.execute(sa.insert(T.door_visit_requests), rows)
+
+    async def missed_follow_up_days(
+        self, community_id: str, days: list[date], limit: int
+    ) -> list[ms.MissedDay]:
+        """One query: the community's open follow-ups joined to the candidate ``days``
+        (a small literal table) on domain/missed.py's rule (after the day it began, up to
+        its planned end), less the days with a check-in or a follow-up record."""
+        if not days:
+            return []
+        r, b, c, k = T.residents, T.buildings, T.compounds, T.checkins
+        f, fd = T.follow_ups, T.follow_up_days
+        picks = [sa.select(sa.literal(d, sa.Date).label("day")) for d in days]
+        d = (sa.union_all(*picks) if len(picks) > 1 else picks[0]).subquery("d")
+        last_checkin = (
+            sa.select(sa.func.max(k.c.day))
+            .where(k.c.person_id == r.c.resident_id, k.c.day < d.c.day)
+            .scalar_subquery()
+        )
+        q = (
+            sa.select(
+                r.c.resident_id,
+                r.c.name,
+                r.c.household_id,
+                b.c.grid_id,
+                f.c.follow_up_id,
+                f.c.started_on,
+                f.c.ends_on,
+                d.c.day,
+                last_checkin.label("last_checkin_day"),
+            )
+            .select_from(
+                _where_people()
+                .join(f, sa.and_(f.c.person_id == r.c.resident_id, f.c.status == "open"))
+                .join(d, sa.and_(d.c.day > f.c.started_on, d.c.day <= f.c.ends_on))
+            )
+            .where(
+                c.c.community_id == community_id,
+                ~sa.exists().where(k.c.person_id == r.c.resident_id, k.c.day == d.c.day),
+                ~sa.exists().where(fd.c.person_id == r.c.resident_id, fd.c.day == d.c.day),
+            )
+            .order_by(r.c.resident_id, d.c.day)
+            .limit(limit)
+        )
+        return [
+            ms.MissedDay(
+                row.resident_id,
+                row.name or "",
+                row.household_id,
+                row.grid_id,
+                row.follow_up_id,
+                row.started_on,
+                row.ends_on,
+                row.day,
+                row.last_checkin_day,
+            )
+            for row in await self.session.execute(q)
+        ]
 
 
 # --- follow-up (handlers/followup.py) -----------------------------------------------------
