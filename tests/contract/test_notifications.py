@@ -27,12 +27,14 @@ from gridcare.contracts.refdata import (
     Resident,
     Staff,
 )
-from gridcare.contracts.screening import CaseOpened
+from gridcare.contracts.screening import CaseOpened, PersonStatusChanged
 from gridcare.dispatch import handlers as dispatch
 from gridcare.dispatch.unit_of_work import FakeUnitOfWork as DispatchUoW
 from gridcare.notify.domain.templates import Templates
 from gridcare.screening.handlers import campaigns as screening_campaigns
 from gridcare.screening.handlers import checkins as screening_checkins
+from gridcare.screening.handlers import followup as screening_followup
+from gridcare.screening.handlers import missed as screening_missed
 from gridcare.screening.handlers import questionnaires as screening_questionnaires
 from gridcare.screening.handlers import refdata as screening_refdata
 from gridcare.screening.unit_of_work import FakeUnitOfWork as ScreeningUoW
@@ -169,6 +171,20 @@ async def from_screening_checkins() -> list[dict]:
     return uow.events(NotificationRequested)
 
 
+async def from_screening_missed() -> list[dict]:
+    """A close contact under follow-up not heard from for a day: their grid worker told."""
+    uow = ScreeningUoW()
+    for entity in PLACES:
+        await screening_refdata.reference_data_changed(entity, uow)
+    named = PersonStatusChanged(
+        person_id="R-1001", status="close_contact", holds_at_gate=True, decided_at=T0,
+        role="community_doctor", reason="CDC list",
+    )  # fmt: skip
+    await screening_followup.status_changed(named, uow)
+    await screening_missed.escalate(lambda: uow, T0 + timedelta(days=2, hours=3))
+    return uow.events(NotificationRequested)
+
+
 @pytest.mark.parametrize(
     "producer",
     [
@@ -177,6 +193,7 @@ async def from_screening_checkins() -> list[dict]:
         from_screening_questionnaires,
         from_screening_campaigns,
         from_screening_checkins,
+        from_screening_missed,
     ],
 )
 async def test_every_request_renders_in_every_language(producer):

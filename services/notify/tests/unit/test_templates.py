@@ -120,6 +120,15 @@ SAMPLES: dict[str, dict] = {
         "household_id": "H-0104",
         "days": 2,
     },
+    "task.follow_up_missed": {
+        "person_id": "R-1003",
+        "name": "赵敏",
+        "household_id": "H-0102",
+        "days": ["2026-03-13"],
+        "started_on": "2026-03-12",
+        "ends_on": "2026-03-26",
+        "last_checkin_day": None,
+    },
     "task.mental_health_call_back": {
         "person_id": "R-1001",
         "name": "王芳",
