@@ -418,9 +418,7 @@ class Sites:
     async def intake(self, intake_id: str) -> Intake | None:
         row = (
             await self.session.execute(
-                sa.select(T.quarantine_intakes).where(
-                    T.quarantine_intakes.c.intake_id == intake_id
-                )
+                sa.select(T.quarantine_intakes).where(T.quarantine_intakes.c.intake_id == intake_id)
             )
         ).first()
         if row is None:
