@@ -66,7 +66,9 @@ class OffsetClock:
             return
         if offset != self.offset_s:
             log.warning(
-                "screening's clock now runs %ss ahead of the real time (%s)", offset, self.path
+                "screening's clock now runs %.2f days ahead of the real time (%s)",
+                offset / 86400,
+                self.path,
             )
         self.offset_s = offset
 
