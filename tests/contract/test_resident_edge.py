@@ -4,6 +4,7 @@ build a request or read a reply. The service under test is started with the libr
 the community's reference data loaded with it); the client side is what a mini-program
 backend or a chat bot written in any language would do.
 
+§4.1 daily check-ins: ``resident.<person_id>.checkin``;
 §4.3 questionnaires: ``resident.<person_id>.questionnaire``.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
@@ -152,4 +154,54 @@ async def test_bad_requests_get_the_contracts_errors_never_silence(edge):
     unknown = """{"submission_id": "mp-1", "person_id": "R-4040", "instrument": "gad7",
                   "answers": [0, 0, 0, 0, 0, 0, 0], "submitted_at": "2026-03-12T01:00:00Z"}"""
     reply = await request(nc, "resident.R-4040.questionnaire", unknown)
+    assert assert_error(reply, "unknown_person") == ["person_id"]
+
+
+def assert_checkin_reply(reply: dict, checkin_id: str) -> None:
+    assert set(reply) == {"checkin_id", "status", "follow_up", "message"}
+    assert reply["checkin_id"] == checkin_id
+    assert reply["status"] in {"recorded", "replaced"}
+    assert isinstance(reply["follow_up"], bool)
+    assert set(reply["message"]) == {"zh", "en"}
+    assert all(isinstance(t, str) and t.strip() for t in reply["message"].values())
+
+
+async def test_any_nats_client_can_check_in(edge):
+    nc = edge
+    shanghai = datetime.now(UTC) + timedelta(hours=8)  # the community's local day
+    today = shanghai.date().isoformat()
+    now = shanghai.strftime("%Y-%m-%dT%H:%M:%S+08:00")
+    well = """{"checkin_id": "c-9", "person_id": "R-1001", "day": "TODAY",
+                "temperature_c": 36.6, "symptoms": [], "submitted_at": "NOW",
+                "app": "mini-program 2.3"}""".replace("TODAY", today).replace("NOW", now)
+    reply = await request(nc, "resident.R-1001.checkin", well)
+    assert_checkin_reply(reply, "c-9")
+    assert (reply["status"], reply["follow_up"]) == ("recorded", False)
+    # the idempotency key: the same request again gets the same reply
+    assert await request(nc, "resident.R-1001.checkin", well) == reply
+
+    # a later one for the same day replaces it; a cough is followed up
+    cough = """{"checkin_id": "c-10", "person_id": "R-1001", "day": "TODAY",
+                 "temperature_c": 37.0, "symptoms": ["cough"], "note": "since last night",
+                 "reported_by": "W-01", "submitted_at": "NOW"}"""
+    cough = cough.replace("TODAY", today).replace("NOW", now)
+    reply = await request(nc, "resident.R-1001.checkin", cough)
+    assert_checkin_reply(reply, "c-10")
+    assert (reply["status"], reply["follow_up"]) == ("replaced", True)
+
+
+async def test_a_bad_check_in_names_every_bad_field(edge):
+    nc = edge
+    bad = """{"checkin_id": "c 1", "person_id": "R-1002", "day": "12/03/2026",
+              "temperature_c": "warm", "symptoms": ["sneezing"], "submitted_at": "soon"}"""
+    fields = assert_error(await request(nc, "resident.R-1001.checkin", bad), "invalid_checkin")
+    assert {"checkin_id", "person_id", "day", "temperature_c", "submitted_at"} <= set(fields)
+    assert any(f.startswith("symptoms") for f in fields)
+    for text in ("", "null", "[]", "{"):
+        assert_error(await request(nc, "resident.R-1001.checkin", text), "invalid_checkin")
+    today = (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()
+    unknown = """{"checkin_id": "c-1", "person_id": "R-4040", "day": "TODAY",
+                   "symptoms": [], "submitted_at": "NOW"}"""
+    unknown = unknown.replace("TODAY", today).replace("NOW", datetime.now(UTC).isoformat())
+    reply = await request(nc, "resident.R-4040.checkin", unknown)
     assert assert_error(reply, "unknown_person") == ["person_id"]
