@@ -102,6 +102,16 @@ async def from_dispatch() -> list[dict]:
         ),
         uow,
     )
+    # screening's decisions: a household into home quarantine, then the person confirmed
+    for status, later in (("home_quarantine", 0), ("confirmed", 1)):
+        await dispatch.person_status_changed(
+            PersonStatusChanged(
+                person_id="R-1001", status=status, holds_at_gate=True, holds_at_home=True,
+                household_id="H-0101", decided_at=T0 + timedelta(hours=later),
+                role="lab", reason="positive",
+            ),
+            uow,
+        )  # fmt: skip
     return uow.events(NotificationRequested)
 
 

@@ -113,6 +113,14 @@ SAMPLES: dict[str, dict] = {
             {"household_id": "H-0204", "people": ["R-1009"]},
         ],
     },
+    "task.quarantine_support": {
+        "household_id": "H-0101",
+        "person_id": "R-1001",
+        "since": AT,
+        "until": "2026-03-25T23:31:05Z",
+        "hours": 6,
+    },
+    "task.transfer": {"person_id": "R-1001", "household_id": "H-0101", "at": AT, "hours": 2},
     "checkin.reminder": {"name": "张伟", "day": "2026-03-12", "by_time": "20:00"},
     "checkin.missed": {
         "person_id": "R-1004",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream import FastStream
 
 from gridcare.contracts import STREAMS
-from gridcare.contracts.dispatch import TASK_CREATED, TaskCreated
+from gridcare.contracts.dispatch import TASK_CLOSED, TASK_CREATED, TaskClosed, TaskCreated
 from gridcare.contracts.notify import NOTIFICATION_REQUESTED, NotificationRequested
 from gridcare.shared.service import Service
 from gridcare.shared.settings import Settings
@@ -28,11 +28,12 @@ def build(settings: Settings | None = None) -> Service:
         http_port=HTTP_PORT,
         settings=settings,
         description="Field tasks for grid workers: fever follow-ups, quarantine breaches, "
-        "overdue returns.",
+        "overdue returns, door visits, quarantine support, transfers.",
     )
     svc.include(events.router(svc.settings))
     svc.include(api.router(NAME))
     svc.publishes(TaskCreated, TASK_CREATED)
+    svc.publishes(TaskClosed, TASK_CLOSED)
     svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)
     return svc
 

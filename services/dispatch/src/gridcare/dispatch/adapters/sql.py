@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
 from gridcare.shared.localtime import as_utc
 
+from ..domain.holds import Hold
 from ..domain.tasks import Task
 from . import tables as T
 
@@ -34,6 +35,7 @@ def _task(row) -> Task:
         status=row.status,
         due_by=as_utc(row.due_by),
         created_at=as_utc(row.created_at),
+        closed_at=as_utc(row.closed_at) if row.closed_at else None,
     )
 
 
@@ -60,7 +62,28 @@ class Tasks:
                 status=task.status,
                 due_by=task.due_by,
                 created_at=task.created_at,
+                closed_at=task.closed_at,
             )
+        )
+
+    async def open_of(
+        self, kind: str, *, household_id: str | None = None, person_id: str | None = None
+    ) -> list[Task]:
+        """The open tasks of a kind about a household or a person."""
+        c = T.tasks.c
+        q = sa.select(T.tasks).where(c.kind == kind, c.status == "open")
+        if household_id is not None:
+            q = q.where(c.household_id == household_id)
+        if person_id is not None:
+            q = q.where(c.person_id == person_id)
+        return [_task(r) for r in await self.session.execute(q.order_by(c.created_at))]
+
+    async def close(self, task_id: str, status: str, at) -> None:
+        c = T.tasks.c
+        await self.session.execute(
+            sa.update(T.tasks)
+            .where(c.task_id == task_id, c.status == "open")
+            .values(status=status, closed_at=at)
         )
 
     async def newest(self, limit: int, assignee_id: str | None = None) -> list[Task]:
@@ -68,3 +91,41 @@ class Tasks:
         if assignee_id:
             q = q.where(T.tasks.c.assignee_id == assignee_id)
         return [_task(r) for r in await self.session.execute(q)]
+
+
+class Holds:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, person_id: str) -> Hold | None:
+        q = sa.select(T.holds).where(T.holds.c.person_id == person_id)
+        row = (await self.session.execute(q)).first()
+        if row is None:
+            return None
+        return Hold(
+            person_id=row.person_id,
+            household_id=row.household_id,
+            status=row.status,
+            at_home=row.at_home,
+            decided_at=as_utc(row.decided_at),
+        )
+
+    async def put(self, hold: Hold) -> None:
+        values = {
+            "household_id": hold.household_id,
+            "status": hold.status,
+            "at_home": hold.at_home,
+            "decided_at": hold.decided_at,
+        }
+        done = await self.session.execute(
+            sa.update(T.holds).where(T.holds.c.person_id == hold.person_id).values(**values)
+        )
+        if not done.rowcount:
+            await self.session.execute(
+                sa.insert(T.holds).values(person_id=hold.person_id, **values)
+            )
+
+    async def anyone_at_home(self, household_id: str) -> bool:
+        c = T.holds.c
+        q = sa.select(sa.literal(1)).where(c.household_id == household_id, c.at_home.is_(True))
+        return bool(await self.session.scalar(q.limit(1)))

@@ -55,9 +55,23 @@ tasks = sa.Table(
     sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("grid_id", sa.String(64), nullable=False),
     sa.Column("assignee_id", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),  # open | done
+    sa.Column("status", sa.String(16), nullable=False),  # open | done | cancelled
     sa.Column("due_by", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("kind", "case_id", name="uq_tasks_kind_case"),
     sa.UniqueConstraint("kind", "source_ref", name="uq_tasks_kind_source"),
+    sa.Index("ix_tasks_kind_household_status", "kind", "household_id", "status"),
+)
+
+# Each person's latest decision from screening (PersonStatusChanged), as far as dispatch
+# needs it: whether they are confined at home, and when it was decided (later wins).
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(64), nullable=False),
+    sa.Column("at_home", sa.Boolean, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
 )

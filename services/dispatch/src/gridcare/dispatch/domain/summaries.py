@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from gridcare.shared.localtime import reads
 
@@ -75,4 +75,52 @@ def overdue(
         "en": f"Overdue return: resident {holder_id} (household {household_id}) went "
         f"out at {out} on permit {permit_id}, was due back by {due} and is not back; "
         f"contact them within {h} hour{'' if h == '1' else 's'}",
+    }
+
+
+def door_visit(
+    person_id: str,
+    household_id: str,
+    missed_days: int,
+    last_checkin_day: date | None,
+) -> dict[str, str]:
+    zh_last = f"，最近一次打卡 {last_checkin_day.isoformat()}" if last_checkin_day else "，从未打卡"
+    en_last = (
+        f"; last check-in {last_checkin_day.isoformat()}"
+        if last_checkin_day
+        else "; never checked in"
+    )
+    day = "day" if missed_days == 1 else "days"
+    return {
+        "zh": f"上门探访：居民 {person_id}（住户 {household_id}）已 {missed_days} 天未打卡"
+        f"{zh_last}，请今天上门",
+        "en": f"Door visit: resident {person_id} (household {household_id}) has not checked "
+        f"in for {missed_days} {day}{en_last}; call at the door today",
+    }
+
+
+def quarantine_support(
+    household_id: str, person_id: str, since: datetime, zone: str | None
+) -> dict[str, str]:
+    t = reads(since, zone)
+    h = hours("quarantine_support")
+    return {
+        "zh": f"居家隔离保障：住户 {household_id} 自 {t} 起居家隔离（首位：{person_id}），"
+        f"请在{h}小时内核查门磁，安排生活物资配送和垃圾收运",
+        "en": f"Home quarantine support: household {household_id} is in home quarantine since "
+        f"{t} (first: {person_id}); within {h} hours check the door sensor and arrange "
+        "supplies and rubbish collection",
+    }
+
+
+def transfer(
+    person_id: str, household_id: str, since: datetime, zone: str | None
+) -> dict[str, str]:
+    t = reads(since, zone)
+    h = hours("transfer")
+    return {
+        "zh": f"确诊转运：居民 {person_id}（住户 {household_id}）于 {t} 确诊，"
+        f"请在{h}小时内安排转运至定点医院",
+        "en": f"Transfer: resident {person_id} (household {household_id}) was confirmed at "
+        f"{t}; arrange the transfer to a designated hospital within {h} hours",
     }

@@ -13,15 +13,34 @@ from typing import Literal
 
 from gridcare.shared.envelope import stable_id
 
-Kind = Literal["fever_follow_up", "quarantine_breach", "overdue_return"]
+Kind = Literal[
+    "fever_follow_up",
+    "quarantine_breach",
+    "overdue_return",
+    "door_visit",
+    "quarantine_support",
+    "transfer",
+]
 
 #: How soon the grid worker must act, per kind of task.
 WITHIN: dict[str, timedelta] = {
     "fever_follow_up": timedelta(hours=2),  # contact and visit a resident with a fever
     "quarantine_breach": timedelta(minutes=15),  # someone held is trying to get out
     "overdue_return": timedelta(hours=1),  # a resident is not back from an outing permit
+    "door_visit": timedelta(hours=12),  # a resident not heard from: call at the door today
+    # a household sealed at home: door sensor, supplies and rubbish arranged the same day
+    "quarantine_support": timedelta(hours=6),
+    "transfer": timedelta(hours=2),  # a confirmed case to a designated hospital
 }
-URGENT = frozenset({"quarantine_breach"})
+URGENT = frozenset({"quarantine_breach", "transfer"})
+
+#: The kinds whose grid worker dispatch tells through notify. A door visit is not one:
+#: screening's own alert about the missed days (``checkin.missed``,
+#: ``task.follow_up_missed``) is the worker's message, so one missed-check-in event never
+#: makes two; dispatch's task is the office's record of the visit and its lifecycle.
+TOLD = frozenset(
+    {"fever_follow_up", "quarantine_breach", "overdue_return", "quarantine_support", "transfer"}
+)
 
 
 class NoWorker(Exception):
@@ -50,9 +69,10 @@ class Task:
     grid_id: str
     assignee_id: str
     urgent: bool
-    status: str
+    status: str  # open | done | cancelled
     due_by: datetime
     created_at: datetime
+    closed_at: datetime | None = None
 
 
 def task_id(kind: str, source_ref: str) -> str:
@@ -72,6 +92,22 @@ def breach_ref(via: str, gate_id: str | None, household_id: str | None, ref: str
 def overdue_ref(permit_id: str, exited_at: datetime) -> str:
     """A permit with several uses can be overdue once per outing, hence the exit time."""
     return f"permit:{permit_id}:{exited_at.astimezone(UTC).isoformat()}"
+
+
+def visit_ref(request_id: str) -> str:
+    """Screening's door-visit request (stable per person and run of missed days)."""
+    return f"visit:{request_id}"
+
+
+def support_ref(household_id: str, decided_at: datetime) -> str:
+    """A household's home quarantine, from the decision that opened it: a later quarantine
+    of the same household (after the first ended) is a new task."""
+    return f"quarantine:{household_id}:{decided_at.astimezone(UTC).isoformat()}"
+
+
+def transfer_ref(person_id: str, decided_at: datetime) -> str:
+    """One transfer per confirmed decision about a person."""
+    return f"transfer:{person_id}:{decided_at.astimezone(UTC).isoformat()}"
 
 
 def new_task(
@@ -102,7 +138,11 @@ def new_task(
 
 
 #: The task kinds a person must acknowledge (their alert's kind: its escalation chain).
-ALERT_KIND: dict[str, str] = {"fever_follow_up": "fever", "quarantine_breach": "quarantine_breach"}
+ALERT_KIND: dict[str, str] = {
+    "fever_follow_up": "fever",
+    "quarantine_breach": "quarantine_breach",
+    "transfer": "transfer",  # a confirmed case waiting at home: someone must take it on
+}
 
 
 def hours_of(kind: str) -> float:

@@ -6,7 +6,7 @@ from faststream import Depends
 
 from gridcare.contracts import checkpoint, refdata, screening
 from gridcare.contracts.checkpoint import PermitOverdue, QuarantineBreachAttempted
-from gridcare.contracts.screening import CaseOpened
+from gridcare.contracts.screening import CaseOpened, DoorVisitRequested, PersonStatusChanged
 from gridcare.shared.consumers import ConsumerRouter, message_uow
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
@@ -37,6 +37,29 @@ def router(settings: Settings) -> ConsumerRouter:
         env: Envelope[CaseOpened], uow: DispatchUnitOfWork = Depends(message_uow)
     ) -> None:
         await handlers.case_opened(env.data, uow)
+
+    @r.consumer(
+        screening.DOOR_VISIT_REQUESTED.format(grid_id="*"),
+        durable="dispatch-visits",
+        stream=screening.STREAM,
+        description="A resident not heard from: a door-visit task (screening tells the worker).",
+    )
+    async def door_visit_requested(
+        env: Envelope[DoorVisitRequested], uow: DispatchUnitOfWork = Depends(message_uow)
+    ) -> None:
+        await handlers.door_visit_requested(env.data, uow)
+
+    @r.consumer(
+        screening.PERSON_STATUS_CHANGED.format(person_id="*"),
+        durable="dispatch-statuses",
+        stream=screening.STREAM,
+        description="Screening's decisions: quarantine support for a household held at home, "
+        "a transfer for a confirmed case.",
+    )
+    async def person_status_changed(
+        env: Envelope[PersonStatusChanged], uow: DispatchUnitOfWork = Depends(message_uow)
+    ) -> None:
+        await handlers.person_status_changed(env.data, uow)
 
     # Precise filters: the CHECKPOINT stream carries more than dispatch takes.
     @r.consumer(
