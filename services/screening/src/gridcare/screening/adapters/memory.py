@@ -416,6 +416,15 @@ class Checkins:
     async def in_force(self, person_id: str, day: date) -> ci.Checkin | None:
         return self.rows.get((person_id, day))
 
+    async def for_checkins(
+        self, keys: list[tuple[str, str, date]]
+    ) -> dict[tuple[str, str, date], tuple]:
+        return {key: await self.for_checkin(*key) for key in keys}
+
+    async def put_many(self, rows: list[tuple[ci.Checkin, ci.Reply, bool]]) -> None:
+        for checkin, reply, replacing in rows:
+            await self.put(checkin, reply, replacing)
+
     async def put(self, checkin: ci.Checkin, reply: ci.Reply, replacing: bool) -> None:
         key = (checkin.person_id, checkin.day)
         if (key in self.rows) != replacing or reply.checkin_id in self.replies:

@@ -846,7 +846,7 @@ class Checkins:
         )
 
     @staticmethod
-    def _resident_query(person_id: str) -> sa.Select:
+    def _resident_query(person_id: str | None) -> sa.Select:
         r, b, c, cm, p, st = (
             T.residents,
             T.buildings,
@@ -856,26 +856,22 @@ class Checkins:
             T.person_status,
         )
         policy_cols = [col.label(f"policy_{col.name}") for col in p.c if col.name != "community_id"]
-        q = (
-            sa.select(
-                r.c.resident_id,
-                r.c.household_id,
-                r.c.name,
-                b.c.grid_id,
-                c.c.community_id,
-                cm.c.time_zone,
-                st.c.status,
-                *policy_cols,
-            )
-            .select_from(
-                _where_people()
-                .outerjoin(cm, cm.c.community_id == c.c.community_id)
-                .outerjoin(p, p.c.community_id == c.c.community_id)
-                .outerjoin(st, st.c.person_id == r.c.resident_id)
-            )
-            .where(r.c.resident_id == person_id)
+        q = sa.select(
+            r.c.resident_id,
+            r.c.household_id,
+            r.c.name,
+            b.c.grid_id,
+            c.c.community_id,
+            cm.c.time_zone,
+            st.c.status,
+            *policy_cols,
+        ).select_from(
+            _where_people()
+            .outerjoin(cm, cm.c.community_id == c.c.community_id)
+            .outerjoin(p, p.c.community_id == c.c.community_id)
+            .outerjoin(st, st.c.person_id == r.c.resident_id)
         )
-        return q
+        return q if person_id is None else q.where(r.c.resident_id == person_id)
 
     async def reply_of(self, checkin_id: str) -> ci.Reply | None:
         t = T.checkin_requests
@@ -920,6 +916,88 @@ class Checkins:
                 follow_up=reply.follow_up,
                 received_at=reply.received_at,
             )
+        )
+
+    async def for_checkins(
+        self, keys: list[tuple[str, str, date]]
+    ) -> dict[tuple[str, str, date], tuple]:
+        """``for_checkin`` for many (person_id, checkin_id, day) at once, set-based: four
+        queries for the lot (residents, kept replies, check-ins in force, open follow-ups),
+        not one each (the edge's batches, handlers/checkins.check_in_many)."""
+        people = sorted({p for p, _, _ in keys})
+        ids = sorted({c for _, c, _ in keys})
+        days = sorted({d for _, _, d in keys})
+        r, rq, k, f = T.residents, T.checkin_requests, T.checkins, T.follow_ups
+        who: dict[str, ci.Resident] = {}
+        replies: dict[str, ci.Reply] = {}
+        in_force: dict[tuple[str, date], ci.Checkin] = {}
+        follows: dict[str, fu.FollowUp] = {}
+        for i in range(0, len(people), IN_CHUNK):
+            chunk = people[i : i + IN_CHUNK]
+            q = self._resident_query(None).where(r.c.resident_id.in_(chunk))
+            for row in await self.session.execute(q):
+                who[row.resident_id] = self._resident(row)
+            q = sa.select(k).where(k.c.person_id.in_(chunk), k.c.day.in_(days))
+            for row in await self.session.execute(q):
+                in_force[(row.person_id, row.day)] = _checkin(row)
+            q = sa.select(f).where(f.c.person_id.in_(chunk), f.c.status == "open")
+            for row in await self.session.execute(q):
+                follows[row.person_id] = _follow_up(row)
+        for i in range(0, len(ids), IN_CHUNK):
+            q = sa.select(rq).where(rq.c.checkin_id.in_(ids[i : i + IN_CHUNK]))
+            for row in await self.session.execute(q):
+                replies[row.checkin_id] = ci.Reply(
+                    row.checkin_id,
+                    row.person_id,
+                    row.day,
+                    row.status,
+                    row.follow_up,
+                    as_utc(row.received_at),
+                )
+        out = {}
+        for p, c, d in keys:
+            w = who.get(p)
+            out[(p, c, d)] = (
+                w,
+                replies.get(c),
+                in_force.get((p, d)) if w else None,
+                follows.get(p) if w else None,
+            )
+        return out
+
+    async def put_many(self, rows: list[tuple[ci.Checkin, ci.Reply, bool]]) -> None:
+        """``put`` for many (checkin, reply, replacing): one executemany a statement."""
+        if not rows:
+            return
+        t = T.checkins
+        new = [_checkin_values(c) for c, _, replacing in rows if not replacing]
+        again = [
+            {**_checkin_values(c), "k_person": c.person_id, "k_day": c.day}
+            for c, _, replacing in rows
+            if replacing
+        ]
+        if new:
+            await self.session.execute(sa.insert(t), new)
+        if again:  # the SET clause from the rows' column names
+            await self.session.execute(
+                sa.update(t).where(
+                    t.c.person_id == sa.bindparam("k_person"), t.c.day == sa.bindparam("k_day")
+                ),
+                again,
+            )
+        await self.session.execute(
+            sa.insert(T.checkin_requests),
+            [
+                {
+                    "checkin_id": reply.checkin_id,
+                    "person_id": reply.person_id,
+                    "day": reply.day,
+                    "status": reply.status,
+                    "follow_up": reply.follow_up,
+                    "received_at": reply.received_at,
+                }
+                for _, reply, _ in rows
+            ],
         )
 
     async def of_person(self, person_id: str, limit: int = 60) -> list[ci.Checkin]:

@@ -41,80 +41,91 @@ async def check_in(req: CheckinRequest, uow: ScreeningUnitOfWork, now: datetime)
     """A resident's daily check-in (§4.1): the reply ``{checkin_id, status, follow_up,
     message}``, committed before it is returned."""
     async with uow:
-        who, prior, in_force, follow = await uow.checkins.for_checkin(
-            req.person_id, req.checkin_id, req.day
-        )  # one query
-        if prior is not None:
-            if prior.person_id != req.person_id:
-                raise CheckinRefused(
-                    "invalid_checkin",
-                    f"checkin_id {req.checkin_id} is another resident's check-in",
-                    "checkin_id",
-                )
-            return prior.body()  # a repeat: the same reply, nothing changed
-        if who is None:
-            raise CheckinRefused(
-                "unknown_person", f"{req.person_id} is not a known resident", "person_id"
-            )
-        problem = ci.day_problem(req.day, local_day(now, who.zone))
-        if problem:
-            raise CheckinRefused("invalid_checkin", problem, "day")
-        checkin = ci.Checkin(
-            checkin_id=req.checkin_id,
-            person_id=req.person_id,
-            day=req.day,
-            temperature_c=req.temperature_c,
-            symptoms=tuple(req.symptoms),
-            note=req.note,
-            reported_by=req.reported_by,
-            source="resident",
-            submitted_at=req.submitted_at,
-            recorded_at=now,
-        )
-        reply = await _record(uow, who, checkin, now, (in_force, follow))
-        await uow.commit()
-    return reply.body()
+        loaded = await uow.checkins.for_checkin(req.person_id, req.checkin_id, req.day)
+        writes: list[tuple[ci.Checkin, ci.Reply, bool]] = []
+        reply = await _take(uow, req, loaded, now, writes)
+        if writes:  # else a repeat: the same reply, nothing changed
+            await uow.checkins.put_many(writes)
+            await uow.commit()
+    return reply
 
 
 async def check_in_many(
     reqs: list[CheckinRequest], uow: ScreeningUnitOfWork, now: datetime
 ) -> list[dict]:
-    """Check-ins that arrived together, in one transaction (group commit: one commit and
-    one fsync for all of them, instead of one each; the edge's replies wait for it). Each is
-    ``check_in`` exactly, in order, so a later one sees an earlier one of the batch (the
-    same day replaced, the same ``checkin_id`` a repeat). A refusal (``ApiError``, raised
-    by ``check_in`` from what it read, before it writes) is that check-in's reply; anything
-    else raises and nothing of the batch is kept (the caller takes them one by one)."""
+    """Check-ins that arrived together, in one transaction (the edge's group commit: one
+    commit and one fsync for all, instead of one each), set-based: what they need read by
+    four queries for the lot (``Checkins.for_checkins``), the check-ins and their replies
+    written by one ``executemany`` a statement (``put_many``). Each is taken as
+    ``check_in`` takes it, in order: a person or ``checkin_id`` met again in the batch is
+    read afresh after the earlier ones are written (the same day replaced, a repeat, a
+    status changed by a fever). A refusal (``ApiError``, raised from what was read, before
+    anything is written) is that check-in's reply; anything else raises and nothing of the
+    batch is kept (the caller takes them one by one)."""
     replies: list[dict] = []
     async with uow:
-        joined = _InBatch(uow)
+        loaded = await uow.checkins.for_checkins([(r.person_id, r.checkin_id, r.day) for r in reqs])
+        people: set[str] = set()
+        ids: set[str] = set()
+        writes: list[tuple[ci.Checkin, ci.Reply, bool]] = []
         for req in reqs:
+            if req.person_id in people or req.checkin_id in ids:  # met again: read afresh
+                await uow.checkins.put_many(writes)
+                writes = []
+                got = await uow.checkins.for_checkin(req.person_id, req.checkin_id, req.day)
+            else:
+                got = loaded[(req.person_id, req.checkin_id, req.day)]
+            people.add(req.person_id)
+            ids.add(req.checkin_id)
             try:
-                replies.append(await check_in(req, joined, now))
+                replies.append(await _take(uow, req, got, now, writes))
             except ApiError as exc:
                 replies.append(exc.reply())
+        await uow.checkins.put_many(writes)
         await uow.commit()
     return replies
 
 
-class _InBatch:
-    """A unit of work already open (``check_in_many``'s): ``check_in`` works in it as in
-    its own, but entering, leaving and committing are the batch's, once for all."""
-
-    def __init__(self, uow: ScreeningUnitOfWork) -> None:
-        self._uow = uow
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._uow, name)
-
-    async def __aenter__(self) -> Any:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def commit(self, **_: Any) -> None:
-        return None
+async def _take(
+    uow: ScreeningUnitOfWork,
+    req: CheckinRequest,
+    loaded: tuple[ci.Resident | None, ci.Reply | None, ci.Checkin | None, Any],
+    now: datetime,
+    writes: list[tuple[ci.Checkin, ci.Reply, bool]],
+) -> dict:
+    """One check-in inside an open unit of work, from what ``for_checkin`` read: its reply;
+    the check-in and its reply are added to ``writes`` (the caller writes them), the
+    follow-up fed at once. Refusals are raised before anything is written."""
+    who, prior, in_force, follow = loaded
+    if prior is not None:
+        if prior.person_id != req.person_id:
+            raise CheckinRefused(
+                "invalid_checkin",
+                f"checkin_id {req.checkin_id} is another resident's check-in",
+                "checkin_id",
+            )
+        return prior.body()  # a repeat: the same reply, nothing changed
+    if who is None:
+        raise CheckinRefused(
+            "unknown_person", f"{req.person_id} is not a known resident", "person_id"
+        )
+    problem = ci.day_problem(req.day, local_day(now, who.zone))
+    if problem:
+        raise CheckinRefused("invalid_checkin", problem, "day")
+    checkin = ci.Checkin(
+        checkin_id=req.checkin_id,
+        person_id=req.person_id,
+        day=req.day,
+        temperature_c=req.temperature_c,
+        symptoms=tuple(req.symptoms),
+        note=req.note,
+        reported_by=req.reported_by,
+        source="resident",
+        submitted_at=req.submitted_at,
+        recorded_at=now,
+    )
+    reply = await _record(uow, who, checkin, now, (in_force, follow), writes)
+    return reply.body()
 
 
 async def _record(
@@ -123,9 +134,11 @@ async def _record(
     checkin: ci.Checkin,
     now: datetime,
     loaded: tuple[ci.Checkin | None, Any] | None = None,
+    writes: list[tuple[ci.Checkin, ci.Reply, bool]] | None = None,
 ) -> ci.Reply:
     """Keep the check-in and feed the follow-up; ``loaded``: the check-in in force that day
-    and the open follow-up, if the caller has read them already."""
+    and the open follow-up, if the caller has read them already; ``writes``: where to add
+    the check-in for the caller to write (in bulk) instead of writing it now."""
     if loaded is None:
         in_force = await uow.checkins.in_force(checkin.person_id, checkin.day)
         follow = followup.LOAD
@@ -133,7 +146,10 @@ async def _record(
         in_force, follow = loaded
     checkin = ci.accept(checkin, who.policy)
     reply = ci.reply_for(checkin, in_force)
-    await uow.checkins.put(checkin, reply, replacing=in_force is not None)
+    if writes is None:
+        await uow.checkins.put(checkin, reply, replacing=in_force is not None)
+    else:
+        writes.append((checkin, reply, in_force is not None))
     await followup.after_checkin(uow, who, checkin, now, follow)
     return reply
 
