@@ -155,6 +155,7 @@ async def test_a_household_entering_home_quarantine_gets_one_support_task():
     await handlers.person_status_changed(decided("R-1003", "home_quarantine", 2), uow)
     assert len(of_kind(uow, "quarantine_support")) == 1
     assert len(told(uow, "task.quarantine_support")) == 1
+    assert uow.holds.locked == ["H-0101"] * 3  # each decision taken under its household's lock
 
 
 async def test_the_support_task_ends_when_nobody_of_the_household_is_held_at_home():

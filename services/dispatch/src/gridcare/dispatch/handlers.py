@@ -255,11 +255,13 @@ async def person_status_changed(ev: PersonStatusChanged, uow: DispatchUnitOfWork
     person confirmed gets a transfer task, ended when they are in hospital (or cancelled
     by another decision). An older or repeated decision changes nothing."""
     async with uow:
+        household_id = ev.household_id or await uow.places.household_of(ev.person_id)
+        if household_id:  # decisions about one household are taken one at a time
+            await uow.holds.lock_household(household_id)
         known = await uow.holds.get(ev.person_id)
         if not holds.is_newer(known, ev.decided_at):
             await uow.commit()  # handled: late or repeated
             return
-        household_id = ev.household_id or await uow.places.household_of(ev.person_id)
         at_home = holds.at_home(ev.holds_at_gate, ev.holds_at_home)
         if household_id is None:
             if ev.status in (holds.HOME_QUARANTINE, holds.CONFIRMED):

@@ -46,6 +46,10 @@ class Tasks:
 class Holds:
     def __init__(self) -> None:
         self.rows: dict[str, Hold] = {}
+        self.locked: list[str] = []  # one handler at a time in memory: only recorded
+
+    async def lock_household(self, household_id: str) -> None:
+        self.locked.append(household_id)
 
     async def get(self, person_id: str) -> Hold | None:
         return self.rows.get(person_id)

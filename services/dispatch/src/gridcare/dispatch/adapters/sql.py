@@ -97,6 +97,17 @@ class Holds:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def lock_household(self, household_id: str) -> None:
+        """Wait for any other transaction about this household (its row's lock, held to
+        the commit). The row's first insert racing another: the loser's unique-key error
+        is retried by the consumer, and then waits like the rest."""
+        t = T.household_locks
+        done = await self.session.execute(
+            sa.update(t).where(t.c.household_id == household_id).values(version=t.c.version + 1)
+        )
+        if not done.rowcount:
+            await self.session.execute(sa.insert(t).values(household_id=household_id, version=1))
+
     async def get(self, person_id: str) -> Hold | None:
         q = sa.select(T.holds).where(T.holds.c.person_id == person_id)
         row = (await self.session.execute(q)).first()

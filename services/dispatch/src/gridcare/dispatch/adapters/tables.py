@@ -75,3 +75,13 @@ holds = sa.Table(
     sa.Column("at_home", sa.Boolean, nullable=False),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# One row per household whose members' decisions dispatch has taken: each such transaction
+# updates it first, so that on PostgreSQL two decisions about one household are taken one
+# after the other (one support task opened, the last release seen) and not side by side.
+household_locks = sa.Table(
+    "household_locks",
+    metadata,
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)

@@ -1,4 +1,4 @@
-"""screening's decisions: holds, and tasks closed
+"""screening's decisions: holds, household locks, and tasks closed
 
 Revision ID: 5c1e7d2a9b40
 Revises: fab9e4cc90b2
@@ -31,6 +31,11 @@ def upgrade() -> None:
     with op.batch_alter_table('holds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_holds_household_id'), ['household_id'], unique=False)
 
+    op.create_table('household_locks',
+    sa.Column('household_id', sa.String(length=64), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('household_id', name=op.f('pk_household_locks'))
+    )
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.add_column(sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_tasks_kind_household_status', ['kind', 'household_id', 'status'], unique=False)
@@ -41,6 +46,8 @@ def downgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_kind_household_status')
         batch_op.drop_column('closed_at')
+
+    op.drop_table('household_locks')
 
     with op.batch_alter_table('holds', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_holds_household_id'))
