@@ -82,7 +82,8 @@ class CaseOpened(Event):
 class DoorVisitRequested(Event):
     """A resident missed ``missed_days`` local days of check-ins in a row (the community's
     ``missed_days_for_visit``): their grid worker should call at the door. One per run of
-    missed days (a restart or a redelivery never makes two); dispatch may take it as a task."""
+    missed days (a restart or a redelivery never makes two). Dispatch keeps it as a
+    ``door_visit`` task without a message of its own: screening's alert is the worker's."""
 
     TYPE = "screening.DoorVisitRequested"
     request_id: str  # stable per person and run of missed days
