@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.contracts.refdata import Building, Community, Grid, Household, Resident
@@ -19,6 +20,8 @@ REFERENCE_TABLES = {
     Grid.TYPE: T.grids,
     Community.TYPE: T.communities,
 }
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def _task(row) -> Task:
@@ -99,13 +102,18 @@ class Holds:
 
     async def lock_household(self, household_id: str) -> None:
         """Wait for any other transaction about this household (its row's lock, held to
-        the commit). The row's first insert racing another: the loser's unique-key error
-        is retried by the consumer, and then waits like the rest."""
+        the commit). The row is made first if absent: one racing it waits for that insert
+        to commit and inserts nothing (``ON CONFLICT DO NOTHING``)."""
         t = T.household_locks
+        insert = _INSERT.get(self.session.get_bind().dialect.name)
+        if insert is not None:
+            await self.session.execute(
+                insert(t).values(household_id=household_id, version=0).on_conflict_do_nothing()
+            )
         done = await self.session.execute(
             sa.update(t).where(t.c.household_id == household_id).values(version=t.c.version + 1)
         )
-        if not done.rowcount:
+        if not done.rowcount:  # another database: a racing insert fails and is retried
             await self.session.execute(sa.insert(t).values(household_id=household_id, version=1))
 
     async def get(self, person_id: str) -> Hold | None:
