@@ -779,6 +779,7 @@ def tasks(
             ("created_at", "created"),
             ("kind", "kind"),
             ("person_id", "person"),
+            ("household_id", "household"),  # a quarantine support's, a door alert's
             ("assignee_id", "worker"),
             ("due_by", "due by"),
             ("status", "status"),
