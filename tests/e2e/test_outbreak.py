@@ -123,16 +123,25 @@ async def scan(
 
 
 async def events(nc, subject: str) -> list[dict]:
-    """Every event on ``subject`` of the SCREENING stream so far (their data)."""
+    """Every event on ``subject`` of the SCREENING stream so far (their data): fetched until
+    the consumer has nothing pending (a fetch that times out on a loaded machine is not the
+    end of them)."""
     sub = await nc.jetstream().pull_subscribe(subject, stream="SCREENING")
     out: list[dict] = []
+    deadline = time.monotonic() + 30
     try:
         while True:
+            assert time.monotonic() < deadline, f"{subject}: still pending after 30 s"
             try:
-                msgs = await sub.fetch(100, timeout=0.5)
-            except nats.errors.TimeoutError:
-                return out
-            out.extend(Envelope.from_bytes(m.data).data for m in msgs)
+                msgs = await sub.fetch(100, timeout=1)
+            except TimeoutError:  # nats' own, or asyncio's from a fetch's second request
+                info = await sub.consumer_info()
+                if info.num_pending == 0 and info.num_ack_pending == 0:
+                    return out
+                continue
+            for m in msgs:
+                out.append(Envelope.from_bytes(m.data).data)
+                await m.ack()
     finally:
         await sub.unsubscribe()
 
