@@ -75,7 +75,11 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
     svc.publishes(PersonStatusChanged, PERSON_STATUS_CHANGED)
     svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)  # call-backs, reminders
     # check-ins (edge §4.1), door visits, reminders, follow-up (handlers/checkins.py)
-    svc.include(residents.router())  # resident.*.checkin
+    # resident.*.checkin: by nats-py, group commit (entrypoints/residents.py)
+    checkin_edge = residents.CheckinEdge(svc, clock)
+    svc.on_ready(checkin_edge.subscribe)
+    svc.on_stop(checkin_edge.drain)  # check-ins received are written and answered
+    svc.components.update(checkin_edge=checkin_edge)
     svc.include(questionnaires.router())  # resident.*.questionnaire (edge §4.3)
     svc.publishes(DoorVisitRequested, DOOR_VISIT_REQUESTED)
     cfg = settings if isinstance(settings, ScreeningSettings) else ScreeningSettings()
@@ -95,5 +99,9 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
 
 
 def asyncapi() -> FastStream:
-    """The service as ``faststream docs gen --factory`` reads it (nothing is started)."""
-    return build(Settings.for_documents()).app
+    """The service as ``faststream docs gen --factory`` reads it (nothing is started), with
+    the check-in documented: it is answered by nats-py (``residents.CheckinEdge``), so its
+    FastStream subscriber is declared here, on a broker that never starts."""
+    app = build(Settings.for_documents()).app
+    app.broker.include_router(residents.router())  # type: ignore[union-attr]
+    return app

@@ -5,19 +5,27 @@ check-in is committed: ``{"checkin_id", "status": "recorded" | "replaced", "foll
 "detail": [{"field", "error"}, ...]}}`` naming every bad field. Never a silent timeout: an
 unexpected failure is ``unavailable`` (retry with the same ``checkin_id``).
 
-Group commit: up to ``WORKERS`` check-ins are handled at once; those that arrive while a
-transaction is being written wait and go into the next one together
-(``checkins.check_in_many``: one commit, one fsync for all). Taken one at a time, one
-transaction each, screening answered about 125 check-ins/s on a loaded machine whose fsync
-took 3-4 ms, and used 0.3 of a core (waiting for the disk); batched, it is CPU-bound
-(bench/screening_bench.py, bench/results/screening.md)."""
+Group commit: check-ins that arrive while a transaction is being written wait and go into
+the next one together (``Batcher``; ``checkins.check_in_many``: set-based, one commit and
+one fsync for all). Taken one at a time, one transaction each, screening answered about
+125 check-ins/s on a loaded machine whose fsync took 3-4 ms, and used 0.3 of a core
+(waiting for the disk); batched, it is CPU-bound (bench/screening_bench.py,
+bench/results/screening.md).
+
+The subject is answered by nats-py directly (``CheckinEdge``, wired in bootstrap.py), like
+the gate scan (checkpoint/entrypoints/scans.py): through FastStream each check-in had its
+``Context`` parameters (the message, the runtime, the clock) resolved by ``Context.use`` in
+a worker thread (fast_depends runs a sync dependency through anyio's thread pool), three
+thread hops a check-in, most of the service's CPU per check-in outside the handler.
+``router()`` declares the same subscriber for the AsyncAPI document (``bootstrap.asyncapi``)
+and stays a working FastStream entry point."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -68,18 +76,39 @@ class Batcher:
     fails as a whole is taken again one check-in a transaction, so one bad check-in gets
     ``unavailable`` and the others their replies."""
 
-    def __init__(self, rt: Any, clock: Callable[[], datetime]) -> None:
-        self.rt = rt
+    def __init__(
+        self,
+        rt: Any,
+        clock: Callable[[], datetime],
+        publish: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.rt = rt  # what gives a unit of work (the service)
         self.clock = clock
-        self.queue: list[tuple[CheckinRequest, asyncio.Future]] = []
+        self.publish = publish  # a reply to a subject (``put``'s replies)
+        # each check-in with who waits for its reply: a future, or a reply subject
+        self.queue: list[tuple[CheckinRequest, asyncio.Future | str]] = []
         self.task: asyncio.Task | None = None
 
     async def submit(self, req: CheckinRequest) -> dict[str, Any]:
+        """Queue ``req`` and wait for its reply (once its batch is committed)."""
         fut = asyncio.get_running_loop().create_future()
-        self.queue.append((req, fut))
+        self._queue(req, fut)
+        return await fut
+
+    def put(self, req: CheckinRequest, reply_to: str) -> None:
+        """Queue ``req``; its reply is published to ``reply_to`` once its batch is
+        committed."""
+        self._queue(req, reply_to)
+
+    def _queue(self, req: CheckinRequest, sink: asyncio.Future | str) -> None:
+        self.queue.append((req, sink))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain(), name="checkin-writer")
-        return await fut
+
+    async def idle(self) -> None:
+        """Wait until every check-in queued is written and answered."""
+        while self.task is not None and not self.task.done():
+            await asyncio.wait({self.task})
 
     async def _drain(self) -> None:
         while self.queue:
@@ -90,9 +119,12 @@ class Batcher:
             except Exception:
                 log.exception("a batch of %d check-ins failed; taking them one by one", len(reqs))
                 replies = [await self._one(req) for req in reqs]
-            for (_, fut), reply in zip(batch, replies, strict=True):
-                if not fut.done():
-                    fut.set_result(reply)
+            for (_, sink), reply in zip(batch, replies, strict=True):
+                if isinstance(sink, str):
+                    if self.publish is not None:
+                        await self.publish(sink, reply)
+                elif not sink.done():
+                    sink.set_result(reply)
 
     async def _one(self, req: CheckinRequest) -> dict[str, Any]:
         try:
@@ -102,6 +134,63 @@ class Batcher:
         except Exception:
             log.exception("a check-in failed")
             return error("unavailable", [{"field": "", "error": "internal error; retry"}])
+
+
+def encode(reply: dict[str, Any]) -> bytes:
+    """A reply as FastStream would send it: compact JSON, UTF-8."""
+    return json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class CheckinEdge:
+    """``resident.*.checkin`` by nats-py: a queue-group subscription whose callback checks
+    the request and queues it for the ``Batcher`` (never waiting for the commit, so the
+    next message is taken at once); the writer publishes each reply once its batch is
+    committed. ``drain`` (at stop) takes no more and answers every check-in received."""
+
+    def __init__(self, svc: Any, clock: Callable[[], datetime]) -> None:
+        self.svc = svc
+        self.batcher = Batcher(svc, clock, publish=self._reply)
+        self._sub: Any = None
+
+    async def subscribe(self) -> None:
+        self._sub = await self.svc.nc.subscribe(
+            RESIDENT_CHECKIN_ALL, queue=QUEUE, cb=self._on_msg, pending_msgs_limit=200_000
+        )
+        await self.svc.nc.flush()  # the server has the subscription before we say ready
+
+    async def drain(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await asyncio.wait_for(sub.drain(), 10.0)
+            except Exception:  # closed, or the server did not answer: residents retry
+                log.warning("the check-in subscription did not drain", exc_info=True)
+        await self.batcher.idle()
+
+    async def _on_msg(self, msg: Any) -> None:
+        if not msg.reply:
+            return  # not a request: nobody to answer
+        parts = msg.subject.split(".")
+        person = parts[1] if len(parts) == 3 else ""
+        try:
+            req, bad = problems(msg.data, person)
+        except Exception:
+            log.exception("a check-in could not be read")
+            await self._reply(msg.reply, UNAVAILABLE)
+            return
+        if req is None:
+            await self._reply(msg.reply, error("invalid_checkin", bad))
+            return
+        self.batcher.put(req, msg.reply)
+
+    async def _reply(self, to: str, reply: dict[str, Any]) -> None:
+        try:
+            await self.svc.nc.publish(to, encode(reply))
+        except Exception:  # the connection is gone: the resident retries (same checkin_id)
+            log.warning("a check-in's reply could not be sent", exc_info=True)
+
+
+UNAVAILABLE = error("unavailable", [{"field": "", "error": "internal error; retry"}])
 
 
 def router() -> NatsRouter:
