@@ -17,7 +17,7 @@ help:
 	@echo "make run     start NATS (embedded) and the four services; Ctrl-C stops"
 	@echo "make test    install and run the test suite"
 	@echo "make test-unit  the unit tests alone (no server; seconds)"
-	@echo "make bench   gate-scan, enforcement and notify benchmarks (reports: bench/results/)"
+	@echo "make bench   gate-scan, enforcement, notify and screening benchmarks (reports: bench/results/)"
 	@echo "make asyncapi   regenerate docs/asyncapi/<service>.json from the code"
 	@echo "make lint    ruff"
 	@echo "make lock    re-resolve uv.lock after changing a pyproject.toml"
@@ -52,6 +52,7 @@ bench: install
 	$(VENV)/bin/python bench/scan_bench.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/enforcement_bench.py
 	$(VENV)/bin/python bench/notify_bench.py
+	$(VENV)/bin/python bench/screening_bench.py
 
 lint: install
 	$(VENV)/bin/ruff check .
