@@ -337,15 +337,27 @@ async def the_outbreak(system: System, nc, sink, tmp_path: Path) -> None:
     await nc.publish("door.H-0101.opened", json.dumps(door).encode())
     await nc.flush()
 
+    # hop by hop, so a failure says where it stopped: the checkpoint's register, dispatch's
+    # task, notify's delivery
+    async def door_recorded() -> list:
+        return await system.rows("checkpoint", "door_events", "event_id = 'd-e2e-1'")
+
+    [recorded] = await system.wait_for(door_recorded, what="the door event at the checkpoint")
+    assert recorded.quarantined, "H-0101's door opening was not taken for a breach"
+
+    async def door_task() -> list:
+        return await system.rows(
+            "dispatch", "tasks", "kind = 'quarantine_breach' AND person_id IS NULL"
+        )
+
+    [task] = await system.wait_for(door_task, what="dispatch's task for the door")
+    assert (task.household_id, task.assignee_id, bool(task.urgent)) == ("H-0101", "W-01", True)
+
     async def door_alert() -> list[dict]:
         return [p for p in sink.posts("/hooks/G-01") if "隔离户开门" in p["body"]["title"]]
 
     [alert] = await system.wait_for(door_alert, what="the door alert in G-01's chat")
     assert "H-0101" in alert["body"]["title"] and "门磁" in alert["body"]["message"]
-    [task] = await system.rows(
-        "dispatch", "tasks", "kind = 'quarantine_breach' AND person_id IS NULL"
-    )
-    assert (task.household_id, task.assignee_id, bool(task.urgent)) == ("H-0101", "W-01", True)
 
     # 5. the close-contact candidates, proposed to the grid worker, nothing applied
     async def proposed() -> list[dict] | None:
