@@ -645,7 +645,7 @@ class Bench:
             "outbox_unsent_at_pass_end": left_at_end,
             "outbox_rows": rows,
             "reminded": done.get("reminded", 0),
-            "visits": done.get("visits", 0),
+            "visits": done.get("visits_requested", 0),
             "reminder_rows": count_rows(db, "checkin_reminders", f"WHERE day = '{today}'"),
             "batch": settings.screening_reminder_batch,
         }
