@@ -47,7 +47,7 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
         streams=STREAMS,
         unit_of_work=SqlUnitOfWork,
         http_port=HTTP_PORT,
-        settings=settings,
+        settings=settings if settings is not None else ScreeningSettings(),
         description="The health registry: cases, health statuses (which hold a person at "
         "the gate).",
     )

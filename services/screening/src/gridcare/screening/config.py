@@ -15,6 +15,10 @@ class ScreeningSettings(Settings):
     screening_checkin_tick_s: float = Field(30.0, gt=0)
     # residents reminded (or visits asked for) per transaction of that pass
     screening_reminder_batch: int = Field(2000, ge=1)
+    # the outbox relay publishes at once after a commit (every service's default lingers
+    # 20 ms to take several commits' rows in one pass): a decision reaches the gates that
+    # much sooner (bench/results/enforcement.md); a big pass's rows go in full batches anyway
+    outbox_linger_s: float = Field(0.0, ge=0)
     # how often compounds are checked for the days without a new case (epidemic-free)
     screening_compound_tick_s: float = Field(60.0, gt=0)
     # a test and drill facility, off by default: a file holding the seconds screening's
