@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -263,6 +264,7 @@ def main() -> None:
         sc.stop()
         cp.stop()
         server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)  # kept when the harness failed (the logs)
     disk = info["fsync_ms"]
     lines = [
         f"# Screening decision → enforced at every gate, {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}",
