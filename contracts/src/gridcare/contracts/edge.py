@@ -28,10 +28,10 @@ RESIDENT_QUESTIONNAIRE = "resident.{person_id}.questionnaire"  # request/reply (
 RESIDENT_QUESTIONNAIRE_ALL = "resident.*.questionnaire"
 STAFF_ACK = "staff.{person_id}.ack"  # request/reply (§5.1)
 STAFF_ACK_ALL = "staff.*.ack"
-
-STREAM = StreamSpec("EDGE", (DOOR_OPENED_ALL,), "Door sensor events from devices")
 RESIDENT_CHECKIN = "resident.{person_id}.checkin"  # request/reply (§4.1)
 RESIDENT_CHECKIN_ALL = "resident.*.checkin"
+
+STREAM = StreamSpec("EDGE", (DOOR_OPENED_ALL,), "Door sensor events from devices")
 
 
 class Heartbeat(BaseModel):
