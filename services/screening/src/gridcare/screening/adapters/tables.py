@@ -143,6 +143,7 @@ contact_proposals = sa.Table(
     sa.Column("candidate_id", sa.String(64), primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False),
     sa.Column("grid_id", sa.String(64), nullable=True, index=True),
+    sa.Index("ix_contact_proposals_candidate", "candidate_id"),  # a resident's timeline
     sa.Column("kind", sa.String(16), nullable=False),  # household | gate
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("gate_id", sa.String(64), nullable=True),
@@ -393,6 +394,7 @@ campaign_results = sa.Table(
     sa.Column("lab", sa.String(200), nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_campaign_results_campaign_person", "campaign_id", "person_id"),
+    sa.Index("ix_campaign_results_person", "person_id"),  # a resident's timeline
 )
 # The reminder rounds done: 1 the residents, 2 the grid workers' door calls.
 campaign_rounds = sa.Table(

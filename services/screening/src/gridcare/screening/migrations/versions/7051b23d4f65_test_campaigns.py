@@ -62,6 +62,9 @@ def upgrade() -> None:
         ["campaign_id", "person_id"],
         unique=False,
     )
+    op.create_index(
+        "ix_campaign_results_person", "campaign_results", ["person_id"], unique=False
+    )
     op.create_table(
         "campaign_rounds",
         sa.Column("campaign_id", sa.String(length=64), nullable=False),
@@ -84,6 +87,7 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table("campaign_uploads")
     op.drop_table("campaign_rounds")
+    op.drop_index("ix_campaign_results_person", table_name="campaign_results")
     op.drop_index("ix_campaign_results_campaign_person", table_name="campaign_results")
     op.drop_table("campaign_results")
     op.drop_table("campaign_people")

@@ -54,6 +54,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_contact_proposals_grid_id"), ["grid_id"], unique=False
         )
+        batch_op.create_index("ix_contact_proposals_candidate", ["candidate_id"], unique=False)
     op.create_table(
         "compound_levels",
         sa.Column("compound_id", sa.String(length=64), nullable=False),
@@ -72,6 +73,7 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table("compound_levels")
     with op.batch_alter_table("contact_proposals", schema=None) as batch_op:
+        batch_op.drop_index("ix_contact_proposals_candidate")
         batch_op.drop_index(batch_op.f("ix_contact_proposals_grid_id"))
     op.drop_table("contact_proposals")
     with op.batch_alter_table("policies", schema=None) as batch_op:
