@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import MovedClock, count, until
 
 from gridcare.cli.devrun import NatsServer
 from gridcare.contracts.notify import REQUESTS
@@ -31,25 +32,6 @@ from gridcare.screening.handlers import campaigns as handlers
 from gridcare.screening.unit_of_work import SqlUnitOfWork
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
-
-
-class Clock:
-    """Screening's now: the real time plus however far the test has moved it."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
-        await asyncio.sleep(0.05)
-    return result
-
 
 PEOPLE = {  # person: household
     "R-1001": "H-0101",
@@ -76,7 +58,7 @@ COMMUNITY = (
 @pytest.fixture
 async def screening(tmp_path, database_url):
     server = NatsServer(store_dir=tmp_path / "nats").start()
-    clock = Clock()
+    clock = MovedClock()
     svc = build(
         Settings(
             nats_url=server.url, database_url=database_url, var_dir=tmp_path, outbox_poll_s=0.1
@@ -105,12 +87,6 @@ async def screening(tmp_path, database_url):
 async def api(nc, op: str, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
     msg = await nc.request(f"api.screening.{op}", json.dumps(body).encode(), timeout=timeout)
     return json.loads(msg.data)
-
-
-async def count(svc, table: sa.Table, *where) -> int:
-    async with svc.store.sessions() as s:
-        q = sa.select(sa.func.count()).select_from(table)
-        return await s.scalar(q.where(*where) if where else q)
 
 
 async def start(nc, clock, **kw) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import SetClock, at, checkin_settings, count, stream, until
 
-from gridcare.cli.devrun import NatsServer, free_port
+from gridcare.cli.devrun import NatsServer
 from gridcare.contracts.refdata import (
     Building,
     Community,
@@ -28,7 +28,6 @@ from gridcare.contracts.refdata import (
 )
 from gridcare.screening.adapters import tables as T
 from gridcare.screening.bootstrap import build
-from gridcare.screening.config import ScreeningSettings
 from gridcare.shared.envelope import Envelope
 
 PLACES = (
@@ -43,50 +42,11 @@ PLACES = (
 DAY = date(2026, 3, 12)
 
 
-def at(day: date, hh: int, mm: int = 0) -> datetime:
-    """``hh:mm`` of a local day in Shanghai, as UTC."""
-    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=UTC) - timedelta(hours=8)
-
-
-class Clock:
-    """Screening's now, set by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        await asyncio.sleep(0.05)
-    return result
-
-
-def settings(server, database_url, tmp_path) -> ScreeningSettings:
-    return ScreeningSettings(
-        nats_url=server.url,
-        database_url=database_url,
-        var_dir=tmp_path,
-        http_port=free_port(),
-        outbox_poll_s=0.05,
-        screening_checkin_tick_s=3600,  # the test runs the pass itself
-    )
-
-
-async def count(svc, table) -> int:
-    async with svc.store.sessions() as s:
-        return await s.scalar(sa.select(sa.func.count()).select_from(table))
-
-
 @pytest.fixture
 async def world(tmp_path, database_url):
     server = NatsServer(store_dir=tmp_path / "nats").start()
-    clock = Clock(at(DAY, 8))
-    svc = build(settings(server, database_url, tmp_path), clock=clock)
+    clock = SetClock(at(DAY, 8))
+    svc = build(checkin_settings(server, database_url, tmp_path), clock=clock)
     await svc.start()
     nc = await nats.connect(server.url)
     js = nc.jetstream()
@@ -123,16 +83,6 @@ def checkin(checkin_id: str = "c-1", person: str = "R-1001", **changes) -> dict:
         "submitted_at": "2026-03-12T07:59:00+08:00",
         **changes,
     }
-
-
-async def stream(nc, name: str) -> list[Envelope]:
-    js = nc.jetstream()
-    info = await js.stream_info(name)
-    return [
-        Envelope.from_bytes((await js.get_msg(name, seq)).data)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-        if info.state.messages
-    ]
 
 
 async def test_a_check_in_is_durable_before_its_reply_and_a_repeat_is_the_same(world):
@@ -243,7 +193,7 @@ async def test_two_missed_days_make_one_visit_request_even_after_a_restart(
     assert asked.data["grid_id"] == "G-01" and asked.data["day"] == d3.isoformat()
     # screening restarts (same store, same broker) and runs its pass again: nothing new
     await svc.stop()
-    svc = state["svc"] = build(settings(server, database_url, tmp_path), clock=clock)
+    svc = state["svc"] = build(checkin_settings(server, database_url, tmp_path), clock=clock)
     await svc.start()
     clock.now = at(d3, 15)
     done = await svc.components["checkin_tick"]()

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import MovedClock, until
 
 from gridcare.checkpoint.bootstrap import build as build_checkpoint
 from gridcare.checkpoint.config import CheckpointSettings
@@ -41,24 +41,6 @@ from gridcare.shared.settings import Settings
 EXAMPLES = Path(__file__).resolve().parents[4] / "examples" / "community"
 
 
-class Clock:
-    """Screening's now: the real time plus however far the test has moved it."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
-        await asyncio.sleep(0.05)
-    return result
-
-
 class World:
     """One nats-server, screening (the store under test), the checkpoint (its own SQLite
     store), and a client connection."""
@@ -67,7 +49,7 @@ class World:
         self.tmp_path = tmp_path
         self.database_url = database_url
         self.server = NatsServer(store_dir=tmp_path / "nats").start()
-        self.clock = Clock()
+        self.clock = MovedClock()
         self.screening: Any = None
         self.checkpoint: Any = None
         self.nc: Any = None

@@ -6,15 +6,14 @@ last one confined at home has gone."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import until
 
 from gridcare.checkpoint.bootstrap import build as build_checkpoint
 from gridcare.checkpoint.config import CheckpointSettings
@@ -53,14 +52,6 @@ COMMUNITY = (
     Household(household_id="H-0101", building_id="B-01", unit="1-101"),
     *(Resident(resident_id=r, household_id="H-0101", name=r) for r in MEMBERS),
 )
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def ok(nc, op: str, body: dict[str, Any]) -> Any:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import nats
 import sqlalchemy as sa
+from screening_kit import SetClock, at, checkin_settings, count, stream, until
 
-from gridcare.cli.devrun import NatsServer, free_port
+from gridcare.cli.devrun import NatsServer
 from gridcare.contracts.refdata import (
     Building,
     Community,
@@ -28,7 +28,6 @@ from gridcare.contracts.refdata import (
 )
 from gridcare.screening.adapters import tables as T
 from gridcare.screening.bootstrap import build
-from gridcare.screening.config import ScreeningSettings
 from gridcare.screening.domain import missed as ms
 from gridcare.shared.envelope import Envelope
 
@@ -45,59 +44,10 @@ DAY = date(2026, 3, 12)
 D1, D2 = DAY + timedelta(days=1), DAY + timedelta(days=2)
 
 
-def at(day: date, hh: int, mm: int = 0) -> datetime:
-    """``hh:mm`` of a local day in Shanghai, as UTC."""
-    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=UTC) - timedelta(hours=8)
-
-
-class Clock:
-    """Screening's now, set by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        await asyncio.sleep(0.05)
-    return result
-
-
-def settings(server, database_url, tmp_path) -> ScreeningSettings:
-    return ScreeningSettings(
-        nats_url=server.url,
-        database_url=database_url,
-        var_dir=tmp_path,
-        http_port=free_port(),
-        outbox_poll_s=0.05,
-        screening_checkin_tick_s=3600,  # the test runs the pass itself
-    )
-
-
-async def count(svc, table) -> int:
-    async with svc.store.sessions() as s:
-        return await s.scalar(sa.select(sa.func.count()).select_from(table))
-
-
-async def stream(nc, name: str) -> list[Envelope]:
-    js = nc.jetstream()
-    info = await js.stream_info(name)
-    return [
-        Envelope.from_bytes((await js.get_msg(name, seq)).data)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-        if info.state.messages
-    ]
-
-
 async def test_a_missed_follow_up_day_escalates_once_even_after_a_restart(tmp_path, database_url):
     server = NatsServer(store_dir=tmp_path / "nats").start()
-    clock = Clock(at(DAY, 8))
-    svc = build(settings(server, database_url, tmp_path), clock=clock)
+    clock = SetClock(at(DAY, 8))
+    svc = build(checkin_settings(server, database_url, tmp_path), clock=clock)
     await svc.start()
     nc = await nats.connect(server.url)
     try:
@@ -162,7 +112,7 @@ async def test_a_missed_follow_up_day_escalates_once_even_after_a_restart(tmp_pa
         clock.now = at(D2, 12)
         assert (await svc.components["checkin_tick"]())["follow_up_missed"] == 0
         await svc.stop()
-        svc = build(settings(server, database_url, tmp_path), clock=clock)
+        svc = build(checkin_settings(server, database_url, tmp_path), clock=clock)
         await svc.start()
         clock.now = at(D2, 15)
         done = await svc.components["checkin_tick"]()

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from zoneinfo import ZoneInfo
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import until
 
 from gridcare.checkpoint.bootstrap import build as build_checkpoint
 from gridcare.checkpoint.config import CheckpointSettings
@@ -47,14 +47,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now.astimezone(UTC)
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
-        await asyncio.sleep(0.05)
-    return result
 
 
 class World:

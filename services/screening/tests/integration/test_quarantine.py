@@ -20,6 +20,7 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import MovedClock, until
 
 from gridcare.checkpoint.bootstrap import build as build_checkpoint
 from gridcare.checkpoint.config import CheckpointSettings
@@ -45,24 +46,6 @@ from gridcare.shared.errors import ApiError
 from gridcare.shared.settings import Settings
 
 CONTACTS = [f"R-3{n:03d}" for n in range(1, 13)]  # twelve close contacts, one a household
-
-
-class Clock:
-    """Screening's now: the real time plus however far the test has moved it."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
-        await asyncio.sleep(0.05)
-    return result
 
 
 def community() -> list[Any]:
@@ -108,7 +91,7 @@ def community() -> list[Any]:
 @pytest.fixture
 async def screening(tmp_path, database_url):
     server = NatsServer(store_dir=tmp_path / "nats").start()
-    clock = Clock()
+    clock = MovedClock()
     svc = build(
         Settings(
             nats_url=server.url, database_url=database_url, var_dir=tmp_path, outbox_poll_s=0.1

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import MovedClock, until
 
 from gridcare.cli.devrun import NatsServer, free_port
 from gridcare.contracts.refdata import (
@@ -40,24 +39,6 @@ PLACES = (
 )
 
 
-class Clock:
-    """Screening's now: the real time plus however far the test has moved it."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        await asyncio.sleep(0.05)
-    return result
-
-
 @pytest.fixture
 async def screening(tmp_path, database_url):
     server = NatsServer(store_dir=tmp_path / "nats").start()
@@ -69,7 +50,7 @@ async def screening(tmp_path, database_url):
             http_port=free_port(),
             outbox_poll_s=0.05,
         ),
-        clock=Clock(),
+        clock=MovedClock(),
     )
     await svc.start()
     nc = await nats.connect(server.url)

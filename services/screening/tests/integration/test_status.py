@@ -5,15 +5,14 @@ answered with its error (never a timeout), the history on the local clock, and t
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import nats
 import pytest
 import sqlalchemy as sa
+from screening_kit import MovedClock, until
 
 from gridcare.cli.devrun import NatsServer
 from gridcare.contracts.refdata import (
@@ -30,25 +29,6 @@ from gridcare.screening.adapters import tables as T
 from gridcare.screening.bootstrap import build
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
-
-
-class Clock:
-    """Screening's now: the real time plus however far the test has moved it."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
-
-
-async def until(check, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
-        await asyncio.sleep(0.05)
-    return result
-
 
 COMMUNITY = (
     Community(community_id="CM-1", name="Donghu", time_zone="Asia/Shanghai"),
@@ -78,7 +58,7 @@ COMMUNITY = (
 @pytest.fixture
 async def screening(tmp_path, database_url):
     server = NatsServer(store_dir=tmp_path / "nats").start()
-    clock = Clock()
+    clock = MovedClock()
     svc = build(
         Settings(
             nats_url=server.url, database_url=database_url, var_dir=tmp_path, outbox_poll_s=0.1

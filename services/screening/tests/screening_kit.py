@@ -1,0 +1,77 @@
+"""What screening's integration tests share: clocks the tests move, a poll with a deadline,
+counting rows, reading a stream, and the settings of a screening run by a test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from gridcare.cli.devrun import free_port
+from gridcare.screening.config import ScreeningSettings
+from gridcare.shared.envelope import Envelope
+
+
+class MovedClock:
+    """Screening's now: the real time plus however far the test has moved it."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+class SetClock:
+    """Screening's now, set by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def at(day: date, hh: int, mm: int = 0) -> datetime:
+    """``hh:mm`` of a local day in Shanghai, as UTC."""
+    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=UTC) - timedelta(hours=8)
+
+
+async def until(check, timeout: float = 20.0, what: str = ""):
+    """Poll ``check`` (async) until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what or check.__name__}"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def count(svc, table: sa.Table, *where) -> int:
+    async with svc.store.sessions() as s:
+        q = sa.select(sa.func.count()).select_from(table)
+        return await s.scalar(q.where(*where) if where else q)
+
+
+async def stream(nc, name: str) -> list[Envelope]:
+    """Every message a JetStream stream holds, as envelopes."""
+    js = nc.jetstream()
+    info = await js.stream_info(name)
+    return [
+        Envelope.from_bytes((await js.get_msg(name, seq)).data)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        if info.state.messages
+    ]
+
+
+def checkin_settings(server, database_url, tmp_path) -> ScreeningSettings:
+    """A screening whose reminder tick the test runs itself."""
+    return ScreeningSettings(
+        nats_url=server.url,
+        database_url=database_url,
+        var_dir=tmp_path,
+        http_port=free_port(),
+        outbox_poll_s=0.05,
+        screening_checkin_tick_s=3600,  # the test runs the pass itself
+    )
