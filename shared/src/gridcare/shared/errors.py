@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ApiError(Exception):
@@ -19,6 +22,15 @@ class ApiError(Exception):
 
 def error(code: str, detail: list[dict[str, str]]) -> dict[str, Any]:
     return {"error": {"code": code, "detail": detail}}
+
+
+def bad_fields(exc: ValidationError) -> list[dict[str, str]]:
+    """Every bad field of a request pydantic refused, named by its path (``(body)``: the
+    request as a whole), in an error reply's ``detail`` form."""
+    return [
+        {"field": ".".join(map(str, e["loc"])) or "(body)", "error": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
 
 
 class Permanent(Exception):

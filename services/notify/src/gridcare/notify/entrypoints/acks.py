@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from gridcare.contracts.edge import STAFF_ACK_ALL, AckRequest
 from gridcare.shared.consumers import RUNTIME
-from gridcare.shared.errors import error
+from gridcare.shared.errors import bad_fields, error
 
 from .. import handlers
 from .events import CLOCK, DELIVERY, WAKE
@@ -47,13 +47,7 @@ def router() -> NatsRouter:
         try:
             req = AckRequest.model_validate_json(msg.raw_message.data)
         except ValidationError as exc:
-            return error(
-                "invalid_ack",
-                [
-                    {"field": ".".join(map(str, e["loc"])) or "(body)", "error": e["msg"]}
-                    for e in exc.errors(include_url=False)
-                ],
-            )
+            return error("invalid_ack", bad_fields(exc))
         try:
             done = await handlers.acknowledge(
                 req.alert_id, person, "nats", rt.unit_of_work(), delivery, clock()

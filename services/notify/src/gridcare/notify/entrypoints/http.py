@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from gridcare.shared.envelope import utcnow
+from gridcare.shared.errors import bad_fields
 from gridcare.shared.schema import Timestamp
 
 from .. import handlers
@@ -82,11 +83,8 @@ class Endpoints:
             r = Receipt.model_validate_json(body)
         except ValidationError as exc:
             self.receipts.labels("invalid").inc()
-            detail = [
-                {"field": ".".join(map(str, e["loc"])) or "(body)", "error": e["msg"]}
-                for e in exc.errors(include_url=False)
-            ]
-            return await _reply(send, 400, {"error": "invalid_receipt", "detail": detail})
+            refused = {"error": "invalid_receipt", "detail": bad_fields(exc)}
+            return await _reply(send, 400, refused)
         return await self._record(send, r.key, r.provider_ref, r.status, r.at, r.error)
 
     async def _record(

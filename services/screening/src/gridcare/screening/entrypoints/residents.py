@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from gridcare.contracts.edge import RESIDENT_CHECKIN_ALL, CheckinRequest
 from gridcare.shared.consumers import RUNTIME
-from gridcare.shared.errors import ApiError, error
+from gridcare.shared.errors import ApiError, bad_fields, error
 
 from ..handlers import checkins
 from . import CLOCK
@@ -57,10 +57,7 @@ def problems(data: bytes, person: str) -> tuple[CheckinRequest | None, list[dict
     try:
         req = CheckinRequest.model_validate_json(data)
     except ValidationError as exc:
-        found = [
-            {"field": ".".join(map(str, e["loc"])) or "(body)", "error": e["msg"]}
-            for e in exc.errors(include_url=False)
-        ]
+        found = bad_fields(exc)
     try:
         given = json.loads(data).get("person_id")
     except (ValueError, AttributeError):

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from gridcare.contracts.edge import QuestionnaireRequest
 from gridcare.contracts.notify import NotificationRequested, ToRole
 from gridcare.shared.envelope import stable_id
-from gridcare.shared.errors import ApiError, error
+from gridcare.shared.errors import ApiError, bad_fields, error
 from gridcare.shared.localtime import iso
 
 from ..domain import questionnaires as qn
@@ -69,10 +69,9 @@ def read_request(body: bytes, person_id: str, now: datetime) -> QuestionnaireReq
     try:
         req = QuestionnaireRequest.model_validate(raw)
     except ValidationError as exc:
-        for e in exc.errors(include_url=False):
-            field = ".".join(map(str, e["loc"])) or "(body)"
-            if field.split(".")[0] not in ("instrument", "answers"):  # the rules' below
-                detail.append({"field": field, "error": e["msg"]})
+        detail = [  # instrument and answers: the rules' own words, below
+            d for d in bad_fields(exc) if d["field"].split(".")[0] not in ("instrument", "answers")
+        ]
     detail += [
         {"field": f, "error": e} for f, e in qn.problems(raw.get("instrument"), raw.get("answers"))
     ]
