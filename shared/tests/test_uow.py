@@ -1,5 +1,6 @@
 """The unit of work on a real store (SQLite and PostgreSQL): effect, events and inbox in
-one commit; nothing without a commit; a redelivered message is known."""
+one commit; nothing without a commit; a redelivered message is known. Each as well with
+``blocking`` (on SQLite: the store's blocking connection on the loop's thread)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,26 @@ async def store(database_url):
     await s.dispose()
 
 
+@pytest.fixture(params=[False, True], ids=["async", "blocking"])
+def blocking(request) -> bool:
+    return request.param
+
+
+def uow_of(store: Store, msg: Inbound, blocking: bool, **kw) -> TestUnitOfWork:
+    uow = TestUnitOfWork(store, "testsvc", msg, **kw)
+    uow.blocking = blocking
+    return uow
+
+
 async def count(store: Store, table: sa.Table) -> int:
     async with store.sessions() as s:
         return await s.scalar(sa.select(sa.func.count()).select_from(table))
 
 
-async def test_effect_events_and_inbox_commit_together(store):
+async def test_effect_events_and_inbox_commit_together(store, blocking):
     woken = []
     msg = Inbound("c", "e-1", "story-1")
-    uow = TestUnitOfWork(store, "testsvc", msg, on_outbox=lambda: woken.append(1))
+    uow = uow_of(store, msg, blocking, on_outbox=lambda: woken.append(1))
     async with uow:
         await uow.add_effect("x", 1)
         uow.emit(Ping(topic="t", n=1))
@@ -39,12 +51,12 @@ async def test_effect_events_and_inbox_commit_together(store):
     assert (env.correlation_id, env.causation_id, env.source) == ("story-1", "e-1", "testsvc")
     assert woken == [1]  # the relay is told once it is committed
     with pytest.raises(AlreadyHandled):
-        async with TestUnitOfWork(store, "testsvc", msg):
+        async with uow_of(store, msg, blocking):
             pass
 
 
-async def test_nothing_without_a_commit(store):
-    uow = TestUnitOfWork(store, "testsvc", Inbound("c", "e-2", "e-2"))
+async def test_nothing_without_a_commit(store, blocking):
+    uow = uow_of(store, Inbound("c", "e-2", "e-2"), blocking)
     with pytest.raises(RuntimeError):
         async with uow:
             await uow.add_effect("y", 2)
@@ -55,9 +67,9 @@ async def test_nothing_without_a_commit(store):
     assert await count(store, store.tables.processed) == 0
 
 
-async def test_a_step_committed_without_the_message(store):
+async def test_a_step_committed_without_the_message(store, blocking):
     msg = Inbound("c", "e-3", "e-3")
-    uow = TestUnitOfWork(store, "testsvc", msg)
+    uow = uow_of(store, msg, blocking)
     async with uow:
         await uow.add_effect("z", 3)
         await uow.commit(handled=False)  # the intent, before a call outside the transaction
@@ -65,6 +77,40 @@ async def test_a_step_committed_without_the_message(store):
         await uow.commit()
     assert await count(store, effects) == 1
     assert await count(store, store.tables.processed) == 1
+
+
+async def test_a_blocking_unit_of_work_holds_the_write_lock_and_shows_only_commits(store):
+    """While a blocking unit of work is open (it waits for something, say), an ordinary
+    writer waits for it, and a reader sees only what it has committed."""
+    import asyncio
+
+    uow = uow_of(store, Inbound("c", "e-4", "e-4"), True)
+    order: list[str] = []
+
+    async def writer() -> None:
+        async with TestUnitOfWork(store, "testsvc") as other:
+            await other.add_effect("w", 5)
+            await other.commit()
+        order.append("writer")
+
+    async def seen(event_id: str = "b") -> int:
+        q = sa.select(sa.func.count()).select_from(effects).where(effects.c.event_id == event_id)
+        return await store.blocking_read(lambda c: c.scalar(q))
+
+    async with uow:
+        await uow.add_effect("b", 4)
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0.05)
+        assert await seen() == 0  # not committed yet
+        if store.is_sqlite:
+            assert order == []  # SQLite's one writer: waiting for the lock
+        await uow.commit()
+        order.append("blocking")
+        assert await seen() == 1
+    await task
+    assert await seen("w") == 1
+    if store.is_sqlite:
+        assert order == ["blocking", "writer"]
 
 
 async def test_the_fake_behaves_the_same():

@@ -162,12 +162,16 @@ class Relay:
         if not self.connected():
             return 0  # nothing is held against the rows: the same ones go once NATS is back
         now = utcnow()
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(self._pending, {"batch": self.batch, "now": now})).all()
-            if rows and self._maybe_waiting:
-                held = dict((await conn.execute(self._waiting, {"now": now})).all())
-                self._maybe_waiting = bool(held)
-                rows = [r for r in rows if r.id < held.get(r.subject, r.id + 1)]
+        maybe_waiting = self._maybe_waiting
+
+        def due(conn: sa.Connection) -> tuple[list[Any], bool]:
+            rows = conn.execute(self._pending, {"batch": self.batch, "now": now}).all()
+            if rows and maybe_waiting:
+                held = dict(conn.execute(self._waiting, {"now": now}).all())
+                return [r for r in rows if r.id < held.get(r.subject, r.id + 1)], bool(held)
+            return rows, maybe_waiting
+
+        rows, self._maybe_waiting = await self.store.blocking_read(due)
         self.metrics.outbox_pending.set(len(rows))
         if not rows:
             return 0

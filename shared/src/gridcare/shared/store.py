@@ -269,6 +269,7 @@ class Store:
         self._write_lock = WriteLock() if self.is_sqlite else None
         self._sync_engine: sa.Engine | None = None
         self._writer_conn: sa.Connection | None = None
+        self._reader_conn: sa.Connection | None = None
         database = sa.make_url(url).database
         self.checkpointer = (
             WalCheckpointer(database)
@@ -316,6 +317,49 @@ class Store:
             if self.checkpointer is not None:
                 self.checkpointer.committed()
             return result
+
+    @asynccontextmanager
+    async def blocking_session(self, urgent: bool = False) -> AsyncIterator[BlockingSession]:
+        """The blocking connection (SQLite only) behind the few ``AsyncSession`` methods a
+        unit of work's repositories call, under the write lock: a transaction whose
+        statements run right on the loop's thread and never yield to it (see
+        :meth:`blocking_write`; ``SqlUnitOfWork.blocking``). What is not committed when the
+        block ends is rolled back."""
+        async with self.write_lock(urgent):
+            conn = self._writer()
+            session = BlockingSession(conn, self.checkpointer)
+            try:
+                yield session
+            finally:
+                try:
+                    session.close()
+                except BaseException:
+                    self._writer_conn = None  # the connection failed: a new one next time
+                    conn.close()
+                    raise
+                if conn.invalidated:
+                    self._writer_conn = None
+                    conn.close()
+
+    async def blocking_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """``fn(conn)`` in a read transaction. On SQLite on a reader connection of the
+        blocking engine, kept open, right on the loop's thread (a short indexed read costs
+        tens of µs that way, where aiosqlite pays a pool checkout and a thread hop a
+        statement); WAL readers never wait for the writer. On PostgreSQL through the async
+        engine (``run_sync``)."""
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn)
+        if self._reader_conn is None:
+            self._reader_conn = self.sync_engine.connect()
+        conn = self._reader_conn
+        try:
+            with conn.begin():  # ends the read snapshot when done
+                return fn(conn)
+        finally:
+            if conn.invalidated:
+                self._reader_conn = None
+                conn.close()
 
     def _writer(self) -> sa.Connection:
         """The blocking writer's connection, kept open: a pool checkout and a new
@@ -371,13 +415,55 @@ class Store:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._writer_conn is not None:
-            self._writer_conn.close()
-            self._writer_conn = None
+        for conn in (self._writer_conn, self._reader_conn):
+            if conn is not None:
+                conn.close()
+        self._writer_conn = self._reader_conn = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.stop)
+
+
+class BlockingSession:
+    """``AsyncSession``'s ``begin``, ``execute``, ``scalar``, ``scalars``, ``get_bind`` and
+    ``commit`` on a blocking (pysqlite) connection: coroutines that finish without ever
+    suspending, so the repositories written for an ``AsyncSession`` run unchanged, with no
+    thread hop or greenlet switch per statement (:meth:`Store.blocking_session`). Core
+    statements only (the repositories use no ORM identity map)."""
+
+    def __init__(self, conn: sa.Connection, checkpointer: WalCheckpointer | None) -> None:
+        self.conn = conn
+        self.checkpointer = checkpointer
+        self._tx: sa.RootTransaction | None = None
+
+    async def begin(self) -> None:
+        self._tx = self.conn.begin()
+
+    async def execute(self, statement: Any, params: Any = None) -> sa.CursorResult:
+        return self.conn.execute(statement, params)
+
+    async def scalar(self, statement: Any, params: Any = None) -> Any:
+        return self.conn.scalar(statement, params)
+
+    async def scalars(self, statement: Any, params: Any = None) -> sa.ScalarResult:
+        return self.conn.scalars(statement, params)
+
+    def get_bind(self) -> sa.Connection:
+        return self.conn
+
+    async def commit(self) -> None:
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            tx.commit()
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
+
+    def close(self) -> None:
+        """Roll back what is not committed."""
+        tx, self._tx = self._tx, None
+        if tx is not None and tx.is_active:
+            tx.rollback()
 
 
 class BulkInsert:

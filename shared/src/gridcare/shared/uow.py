@@ -63,6 +63,12 @@ class UnitOfWork(abc.ABC):
         #: something urgent waits on this transaction: it goes before ordinary writers
         #: waiting for the store (SQLite's one writer; see ``Store.write_lock``)
         self.urgent = False
+        #: on SQLite, run the transaction on the store's blocking connection, right on the
+        #: loop's thread (``Store.blocking_session``): for short, hot transactions (a batch
+        #: of check-ins, a decision the gates wait on), where aiosqlite's thread hop per
+        #: statement costs most of the time. It blocks the loop for the transaction (the
+        #: commit's fsync included). Nothing on PostgreSQL or in memory.
+        self.blocking = False
         self._events: list[tuple[Event, str | None]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._open = False
@@ -158,8 +164,12 @@ class SqlUnitOfWork(UnitOfWork):
 
     async def _begin(self) -> None:
         stack = AsyncExitStack()
-        await stack.enter_async_context(self.store.write_lock(self.urgent))
-        self.session = await stack.enter_async_context(self.store.sessions())
+        if self.blocking and self.store.is_sqlite:
+            session: Any = await stack.enter_async_context(self.store.blocking_session(self.urgent))
+        else:
+            await stack.enter_async_context(self.store.write_lock(self.urgent))
+            session = await stack.enter_async_context(self.store.sessions())
+        self.session = session
         await self.session.begin()
         self._stack = stack
         self.repositories()
