@@ -110,8 +110,10 @@ class ApiRouter(NatsRouter):
         )
 
 
-def unit_of_work(rt: Any = Context(RUNTIME)) -> Any:
-    """``Depends(unit_of_work)``: a unit of work on the service's store, for an API call."""
+async def unit_of_work(rt: Any = Context(RUNTIME)) -> Any:
+    """``Depends(unit_of_work)``: a unit of work on the service's store, for an API call.
+    (A coroutine: fast_depends runs a plain function dependency in a worker thread, a
+    thread hop per call.)"""
     return rt.unit_of_work()
 
 

@@ -100,11 +100,12 @@ class _DeviceHead(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def message_uow(
+async def message_uow(
     runtime: Runtime = Context(RUNTIME), inbound: Inbound | None = Context(INBOUND, default=None)
 ) -> UnitOfWork:
     """``Depends(message_uow)``: the unit of work for the envelope being handled (its
-    identity read once, by :class:`ReliableConsumer`)."""
+    identity read once, by :class:`ReliableConsumer`). A coroutine, as every dependency
+    here: fast_depends runs a plain function in a worker thread."""
     return runtime.unit_of_work(inbound)
 
 
@@ -112,7 +113,7 @@ def device_uow(id_field: str) -> Callable[..., UnitOfWork]:
     """``Depends(device_uow("event_id"))``: the unit of work for a device's bare payload,
     idempotent on that field of the payload (and the subject)."""
 
-    def dependency(msg: NatsMessage, runtime: Runtime = Context(RUNTIME)) -> UnitOfWork:
+    async def dependency(msg: NatsMessage, runtime: Runtime = Context(RUNTIME)) -> UnitOfWork:
         return runtime.unit_of_work(inbound_of(msg, id_field))
 
     return dependency
