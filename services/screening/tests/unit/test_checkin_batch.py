@@ -76,3 +76,35 @@ async def test_an_unexpected_failure_keeps_nothing_of_the_batch():
         await checkins.check_in_many([req("c-1", "R-1001"), req("c-2", "R-1002")], uow, MORNING)
     assert (uow.commits, len(uow.outbox)) == before
     assert uow.checkins.rows == {} and uow.checkins.replies == {}  # c-1 not kept either
+
+
+async def test_a_steady_stream_lingers_to_share_a_commit_an_isolated_check_in_does_not(
+    monkeypatch,
+):
+    import asyncio
+
+    from gridcare.screening.entrypoints import residents
+    from gridcare.screening.entrypoints.residents import Batcher
+
+    monkeypatch.setattr(residents, "BUSY_GAP_S", 5.0)  # "steady" however slow the machine
+    uow = await community()
+
+    class Service:  # what the batcher takes its units of work from
+        def unit_of_work(self):
+            return uow
+
+    loop = asyncio.get_running_loop()
+    batcher = Batcher(Service(), lambda: MORNING, linger_s=0.3)
+    before = uow.commits
+    t0 = loop.time()
+    first = await batcher.submit(req("c-1", "R-1001"))
+    assert loop.time() - t0 < 0.25  # after a quiet spell: written at once
+    assert first["status"] == "recorded" and uow.commits - before == 1
+    # right after a commit (steady traffic): the next waits, and those arriving meanwhile
+    # join its transaction
+    second = asyncio.create_task(batcher.submit(req("c-2", "R-1002")))
+    await asyncio.sleep(0.05)
+    third = asyncio.create_task(batcher.submit(req("c-3", "R-1003")))
+    replies = await asyncio.gather(second, third)
+    assert [r["status"] for r in replies] == ["recorded", "recorded"]
+    assert uow.commits - before == 2

@@ -76,13 +76,13 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utcn
     svc.publishes(NotificationRequested, NOTIFICATION_REQUESTED)  # call-backs, reminders
     # check-ins (edge §4.1), door visits, reminders, follow-up (handlers/checkins.py)
     # resident.*.checkin: by nats-py, group commit (entrypoints/residents.py)
-    checkin_edge = residents.CheckinEdge(svc, clock)
+    cfg = settings if isinstance(settings, ScreeningSettings) else ScreeningSettings()
+    checkin_edge = residents.CheckinEdge(svc, clock, linger_s=cfg.screening_checkin_linger_s)
     svc.on_ready(checkin_edge.subscribe)
     svc.on_stop(checkin_edge.drain)  # check-ins received are written and answered
     svc.components.update(checkin_edge=checkin_edge)
     svc.include(questionnaires.router())  # resident.*.questionnaire (edge §4.3)
     svc.publishes(DoorVisitRequested, DOOR_VISIT_REQUESTED)
-    cfg = settings if isinstance(settings, ScreeningSettings) else ScreeningSettings()
 
     async def checkin_tick() -> dict[str, int]:
         now = clock()

@@ -19,6 +19,10 @@ class ScreeningSettings(Settings):
     # 20 ms to take several commits' rows in one pass): a decision reaches the gates that
     # much sooner (bench/results/enforcement.md); a big pass's rows go in full batches anyway
     outbox_linger_s: float = Field(0.0, ge=0)
+    # check-ins arriving steadily wait this long for others to join their transaction (one
+    # commit for all; entrypoints/residents.py): taken one a commit, a busy morning's
+    # commits cost more CPU than the check-ins. An isolated check-in is written at once.
+    screening_checkin_linger_s: float = Field(0.004, ge=0, le=0.05)
     # how often compounds are checked for the days without a new case (epidemic-free)
     screening_compound_tick_s: float = Field(60.0, gt=0)
     # a test and drill facility, off by default: a file holding the seconds screening's

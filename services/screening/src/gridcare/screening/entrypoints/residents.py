@@ -10,7 +10,10 @@ the next one together (``Batcher``; ``checkins.check_in_many``: set-based, one c
 one fsync for all). Taken one at a time, one transaction each, screening answered about
 125 check-ins/s on a loaded machine whose fsync took 3-4 ms, and used 0.3 of a core
 (waiting for the disk); batched, it is CPU-bound (bench/screening_bench.py,
-bench/results/screening.md).
+bench/results/screening.md). Under steady traffic a check-in lingers ``linger_s`` for
+others to join (a transaction costs about as much as ten check-ins); the transaction is a
+blocking unit of work (``uow.blocking``: on SQLite on the loop's thread, no thread hop per
+statement). ``checkin_batch_size`` and ``checkin_commit_duration_seconds`` are its metrics.
 
 The subject is answered by nats-py directly (``CheckinEdge``, wired in bootstrap.py), like
 the gate scan (checkpoint/entrypoints/scans.py): through FastStream each check-in had its
@@ -48,6 +51,11 @@ QUEUE = "gridcare-screening-checkins"
 WORKERS = 256
 #: check-ins in one transaction at most
 MAX_BATCH = 256
+#: fewer than this queued, under steady traffic: linger for more to join the transaction
+SMALL_BATCH = 32
+#: a commit begun less than this long ago means steady traffic (an isolated check-in, after
+#: a quiet spell, is written at once)
+BUSY_GAP_S = 0.02
 
 
 def problems(data: bytes, person: str) -> tuple[CheckinRequest | None, list[dict[str, str]]]:
@@ -78,10 +86,26 @@ class Batcher:
         rt: Any,
         clock: Callable[[], datetime],
         publish: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+        linger_s: float = 0.0,
+        metrics: Any = None,
     ) -> None:
         self.rt = rt  # what gives a unit of work (the service)
         self.clock = clock
         self.publish = publish  # a reply to a subject (``put``'s replies)
+        self.linger_s = linger_s
+        self._last_commit = float("-inf")
+        self.batch_size = self.commit_seconds = None
+        if metrics is not None:
+            self.batch_size = metrics.histogram(
+                "checkin_batch_size",
+                "Check-ins written per transaction",
+                buckets=(1, 2, 5, 10, 20, 50, 100, 256),
+            )
+            self.commit_seconds = metrics.histogram(
+                "checkin_commit_duration_seconds",
+                "Time of one transaction of check-ins",
+                buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            )
         # each check-in with who waits for its reply: a future, or a reply subject
         self.queue: list[tuple[CheckinRequest, asyncio.Future | str]] = []
         self.task: asyncio.Task | None = None
@@ -108,14 +132,26 @@ class Batcher:
             await asyncio.wait({self.task})
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self.queue:
+            if (
+                self.linger_s
+                and len(self.queue) < SMALL_BATCH
+                and loop.time() - self._last_commit < BUSY_GAP_S
+            ):
+                await asyncio.sleep(self.linger_s)  # let the next check-ins join this commit
+            self._last_commit = loop.time()
             batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
             reqs = [req for req, _ in batch]
+            t0 = loop.time()
             try:
-                replies = await checkins.check_in_many(reqs, self.rt.unit_of_work(), self.clock())
+                replies = await checkins.check_in_many(reqs, self._uow(), self.clock())
             except Exception:
                 log.exception("a batch of %d check-ins failed; taking them one by one", len(reqs))
                 replies = [await self._one(req) for req in reqs]
+            if self.batch_size is not None and self.commit_seconds is not None:
+                self.batch_size.observe(len(reqs))
+                self.commit_seconds.observe(loop.time() - t0)
             for (_, sink), reply in zip(batch, replies, strict=True):
                 if isinstance(sink, str):
                     if self.publish is not None:
@@ -123,9 +159,14 @@ class Batcher:
                 elif not sink.done():
                     sink.set_result(reply)
 
+    def _uow(self) -> Any:
+        uow = self.rt.unit_of_work()
+        uow.blocking = True  # on SQLite: on the loop's thread, no thread hop per statement
+        return uow
+
     async def _one(self, req: CheckinRequest) -> dict[str, Any]:
         try:
-            return await checkins.check_in(req, self.rt.unit_of_work(), self.clock())
+            return await checkins.check_in(req, self._uow(), self.clock())
         except ApiError as exc:
             return exc.reply()
         except Exception:
@@ -144,9 +185,15 @@ class CheckinEdge:
     next message is taken at once); the writer publishes each reply once its batch is
     committed. ``drain`` (at stop) takes no more and answers every check-in received."""
 
-    def __init__(self, svc: Any, clock: Callable[[], datetime]) -> None:
+    def __init__(self, svc: Any, clock: Callable[[], datetime], linger_s: float = 0.0) -> None:
         self.svc = svc
-        self.batcher = Batcher(svc, clock, publish=self._reply)
+        self.batcher = Batcher(
+            svc,
+            clock,
+            publish=self._reply,
+            linger_s=linger_s,
+            metrics=svc.metrics,
+        )
         self._sub: Any = None
 
     async def subscribe(self) -> None:
