@@ -35,6 +35,9 @@ def router(settings: Settings, state: GateState) -> ConsumerRouter:
             await handlers.reference_data_changed(entity, uow, state)
 
     async def decision(ev: Any, uow: CheckpointUnitOfWork) -> None:
+        # the gates wait on it: before the register's ordinary commits, and on SQLite on
+        # the loop's thread (one short transaction, no thread hop per statement)
+        uow.urgent = uow.blocking = True
         if isinstance(ev, PersonStatusChanged):
             await handlers.person_status_changed(ev, uow, state)
         else:

@@ -316,6 +316,9 @@ def router(service: str) -> ApiRouter:
         uow: ScreeningUnitOfWork = Depends(unit_of_work),
         clock: Callable[[], datetime] = Context(CLOCK),
     ) -> dict:
+        # every gate waits on this decision: before ordinary writers, and on SQLite on the
+        # loop's thread (a short transaction; no thread hop per statement)
+        uow.urgent = uow.blocking = True
         d = await status.set_status(
             uow,
             req.person_id,
