@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -236,6 +237,10 @@ class Loadgen:
         self.inbox = self.nc.new_inbox()
         await self.nc.subscribe(f"{self.inbox}.*", cb=self.on_reply)
         await self.nc.flush()
+        # the generator's own full GC passes would add their pauses to whichever replies
+        # are due then (the same for both responders): what is loaded stays out of them
+        gc.collect()
+        gc.freeze()
         reaper = asyncio.create_task(self.reaper())
         try:
             await (self.run_open() if self.a["mode"] == "open" else self.run_closed())
@@ -383,6 +388,34 @@ def seed_community(
     return people
 
 
+def batch_metrics(url: str) -> dict[str, float]:
+    """Screening's check-in transactions so far, from its metrics: how many, the check-ins
+    in them, their time, and how many took longer than 10 ms."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    out = {"commits": 0.0, "checkins": 0.0, "seconds": 0.0, "over_10ms": 0.0}
+    within_10ms = 0.0
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            if smp.name.endswith("checkin_batch_size_sum"):
+                out["checkins"] = smp.value
+            elif smp.name.endswith("checkin_commit_duration_seconds_count"):
+                out["commits"] = smp.value
+            elif smp.name.endswith("checkin_commit_duration_seconds_sum"):
+                out["seconds"] = smp.value
+            elif (
+                smp.name.endswith("checkin_commit_duration_seconds_bucket")
+                and float(smp.labels["le"]) == 0.01
+            ):
+                within_10ms = smp.value
+    out["over_10ms"] = out["commits"] - within_10ms
+    return out
+
+
 def count_rows(db: Path, table: str, where: str = "") -> int:
     con = sqlite3.connect(db)
     try:
@@ -409,7 +442,9 @@ class Bench:
         say(f"nats-server on {self.nats.url} (pid {self.nats.proc.pid})")
 
     # --- check-ins --------------------------------------------------------------------------
-    def loadgen(self, mode: str, tag: str, pids: dict[str, int]) -> dict:
+    def loadgen(
+        self, mode: str, tag: str, pids: dict[str, int], metrics_url: str | None = None
+    ) -> dict:
         a = self.args
         spec = {
             "url": self.nats.url,
@@ -441,6 +476,7 @@ class Bench:
                     "t": time.monotonic(),
                     "machine": sum(machine_cpu_s()),
                     **{k: proc_cpu_s(v) for k, v in pids.items()},
+                    "batches": batch_metrics(metrics_url) if metrics_url else None,
                 }
             elif ev["event"] == "result":
                 result = ev
@@ -454,6 +490,8 @@ class Bench:
             for k in ("machine", *pids)
         }
         result["cpu_cores"] = cores
+        if s["batches"] and e["batches"]:  # screening's transactions in the window
+            result["batches"] = {k: e["batches"][k] - s["batches"][k] for k in s["batches"]}
         known = sum(v for k, v in cores.items() if k != "machine" and v)
         result["cpu_cores"]["other"] = round(cores["machine"] - known, 2)
         if cores.get("responder") and result["replies_per_s"]:
@@ -485,15 +523,15 @@ class Bench:
 
     def run_screening(self, svc, tag: str) -> dict:
         pids = {"responder": svc.proc.pid, "nats": self.nats.proc.pid}
-        return self.phases(pids, tag)
+        return self.phases(pids, tag, f"http://127.0.0.1:{svc.http_port}/metrics")
 
-    def phases(self, pids: dict[str, int], tag: str) -> dict:
+    def phases(self, pids: dict[str, int], tag: str, metrics_url: str | None = None) -> dict:
         """The closed loop first (at most ``inflight`` left over), then the open loop: a
         responder slower than the offered rate is left with a backlog that would otherwise
         fill the next phase's window."""
-        closed = self.loadgen("closed", f"{tag}-closed", pids)
+        closed = self.loadgen("closed", f"{tag}-closed", pids, metrics_url)
         time.sleep(1.0)
-        return {"open": self.loadgen("open", f"{tag}-open", pids), "closed": closed}
+        return {"open": self.loadgen("open", f"{tag}-open", pids, metrics_url), "closed": closed}
 
     def checkin(self) -> None:
         from gridcare.cli.devrun import ServiceProcess, free_port
@@ -808,6 +846,29 @@ def render(r: dict, command: str) -> str:
                     f"{fmt(lat['p90'])} | {p99} | "
                     f"{fmt(lat['max'])} | {o['timeouts']} | {fmt(o['send_lag_ms']['p99'])} | "
                     f"{c['replies_per_s']} | {fmt(c.get('responder_cpu_us_per_reply'), 0)} | {rr} |"
+                )
+        txs = [
+            (i, phase, run["screening"][phase]["batches"])
+            for i, run in enumerate(ck["runs"], 1)
+            for phase in ("open", "closed")
+            if run["screening"][phase].get("batches")
+        ]
+        if txs:
+            out += [
+                "",
+                "Screening's check-in transactions in each measured window (from its metrics, "
+                "`checkin_batch_size`, `checkin_commit_duration_seconds`; the time of one is "
+                "its reads, writes and commit, during which the loop is blocked):",
+                "",
+                "| run | phase | transactions | check-ins each (mean) | ms each (mean) | "
+                "over 10 ms |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+            for i, phase, b in txs:
+                n = b["commits"] or 1
+                out.append(
+                    f"| {i} | {phase} | {b['commits']:.0f} | {b['checkins'] / n:.1f} | "
+                    f"{1e3 * b['seconds'] / n:.2f} | {b['over_10ms']:.0f} |"
                 )
         p99s = [run["screening"]["open"]["latency_ms"]["p99"] for run in ck["runs"]]
         ratios_tp = [
