@@ -375,6 +375,67 @@ async def test_two_intakes_at_once_never_overfill_a_site(screening, db_backend, 
         assert sorted(rooms, key=int) == [str(n) for n in range(1, 11)]
 
 
+class RacingHouseholdUnitOfWork(SqlUnitOfWork):
+    """Waits at the barrier before taking the household's lock: both starts have begun
+    their transactions before either reads the household's quarantine (PostgreSQL)."""
+
+    def __init__(self, svc, barrier: asyncio.Barrier | None) -> None:
+        super().__init__(svc.store, svc.name, None, svc.relay.wake)
+        self.barrier = barrier
+
+    def repositories(self) -> None:
+        super().repositories()
+        real, barrier = self.household_quarantines.lock, self.barrier
+
+        async def lock(household_id):
+            if barrier is not None:
+                await asyncio.wait_for(barrier.wait(), 10)
+            await real(household_id)
+
+        self.household_quarantines.lock = lock  # type: ignore[method-assign]
+
+
+async def test_two_household_starts_at_once_make_one_quarantine(screening, db_backend):
+    """Two members of staff start the same household's quarantine at once: one quarantine,
+    to the later end (on PostgreSQL without the household's lock both would read none and
+    both insert; the store's partial unique index would refuse the second)."""
+    svc, _nc, clock = screening
+    barrier = asyncio.Barrier(2) if db_backend == "postgres" else None
+    now = clock()
+    ends = [now + timedelta(days=7), now + timedelta(days=14)]
+
+    async def start(n: int, end: datetime) -> dict[str, Any]:
+        uow = RacingHouseholdUnitOfWork(svc, barrier)
+        return await handlers.start_household(
+            uow, "H-0101", by="S-01", role=None, reason=f"start {n}", now=now, until=end
+        )
+
+    results = await asyncio.gather(*(start(n, end) for n, end in enumerate(ends)))
+    assert {r["household_id"] for r in results} == {"H-0101"}
+    async with svc.store.sessions() as s:
+        rows = (
+            await s.execute(
+                sa.select(T.household_quarantines).where(
+                    T.household_quarantines.c.household_id == "H-0101"
+                )
+            )
+        ).all()
+    [row] = rows
+    assert row.status == "active" and row.until.replace(tzinfo=UTC) == ends[1]
+
+
+async def test_the_store_itself_refuses_a_second_active_household_quarantine(screening):
+    svc, _nc, clock = screening
+    row = {"household_id": "H-0101", "until": clock() + timedelta(days=14), "started_by": "S-01",
+           "reason": "r", "status": "active"}  # fmt: skip
+    async with svc.store.transaction() as s:
+        await s.execute(sa.insert(T.household_quarantines).values(started_at=clock(), **row))
+    with pytest.raises(sa.exc.IntegrityError):
+        async with svc.store.transaction() as s:
+            later = clock() + timedelta(hours=1)
+            await s.execute(sa.insert(T.household_quarantines).values(started_at=later, **row))
+
+
 async def test_the_store_itself_refuses_a_second_person_in_a_room(screening):
     svc, nc, clock = screening
     await ok(

@@ -222,6 +222,29 @@ async def test_ending_releases_the_members_at_home_only():
     assert err.value.code == "not_quarantined"
 
 
+async def test_the_last_member_out_of_home_quarantine_ends_the_households():
+    uow = await community()
+    await handlers.start_household(uow, "H-0101", by="S-01", role=None, reason="r", now=T0)
+    later = T0 + timedelta(days=3)
+
+    async def release(person: str, to: HealthStatus, role: Role) -> None:
+        async with uow:
+            await change_status(uow, person, to, by="D-01", role=role, reason="well", now=later)
+            await uow.commit()
+
+    await release("R-1001", HealthStatus.RELEASED, Role.COMMUNITY_DOCTOR)
+    await release("R-1002", HealthStatus.CONFIRMED, Role.LAB)  # to hospital, not at home
+    assert [r["household_id"] for r in await handlers.households(uow, later)] == ["H-0101"]
+    await release("R-1003", HealthStatus.RELEASED, Role.COMMUNITY_DOCTOR)
+    assert await handlers.households(uow, later) == []
+    [ended] = uow.household_quarantines.rows.values()
+    assert (ended.status, ended.ended_at, ended.ended_by) == ("ended", later, "D-01")
+    assert "R-1003" in (ended.end_reason or "")
+    with pytest.raises(ApiError) as err:  # nothing left to end
+        await handlers.end_household(uow, "H-0101", by="D-01", role=None, reason="r", now=later)
+    assert err.value.code == "not_quarantined"
+
+
 async def test_the_list_reads_until_when_on_the_local_clock():
     uow = await community()
     await handlers.start_household(uow, "H-0102", by="S-01", role=None, reason="r", now=T0)

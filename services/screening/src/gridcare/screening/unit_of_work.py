@@ -54,6 +54,11 @@ class Statuses(Protocol):
 
 
 class HouseholdQuarantines(Protocol):
+    async def lock(self, household_id: str) -> None:
+        """No other transaction changes the household's quarantine until this one ends:
+        two starts at once make one quarantine, the later extending it."""
+        ...
+
     async def active_of(self, household_id: str) -> HouseholdQuarantine | None: ...
     async def save(self, hq: HouseholdQuarantine) -> None: ...
     async def active(self) -> list[HouseholdQuarantine]:

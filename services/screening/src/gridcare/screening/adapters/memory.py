@@ -91,6 +91,9 @@ class HouseholdQuarantines:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, datetime], HouseholdQuarantine] = {}
 
+    async def lock(self, household_id: str) -> None:
+        return None  # one unit of work at a time
+
     async def active_of(self, household_id: str) -> HouseholdQuarantine | None:
         for (household, _), hq in self.rows.items():
             if household == household_id and hq.active:

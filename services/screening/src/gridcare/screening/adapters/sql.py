@@ -254,6 +254,14 @@ class HouseholdQuarantines:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def lock(self, household_id: str) -> None:
+        """The household's row locked until this transaction ends (PostgreSQL; SQLite's
+        one writer needs nothing, and renders no ``FOR UPDATE``)."""
+        h = T.households.c
+        await self.session.execute(
+            sa.select(h.household_id).where(h.household_id == household_id).with_for_update()
+        )
+
     async def active_of(self, household_id: str) -> HouseholdQuarantine | None:
         q = T.household_quarantines.c
         row = (

@@ -184,6 +184,15 @@ household_quarantines = sa.Table(
     sa.Column("ended_by", sa.String(200), nullable=True),
     sa.Column("end_reason", sa.Text, nullable=True),
 )
+# One active quarantine a household, whatever two writers read (the handlers also lock the
+# household first: ``HouseholdQuarantines.lock``)
+sa.Index(
+    "uq_household_quarantines_active",
+    household_quarantines.c.household_id,
+    unique=True,
+    sqlite_where=household_quarantines.c.status == "active",
+    postgresql_where=household_quarantines.c.status == "active",
+)
 # A central quarantine site (a requisitioned hotel) and its rooms: one person a room.
 quarantine_sites = sa.Table(
     "quarantine_sites",

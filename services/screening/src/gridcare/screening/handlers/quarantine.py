@@ -108,6 +108,7 @@ async def quarantine_household(
     community policy's ``follow_up_days``, 14, in local days). Already active: extended to
     the later end. Inside the caller's open unit of work; returns each member's decision in
     force."""
+    await uow.household_quarantines.lock(household_id)  # a second start waits, then extends
     members = await _members(uow, household_id)
     if until is None:
         zone = await uow.places.zone_of_household(household_id)
@@ -161,6 +162,7 @@ async def end_household_quarantine(
     ``change_status``, with the reason); a member held otherwise (confirmed, in hospital, at
     a central site) keeps it. With nobody held, the checkpoint's door alert stops. Inside
     the caller's open unit of work; returns each member's decision in force."""
+    await uow.household_quarantines.lock(household_id)
     members = await _members(uow, household_id)
     hq = q.end_household(
         await uow.household_quarantines.active_of(household_id),
@@ -259,6 +261,7 @@ async def end_household(
 ) -> dict[str, Any]:
     """The office's ``quarantine.household.end``."""
     async with uow:
+        await uow.household_quarantines.lock(household_id)
         members = await _members(uow, household_id)
         acting = await staff_role(uow, members[0], by, role)
         current = await uow.household_quarantines.active_of(household_id)

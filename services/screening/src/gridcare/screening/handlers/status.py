@@ -16,7 +16,7 @@ from gridcare.shared.envelope import stable_id
 from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso
 
-from ..domain import status
+from ..domain import quarantine, status
 from ..domain.status import (
     STAFF_ROLES,
     HealthStatus,
@@ -90,7 +90,34 @@ async def change_status(
         ),
         event_id=stable_id("PersonStatusChanged", person_id, now.isoformat(), was, to),
     )
+    if was == HealthStatus.HOME_QUARANTINE:
+        await _last_out_ends_home_quarantine(uow, household, person_id, to, by=by, now=now)
     return decision
+
+
+async def _last_out_ends_home_quarantine(
+    uow: ScreeningUnitOfWork,
+    household: str,
+    person_id: str,
+    to: HealthStatus,
+    *,
+    by: str,
+    now: datetime,
+) -> None:
+    """A member has left home quarantine (released one by one, say, or taken to a central
+    site): with nobody of the household left in it, the household's quarantine ends too,
+    so the office's list of quarantined households stays true."""
+    hq = await uow.household_quarantines.active_of(household)
+    if hq is None:
+        return  # ended already (the household's own end releases its members after)
+    for member in await uow.places.members_of(household):
+        current = await uow.statuses.get(member)
+        if current is not None and current.status == HealthStatus.HOME_QUARANTINE:
+            return  # someone is still confined at home
+    reason = f"nobody of the household left in home quarantine (the last, {person_id}: {to.value})"
+    await uow.household_quarantines.save(
+        quarantine.end_household(hq, household, by=by, reason=reason, now=now)
+    )
 
 
 async def staff_role(uow: ScreeningUnitOfWork, person_id: str, by: str, role: Role | None) -> Role:
