@@ -444,3 +444,23 @@ async def test_receipts_mark_delivery_or_fail_over_and_unknown_ones_are_refused(
         uow, T0, retry_after, status="failed", provider_ref=sms.provider_ref
     )
     assert back["status"] == "queued"
+
+
+async def test_screenings_alert_kinds_have_their_own_chains():
+    """A missed follow-up day waits 30 minutes for the grid worker (not the general 5); an
+    urgent call-back goes round its chain twice before it is given up."""
+    uow, providers = await community(), RecordingProviders()
+    await handlers.request(fever("fu-1", alert_kind="follow_up_missed"), uow, D, T0)
+    await send_all(uow, providers, T0)
+    assert await handlers.escalate_due(uow, D, T0 + timedelta(minutes=29)) == 0
+    assert await handlers.escalate_due(uow, D, T0 + timedelta(minutes=30, seconds=1)) == 1
+    call_back = fever("mh-1", alert_kind="mental_health_urgent")
+    await handlers.request(call_back, uow, D, T0)
+    mh = next(a for a in uow.alerts.rows.values() if a.request_id == "mh-1")
+    at, steps = T0, 0
+    while uow.alerts.rows[mh.alert_id].status == "open" and steps < 20:
+        at += timedelta(minutes=16)
+        await handlers.escalate_due(uow, D, at)
+        steps += 1
+    assert uow.alerts.rows[mh.alert_id].status == "unacknowledged"
+    assert uow.alerts.rows[mh.alert_id].round == 1  # the chain once again before giving up

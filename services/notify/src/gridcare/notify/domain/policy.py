@@ -37,6 +37,15 @@ DEFAULT_CHAINS: dict[str, Chain] = {
     "emergency": Chain((("grid_worker", 5.0), ("secretary", 10.0), ("duty_staff", 15.0)), 1),
     "missed_checkin": Chain((("grid_worker", 30.0), ("secretary", 60.0))),
     "gate_offline": Chain((("duty_staff", 10.0), ("secretary", 30.0))),
+    # screening's: an urgent call-back (PHQ-9 item 9: thoughts of self-harm) goes to the
+    # community's doctor; the grid worker can be at the door soonest; round again once
+    "mental_health_urgent": Chain(
+        (("community_doctor", 10.0), ("grid_worker", 15.0), ("secretary", 15.0)), 1
+    ),
+    # a person followed up (the four categories, symptoms) unheard of for a day
+    "follow_up_missed": Chain(
+        (("grid_worker", 30.0), ("community_doctor", 30.0), ("secretary", 60.0))
+    ),
 }
 
 
