@@ -81,7 +81,7 @@ class Envelope(BaseModel, Generic[E]):
         """Put ``event`` in an envelope; ``cause`` (or ``correlation_id`` and
         ``causation_id``) carries the story on."""
         eid = event_id or new_id()
-        return Envelope[dict[str, Any]](
+        return _DataEnvelope(
             event_id=eid,
             type=event.TYPE,
             source=source,
@@ -105,3 +105,8 @@ class Envelope(BaseModel, Generic[E]):
             "Gridcare-Type": self.type,
             "Gridcare-Correlation-Id": self.correlation_id,
         }
+
+
+#: ``Envelope[dict[str, Any]]``, parametrised once: pydantic's lookup of a parametrised
+#: generic costs about 8 µs a time, a tenth of a reminder in the morning pass
+_DataEnvelope = Envelope[dict[str, Any]]
