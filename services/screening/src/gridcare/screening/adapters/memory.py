@@ -1,4 +1,4 @@
-"""Screening's repositories in memory: the same behaviour as ``sql.py``, for handler tests."""
+"""Screening's repositories in memory: the same behaviour as ``sql/``, for handler tests."""
 
 from __future__ import annotations
 
