@@ -304,19 +304,12 @@ class Store:
         if self._write_lock is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        async with self._write_lock:
-            conn = self._writer()
-            try:
-                with conn.begin():
-                    result = fn(conn)
-            except BaseException:
-                if conn.invalidated:  # the connection itself failed: a new one next time
-                    self._writer_conn = None
-                    conn.close()
-                raise
-            if self.checkpointer is not None:
-                self.checkpointer.committed()
-            return result
+        async with self._blocking_writer() as conn:
+            with conn.begin():
+                result = fn(conn)
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
+        return result
 
     @asynccontextmanager
     async def blocking_session(self, urgent: bool = False) -> AsyncIterator[BlockingSession]:
@@ -325,21 +318,12 @@ class Store:
         statements run right on the loop's thread and never yield to it (see
         :meth:`blocking_write`; ``SqlUnitOfWork.blocking``). What is not committed when the
         block ends is rolled back."""
-        async with self.write_lock(urgent):
-            conn = self._writer()
+        async with self._blocking_writer(urgent) as conn:
             session = BlockingSession(conn, self.checkpointer)
             try:
                 yield session
             finally:
-                try:
-                    session.close()
-                except BaseException:
-                    self._writer_conn = None  # the connection failed: a new one next time
-                    conn.close()
-                    raise
-                if conn.invalidated:
-                    self._writer_conn = None
-                    conn.close()
+                session.close()
 
     async def blocking_read(self, fn: Callable[[sa.Connection], T]) -> T:
         """``fn(conn)`` in a read transaction. On SQLite on a reader connection of the
@@ -360,6 +344,19 @@ class Store:
             if conn.invalidated:
                 self._reader_conn = None
                 conn.close()
+
+    @asynccontextmanager
+    async def _blocking_writer(self, urgent: bool = False) -> AsyncIterator[sa.Connection]:
+        """The blocking writer's connection under the write lock; one that failed (a
+        connection invalidated) is closed, and the next writer gets a new one."""
+        async with self.write_lock(urgent):
+            conn = self._writer()
+            try:
+                yield conn
+            finally:
+                if conn.invalidated:
+                    self._writer_conn = None
+                    conn.close()
 
     def _writer(self) -> sa.Connection:
         """The blocking writer's connection, kept open: a pool checkout and a new

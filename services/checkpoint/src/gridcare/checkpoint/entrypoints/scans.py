@@ -49,6 +49,7 @@ from sqlalchemy.sql.expression import Executable
 from gridcare.contracts.checkpoint import FeverDetected, QuarantineBreachAttempted
 from gridcare.contracts.edge import GATE_SCAN_ALL
 from gridcare.shared import outbox
+from gridcare.shared.aio import Linger
 from gridcare.shared.envelope import Envelope, Event, stable_id, utcnow
 from gridcare.shared.service import Service
 from gridcare.shared.store import BulkInsert
@@ -165,13 +166,11 @@ class Register:
         self.svc = svc
         self.settle = settle
         self.max_batch = max_batch
-        self.linger_s = linger_s
-        self.small_batch = small_batch
+        self.linger = Linger(linger_s, BUSY_GAP_S, small_batch)
         self._queue: list[Entry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopping = False
-        self._last_commit = -1e9  # loop time of the last commit's start
         self._outbox = BulkInsert(svc.store.tables.outbox, outbox.COLUMNS)
         m = svc.metrics
         self.batch_size = m.histogram(
@@ -201,21 +200,12 @@ class Register:
         self._wake.set()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._stopping or self._queue:
             await self._wake.wait()
             self._wake.clear()
-            if (
-                self.linger_s
-                and len(self._queue) < self.small_batch
-                and not self._stopping
-                and loop.time() - self._last_commit < BUSY_GAP_S
-            ):
-                # steady traffic, small batches: let the next scans join this commit (a
-                # commit costs about as much CPU as a dozen verdicts); an isolated scan
-                # is committed at once
-                await asyncio.sleep(self.linger_s)
-            self._last_commit = loop.time()
+            # steady traffic, small batches: let the next scans join this commit (a commit
+            # costs about as much CPU as a dozen verdicts); an isolated scan goes at once
+            await self.linger.before_commit(len(self._queue), self._stopping)
             while self._queue:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]

@@ -38,6 +38,7 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from gridcare.contracts.edge import RESIDENT_CHECKIN_ALL, CheckinRequest
+from gridcare.shared.aio import Linger
 from gridcare.shared.consumers import RUNTIME
 from gridcare.shared.errors import ApiError, bad_fields, error
 
@@ -92,8 +93,7 @@ class Batcher:
         self.rt = rt  # what gives a unit of work (the service)
         self.clock = clock
         self.publish = publish  # a reply to a subject (``put``'s replies)
-        self.linger_s = linger_s
-        self._last_commit = float("-inf")
+        self.linger = Linger(linger_s, BUSY_GAP_S, SMALL_BATCH)
         self.batch_size = self.commit_seconds = None
         if metrics is not None:
             self.batch_size = metrics.histogram(
@@ -134,13 +134,7 @@ class Batcher:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self.queue:
-            if (
-                self.linger_s
-                and len(self.queue) < SMALL_BATCH
-                and loop.time() - self._last_commit < BUSY_GAP_S
-            ):
-                await asyncio.sleep(self.linger_s)  # let the next check-ins join this commit
-            self._last_commit = loop.time()
+            await self.linger.before_commit(len(self.queue))  # others may join this commit
             batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
             reqs = [req for req, _ in batch]
             t0 = loop.time()
