@@ -31,9 +31,22 @@ def test_the_delay_doubles_to_its_cap_and_starts_over_after_a_stable_run():
     assert b.next(uptime_s=0.5) == 2
 
 
+def started(argv: list[str]) -> subprocess.Popen:
+    """A process whose command line /proc already shows: Popen returns once exec has begun,
+    but the kernel sets the new command line a moment later (a busy CI machine once read
+    it empty)."""
+    p = subprocess.Popen(argv)
+    if sys.platform.startswith("linux"):
+        deadline = time.monotonic() + 5
+        while (ident := process_identity(p.pid)) is None or ident[1] != argv:
+            assert time.monotonic() < deadline, ident
+            time.sleep(0.01)
+    return p
+
+
 @pytest.fixture
 def sleeper():
-    p = subprocess.Popen(["sleep", "60"])
+    p = started(["sleep", "60"])
     yield p
     p.kill()
     p.wait()
@@ -53,7 +66,7 @@ def test_a_recorded_process_counts_only_with_its_start_time_and_command_line(sle
 
 @linux_only
 def test_a_crashed_runs_leftovers_are_stopped_and_nothing_else(tmp_path, sleeper):
-    leftover = subprocess.Popen(["sleep", "61"])
+    leftover = started(["sleep", "61"])
     try:
         record = RunRecord(tmp_path / "gridcare-run.json")
         record.write(
