@@ -216,3 +216,28 @@ async def test_a_writer_cancelled_while_waiting_or_as_it_is_handed_the_lock_lose
     assert not lock.locked()
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+async def test_bulk_insert_into_a_unit_of_works_session_reads_back_the_same(store):
+    """``BulkInsert.into``: through the DBAPI cursor on a blocking session, through
+    SQLAlchemy on an ``AsyncSession``; the rows read back alike either way."""
+    bulk = BulkInsert(things, COLUMNS, json_text={"doc"})
+    async with store.sessions() as s, s.begin():
+        await bulk.into(s, rows(4, "a"))
+    if store.is_sqlite:
+        async with store.blocking_session() as s:
+            await s.begin()
+            await bulk.into(s, rows(4, "b"))
+            await s.commit()
+    async with store.sessions() as s:
+        got = (await s.execute(sa.select(things).order_by(things.c.id))).mappings().all()
+    by_prefix: dict[str, list] = {}
+    for r in got:
+        at = r["at"] if r["at"].tzinfo else r["at"].replace(tzinfo=UTC)
+        by_prefix.setdefault(r["name"][0], []).append(
+            (r["name"][1:], at, r["tags"], r["doc"], r["blob"], r["weight"])
+        )
+    assert by_prefix["a"][0][3] == {"n": 0, "zh": "请通行"}
+    assert len(by_prefix["a"]) == 4
+    if store.is_sqlite:
+        assert by_prefix["b"] == by_prefix["a"]

@@ -137,3 +137,60 @@ async def test_the_fake_behaves_the_same():
     with pytest.raises(AlreadyHandled):
         async with uow:
             pass
+
+
+async def test_reading_takes_no_writer_and_its_events_go_with_the_next_commit(store, blocking):
+    """``reading()``: reads while a writer holds the store (SQLite's write lock included),
+    keeps nothing written there, and what is emitted meanwhile or before the block goes
+    with the block's commit; a block left without a commit drops it."""
+    import asyncio
+
+    async with TestUnitOfWork(store, "testsvc") as first:
+        await first.add_effect("r0", 0)
+        await first.commit()
+    uow = uow_of(store, None, blocking)  # a periodic pass: no message
+    q = sa.select(sa.func.count()).select_from(effects)
+    async with store.write_lock():  # another writer's transaction is under way
+        async with asyncio.timeout(5):
+            async with uow.reading():
+                assert await uow.session.scalar(q) == 1
+                await uow.add_effect("r1", 1)  # not kept
+                uow.emit(Ping(topic="t", n=1))
+        uow.emit(Ping(topic="t", n=2))
+    async with uow:
+        await uow.commit()
+    assert [e.data["n"] for e in uow.committed] == [1, 2]
+    assert await count(store, effects) == 1
+    assert await count(store, store.tables.outbox) == 2
+    uow.emit(Ping(topic="t", n=3))
+    with pytest.raises(RuntimeError):
+        async with uow:
+            uow.emit(Ping(topic="t", n=4))
+            raise RuntimeError("the step failed")
+    async with uow:
+        await uow.commit()
+    assert await count(store, store.tables.outbox) == 2  # the dropped ones never went
+
+
+async def test_the_fake_reads_the_same_way():
+    class Fake(FakeUnitOfWork):
+        def __init__(self):
+            super().__init__("testsvc")
+            self.rows: dict[str, int] = {"a": 1}
+
+        def state(self):
+            return {"rows": self.rows}
+
+    uow = Fake()
+    async with uow.reading():
+        assert uow.rows == {"a": 1}
+        uow.rows["b"] = 2  # not kept
+        uow.emit(Ping(topic="t", n=1))
+    assert uow.rows == {"a": 1}
+    async with uow:
+        await uow.commit()
+    assert uow.events(Ping) == [{"topic": "t", "n": 1}]
+    with pytest.raises(RuntimeError):
+        async with uow:
+            async with uow.reading():
+                pass

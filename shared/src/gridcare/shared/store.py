@@ -9,6 +9,7 @@ its revisions in ``gridcare/<service>/migrations`` and :func:`migrate` runs them
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import threading
@@ -509,6 +510,22 @@ class BulkInsert:
                     convert.append((i, proc))
             self._by_dialect[key] = (sql, convert)
         return self._by_dialect[key]
+
+    async def into(self, session: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` in a unit of work's session: straight through the DBAPI cursor on
+        a :class:`BlockingSession`, as an ordinary SQLAlchemy ``executemany`` on any other
+        (an ``AsyncSession``: PostgreSQL, or SQLite through aiosqlite)."""
+        if not rows:
+            return
+        if isinstance(session, BlockingSession):
+            self.execute(session.conn, rows)
+            return
+        if self.json_text:  # SQLAlchemy serialises JSON itself: give it the values
+            rows = [
+                {**r, **{c: json.loads(r[c]) for c in self.json_text if r.get(c) is not None}}
+                for r in rows
+            ]
+        await session.execute(sa.insert(self.table), list(rows))
 
     def execute(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (mappings by column name) in ``conn``'s transaction."""

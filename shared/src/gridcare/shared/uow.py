@@ -21,14 +21,33 @@ Leaving the block without a commit rolls back. :class:`SqlUnitOfWork` is the sto
 :class:`FakeUnitOfWork` keeps everything in memory, so a handler's test takes
 milliseconds and needs no database or broker. Each service subclasses both with its own
 repositories (``<service>/unit_of_work.py``).
+
+A long step that reads much and writes much (a batch of the morning reminder pass) can
+read first and build its events before it takes the writer, so that other writers (the
+check-ins) wait only for its writes: ``async with uow.reading():`` gives the repositories
+for reads, outside any write transaction (on SQLite without the store's write lock); events
+emitted meanwhile, or between the two blocks, are wrapped at once and go with the next
+block's commit::
+
+    async with uow.reading():
+        targets = await uow.checkins.to_remind(...)
+    for t in targets:
+        uow.emit(Reminder(...))
+    async with uow:
+        await uow.checkins.reminded(...)
+        await uow.commit()
+
+What was read may have changed by the time the block writes: only for steps where that
+is harmless (a reminder to someone who checked in a moment before).
 """
 
 from __future__ import annotations
 
 import abc
 import copy
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -37,7 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import outbox
 from .envelope import Envelope, Event, utcnow
-from .store import Store
+from .store import BulkInsert, Store
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,7 @@ class UnitOfWork(abc.ABC):
         #: statement costs most of the time. It blocks the loop for the transaction (the
         #: commit's fsync included). Nothing on PostgreSQL or in memory.
         self.blocking = False
-        self._events: list[tuple[Event, str | None]] = []
+        self._events: list[tuple[str, Envelope]] = []  # (subject, envelope) to commit
         self._after_commit: list[Callable[[], None]] = []
         self._open = False
         #: the envelopes committed so far by this unit of work (for tests and logs)
@@ -78,8 +97,10 @@ class UnitOfWork(abc.ABC):
     # --- what handlers call ------------------------------------------------------------------
     def emit(self, event: Event, *, event_id: str | None = None) -> None:
         """Publish ``event`` once this transaction commits (through the outbox). A stable
-        ``event_id`` makes a fact announced twice one message."""
-        self._events.append((event, event_id))
+        ``event_id`` makes a fact announced twice one message. The envelope is made now;
+        emitted outside a block (see :meth:`reading`), it goes with the next block's commit,
+        and a block left without a commit drops it."""
+        self._events.append((event.subject(), self._wrap(event, event_id)))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once this transaction has committed (e.g. update an in-memory view)."""
@@ -88,7 +109,7 @@ class UnitOfWork(abc.ABC):
     async def commit(self, *, handled: bool = True) -> None:
         """Commit the changes, their events, and (unless ``handled=False``: a step that goes
         on outside the transaction, such as a call to a provider) the inbox record."""
-        items = [(ev.subject(), self._wrap(ev, eid)) for ev, eid in self._events]
+        items = list(self._events)
         await self._commit(items, self.inbound if handled else None)
         self._events.clear()
         self.committed.extend(env for _, env in items)
@@ -96,11 +117,24 @@ class UnitOfWork(abc.ABC):
         for fn in hooks:
             fn()
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Self]:
+        """The repositories for reads only, outside any write transaction (nothing written
+        here is kept): see the module's doc. Events emitted stay for the next block."""
+        if self._open:
+            raise RuntimeError("a unit of work is not re-entrant")
+        await self._begin_reading()
+        self._open = True
+        try:
+            yield self
+        finally:
+            self._open = False
+            await self._end()
+
     # --- the context -------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
         if self._open:
             raise RuntimeError("a unit of work is not re-entrant")
-        self._events.clear()
         self._after_commit.clear()
         await self._begin()
         self._open = True
@@ -128,6 +162,9 @@ class UnitOfWork(abc.ABC):
     # --- what an implementation provides -----------------------------------------------------
     @abc.abstractmethod
     async def _begin(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _begin_reading(self) -> None: ...
 
     @abc.abstractmethod
     async def _seen(self, inbound: Inbound) -> bool: ...
@@ -174,6 +211,13 @@ class SqlUnitOfWork(UnitOfWork):
         self._stack = stack
         self.repositories()
 
+    async def _begin_reading(self) -> None:
+        stack = AsyncExitStack()
+        self.session = await stack.enter_async_context(self.store.sessions())  # no write lock
+        await self.session.begin()
+        self._stack = stack
+        self.repositories()
+
     async def _seen(self, inbound: Inbound) -> bool:
         t = self.store.tables.processed
         found = await self.session.scalar(
@@ -186,9 +230,8 @@ class SqlUnitOfWork(UnitOfWork):
     async def _commit(self, items: list[tuple[str, Envelope]], inbound: Inbound | None) -> None:
         now = utcnow()
         if items:
-            await self.session.execute(
-                sa.insert(self.store.tables.outbox),
-                [outbox.row(env, subject, now) for subject, env in items],
+            await _outbox_insert(self.store.tables.outbox).into(
+                self.session, [outbox.row(env, subject, now) for subject, env in items]
             )
         if inbound is not None:
             await self.session.execute(
@@ -205,6 +248,11 @@ class SqlUnitOfWork(UnitOfWork):
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()  # closing the session rolls back what is not committed
+
+
+@functools.cache
+def _outbox_insert(table: sa.Table) -> BulkInsert:
+    return BulkInsert(table, outbox.COLUMNS)
 
 
 class FakeUnitOfWork(UnitOfWork):
@@ -234,6 +282,9 @@ class FakeUnitOfWork(UnitOfWork):
 
     async def _begin(self) -> None:
         self._snapshot = copy.deepcopy(self.state())
+
+    async def _begin_reading(self) -> None:
+        self._snapshot = copy.deepcopy(self.state())  # what a read wrote is not kept
 
     async def _seen(self, inbound: Inbound) -> bool:
         return (inbound.consumer, inbound.event_id) in self.inbox
