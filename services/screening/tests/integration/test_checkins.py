@@ -28,6 +28,7 @@ from gridcare.contracts.refdata import (
 )
 from gridcare.screening.adapters import tables as T
 from gridcare.screening.bootstrap import build
+from gridcare.screening.handlers import checkins
 from gridcare.shared.envelope import Envelope
 
 PLACES = (
@@ -204,3 +205,45 @@ async def test_two_missed_days_make_one_visit_request_even_after_a_restart(
     notes = [e.data for e in await stream(nc, "NOTIFY_REQUESTS") if e.data.get("template")]
     assert [n["template"] for n in notes].count("checkin.missed") == 1
     assert [n["template"] for n in notes].count("checkin.reminder") == 3
+
+
+async def test_a_check_in_goes_through_between_the_slices_of_the_morning_pass(world, monkeypatch):
+    """The pass reads a batch, then writes it a slice at a time and holds the store only
+    for each slice's write: a check-in that comes in meanwhile is answered at once, not
+    after the batch (at 1,000 check-ins/s over 100,000 residents its p99 went from about
+    400 ms to about 40 ms: bench/results/screening.md)."""
+    state, _, nc, clock = world
+    svc = state["svc"]
+    monkeypatch.setattr(checkins, "WRITE_SLICE", 20)
+    async with svc.store.transaction() as s:
+        await s.execute(
+            sa.insert(T.residents),
+            [{"resident_id": f"R-2{i:03d}", "household_id": "H-0101"} for i in range(100)],
+        )
+    paused, resume = asyncio.Event(), asyncio.Event()
+    slices = 0
+    real = checkins._paced
+
+    async def paced(items):
+        nonlocal slices
+        slices += 1
+        if slices == 2:  # the first slice is written, the second not begun
+            paused.set()
+            await resume.wait()
+        async for item in real(items):
+            yield item
+
+    monkeypatch.setattr(checkins, "_paced", paced)
+    clock.now = at(DAY, 9, 30)
+    tick = asyncio.create_task(svc.components["checkin_tick"]())
+    try:
+        await asyncio.wait_for(paused.wait(), 10)
+        assert await count(svc, T.checkin_reminders) == 20  # one slice, not the batch
+        reply = await asyncio.wait_for(ask(nc, "R-1001", checkin("c-rush")), 5)
+        assert reply["status"] == "recorded", reply
+    finally:
+        resume.set()
+    done = await tick
+    # R-1001 was read before checking in: reminded all the same (the handler says so)
+    assert done["reminded"] == 102
+    assert await count(svc, T.checkin_reminders) == 102

@@ -339,6 +339,16 @@ async def test_reminders_go_after_the_reminder_time_once_per_resident_and_day():
     assert ids == {checkins.reminder_id(p, DAY) for p in ("R-1002", "R-1003")}
 
 
+async def test_the_pass_writes_a_slice_at_a_time_each_reminder_with_its_request(monkeypatch):
+    monkeypatch.setattr(checkins, "WRITE_SLICE", 2)
+    uow = await community(checkin_reminder_at="09:30")
+    before = uow.commits
+    done = await checkins.remind(lambda: uow, at(DAY, 9, 30), batch=10)
+    assert done["reminded"] == 3
+    assert uow.commits - before == 2  # one batch read, written as slices of 2 and 1
+    assert len(notices(uow, "checkin.reminder")) == len(uow.checkins.reminders) == 3
+
+
 async def test_two_missed_days_make_one_door_visit_request():
     uow = await community()
     d1, d2, d3, d4 = (DAY + timedelta(days=i) for i in range(4))

@@ -9,16 +9,19 @@
 - ``remind``: the periodic pass (``svc.every``): in each community, after its
   ``checkin_reminder_at``, every resident without a check-in today is reminded once
   (``checkin.reminder`` through notify; the reminder row and the request in one
-  transaction, a batch at a time, set-based); a resident reminded and not checked in on
+  transaction; a batch read at a time, set-based, outside the writer, then written a
+  slice at a time: ``_remind_batch``); a resident reminded and not checked in on
   each of the last ``missed_days_for_visit`` days gets one ``DoorVisitRequested`` and their
   grid worker a ``checkin.missed`` alert, once per run of missed days.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from gridcare.contracts.edge import CheckinRequest
 from gridcare.contracts.notify import NotificationRequested, ToPerson, ToRole
@@ -31,6 +34,13 @@ from gridcare.shared.localtime import iso, local, local_day
 from ..domain import checkins as ci
 from ..unit_of_work import ScreeningUnitOfWork
 from . import followup
+
+T = TypeVar("T")
+
+#: reminders built and written in one transaction of the pass (see ``_remind_batch``)
+WRITE_SLICE = 250
+#: items of the pass built between two turns of the loop
+PACE = 50
 
 
 class CheckinRefused(ApiError):
@@ -288,13 +298,21 @@ async def _remind_batch(
     batch: int,
     after: str,
 ) -> tuple[int, str]:
-    async with uow:
+    """One batch: read outside the writer (``uow.reading``), then build and write a slice
+    at a time, each slice's reminder rows and requests one short transaction, blocking
+    (on SQLite, on the loop's thread: no thread hop a statement). Check-ins coming in
+    meanwhile wait for one slice's write, not for the batch, and the loop takes them
+    between slices. Someone who checks in while their slice is built is reminded all the
+    same, as if they had checked in just after it."""
+    async with uow.reading():
         targets = await uow.checkins.to_remind(community_id, today, batch, after)
-        if not targets:
-            return 0, after
-        await uow.checkins.reminded([t.person_id for t in targets], today, now)
-        day = today.isoformat()
-        for t in targets:
+    if not targets:
+        return 0, after
+    day = today.isoformat()
+    uow.blocking = True
+    for start in range(0, len(targets), WRITE_SLICE):
+        part = targets[start : start + WRITE_SLICE]
+        async for t in _paced(part):
             rid = reminder_id(t.person_id, today)
             # built without validation: every value is known good (100,000 a pass)
             uow.emit(
@@ -313,7 +331,10 @@ async def _remind_batch(
                 ),
                 event_id=rid,
             )
-        await uow.commit()
+        async with uow:
+            await uow.checkins.reminded([t.person_id for t in part], today, now)
+            await uow.commit()
+        await asyncio.sleep(0)  # check-ins waiting for the loop go first
     return len(targets), targets[-1].person_id
 
 
@@ -326,13 +347,17 @@ async def _visit_batch(
     batch: int,
     after: str,
 ) -> tuple[int, str]:
+    """Like ``_remind_batch``: the runs of missed days read outside the writer, then a
+    slice at a time built and written."""
     k = policy.missed_days_for_visit
-    async with uow:
+    async with uow.reading():
         runs = await uow.checkins.missed_runs(community_id, today, k, batch, after)
-        if not runs:
-            return 0, after
+    if not runs:
+        return 0, after
+    uow.blocking = True
+    for start in range(0, len(runs), WRITE_SLICE):
         rows = []
-        for run in runs:
+        async for run in _paced(runs[start : start + WRITE_SLICE]):
             rid = visit_request_id(run.person_id, run.last_checkin_day)
             rows.append(
                 {
@@ -377,9 +402,19 @@ async def _visit_batch(
                     ),
                     event_id=f"{rid}-worker",
                 )
-        await uow.checkins.visits_requested(rows)
-        await uow.commit()
+        async with uow:
+            await uow.checkins.visits_requested(rows)
+            await uow.commit()
+        await asyncio.sleep(0)  # check-ins waiting for the loop go first
     return len(runs), runs[-1].person_id
+
+
+async def _paced(items: list[T]) -> AsyncIterator[T]:
+    """``items``, letting the loop take what waits (check-ins) every ``PACE`` of them."""
+    for i, item in enumerate(items, 1):
+        yield item
+        if i % PACE == 0:
+            await asyncio.sleep(0)
 
 
 # --- queries ------------------------------------------------------------------------------

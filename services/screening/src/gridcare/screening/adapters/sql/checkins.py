@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridcare.shared.localtime import as_utc
+from gridcare.shared.store import BulkInsert
 
 from ...domain import checkins as ci
 from ...domain import followup as fu
@@ -17,6 +18,10 @@ from ...domain.policy import ScreeningPolicy
 from .. import tables as T
 from .common import IN_CHUNK
 from .followup import _follow_up
+
+#: the morning pass's reminder rows (thousands a transaction): no SQLAlchemy work a row
+#: on a blocking unit of work
+REMINDERS = BulkInsert(T.checkin_reminders, ("person_id", "day", "sent_at"))
 
 
 def _checkin(row) -> ci.Checkin:
@@ -349,11 +354,9 @@ class Checkins:
         ]
 
     async def reminded(self, person_ids: list[str], day: date, at: datetime) -> None:
-        if person_ids:
-            await self.session.execute(
-                sa.insert(T.checkin_reminders),
-                [{"person_id": p, "day": day, "sent_at": at} for p in person_ids],
-            )
+        await REMINDERS.into(
+            self.session, [{"person_id": p, "day": day, "sent_at": at} for p in person_ids]
+        )
 
     async def missed_runs(
         self, community_id: str, day: date, days: int, limit: int, after: str = ""
