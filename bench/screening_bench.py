@@ -1,9 +1,10 @@
-"""Screening's benchmarks (issue 14): daily check-ins on the resident edge, and the morning
-reminder pass. See bench/README.md ("screening") for what each figure means.
+"""Screening's benchmarks (issue 14): daily check-ins on the resident edge, the morning
+reminder pass, and check-ins during that pass. See bench/README.md ("screening") for what
+each figure means.
 
-    .venv/bin/python bench/screening_bench.py                 # both, twice each (~4 min)
+    .venv/bin/python bench/screening_bench.py                 # all three, twice each (~5 min)
     .venv/bin/python bench/screening_bench.py --quick         # shorter phases, fewer rows
-    .venv/bin/python bench/screening_bench.py --only checkin  # or: --only reminder
+    .venv/bin/python bench/screening_bench.py --only checkin  # or: reminder, rush
     .venv/bin/python bench/screening_bench.py --keep          # keep the temp dir
 
 **checkin**: screening as its own process (``python -m gridcare.screening``, SQLite,
@@ -24,6 +25,11 @@ this process on that store with its clock at 10:30 local (past the default remin
 and outbox rows), then the outbox drained to NATS (JetStream, fsync always). Baseline: one
 bare SQL ``INSERT ... SELECT`` of the same reminder rows and as many outbox rows in a copy
 of the same store (sqlite3, WAL, synchronous FULL).
+
+**rush**: the reminder pass while check-ins come in: screening built in this process on
+a copy of the reminder store, its check-in edge on NATS; the check-in generator (its own
+process, open loop at ``--rate``) runs 3 s before the pass starts and on during it; each
+check-in's latency counts before, during or after the pass by its scheduled send time.
 
 A harness-only mode: ``--loadgen JSON`` (the generator process).
 """
@@ -52,6 +58,8 @@ from zoneinfo import ZoneInfo
 from benchkit import fmt, machine_cpu_s, machine_info, proc_cpu_s, source_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
+RUSH_BEFORE_S = 3.0  # check-ins measured before the pass starts (the run's own baseline)
+RUSH_PASS_S = 10.0  # and for this long from its start (the pass's target: under 10 s)
 PY = sys.executable
 ZONE = "Asia/Shanghai"
 TZ = ZoneInfo(ZONE)
@@ -85,6 +93,7 @@ class Loadgen:
         self.latencies: list[float] = []
         self.replied: list[str] = []  # the checkin_ids answered (late ones too)
         self.send_lags: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (scheduled, latency): open, measured
         self.idle = asyncio.Event()
         self.now_text, self.now_at = "", 0.0
 
@@ -133,6 +142,8 @@ class Loadgen:
         else:
             count = self.window[0] <= now <= self.window[1]
         if count:
+            if self.a["mode"] == "open":
+                self.samples.append((sent, now - sent if good else math.inf))
             if good:
                 self.ok += 1
                 self.latencies.append(now - sent)
@@ -168,6 +179,8 @@ class Loadgen:
                 if counted:
                     self.timeouts += 1
                     self.latencies.append(math.inf)
+                    if self.a["mode"] == "open":
+                        self.samples.append((sent, math.inf))
                 if self.a["mode"] == "closed" and self.sending:
                     await self.send()
             if not self.sending and not self.outstanding:
@@ -201,7 +214,7 @@ class Loadgen:
         await self.drain(start + (total - 1) / rate + a["timeout"] + 0.2)
         for seq in list(self.outstanding):
             if seq >= self.measured_from:
-                self.outstanding.pop(seq)
+                self.samples.append((self.outstanding.pop(seq), math.inf))
                 self.timeouts += 1
                 self.latencies.append(math.inf)
 
@@ -287,6 +300,10 @@ def loadgen_main(spec: str) -> None:
     result = uvloop.run(gen.main())
     if gen.a.get("replied_file"):
         Path(gen.a["replied_file"]).write_text("\n".join(gen.replied))
+    if gen.a.get("samples_file"):  # time.perf_counter is CLOCK_MONOTONIC: one clock for all
+        Path(gen.a["samples_file"]).write_text(
+            "\n".join(f"{t:.6f} {lat:.6f}" for t, lat in gen.samples)
+        )
     Loadgen.emit(result)
 
 
@@ -431,7 +448,11 @@ class Bench:
         self.logs = tmp / "log"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.nats = None
-        self.results: dict = {"checkin": {"runs": []}, "reminder": {"runs": []}}
+        self.results: dict = {
+            "checkin": {"runs": []},
+            "reminder": {"runs": []},
+            "rush": {"runs": []},
+        }
 
     def start_nats(self) -> None:
         from gridcare.cli.devrun import NatsServer
@@ -612,6 +633,22 @@ class Bench:
             f"into screening's store in {took:.1f}s"
         )
         self.results["reminder"]["seed"] = {**seeded, "residents": n, "seconds": round(took, 1)}
+        if "rush" in a.only:
+            import uvloop
+
+            (self.tmp / "rush-residents.txt").write_text("\n".join(people))
+            for run in range(a.repeat):
+                rdb = self.tmp / f"rush-{run}.db"
+                shutil.copy(base, rdb)
+                res = uvloop.run(self.rush_once(rdb, today, run))  # as a service process runs
+                d = res["during"]
+                say(
+                    f"rush run {run + 1}: check-ins p99 {res['before']['p99']} ms before the "
+                    f"pass, {d['p99']} ms during it ({d['n']:,}); the pass {res['pass_s']} s"
+                )
+                self.results["rush"]["runs"].append(res)
+        if "reminder" not in a.only:
+            return
         for run in range(a.repeat):
             bdb = self.tmp / f"baseline-{run}.db"
             shutil.copy(base, bdb)
@@ -628,25 +665,109 @@ class Bench:
             )
             self.results["reminder"]["runs"].append(res)
 
-    async def pass_once(self, db: Path, today: date, run: int) -> dict:
-        import sqlalchemy as sa
-
+    def in_process(self, db: Path, today: date, var: str) -> tuple:
+        """Screening built in this process on ``db``, its clock at 10:30 local today:
+        ``(service, settings, now)``."""
         from gridcare.cli.devrun import free_port
         from gridcare.screening.bootstrap import build
         from gridcare.screening.config import ScreeningSettings
-        from gridcare.screening.handlers import checkins
 
         settings = ScreeningSettings(
             nats_url=self.nats.url,
             database_url=f"sqlite+aiosqlite:///{db}",
-            var_dir=self.tmp / f"var-{run}",
+            var_dir=self.tmp / var,
             http_port=free_port(),
             log_level="WARNING",
             screening_checkin_tick_s=3600,  # the harness runs the pass itself
         )
         now = datetime.combine(today, datetime.min.time().replace(hour=10, minute=30), TZ)
         now = now.astimezone(UTC)
-        svc = build(settings, clock=lambda: now)
+        return build(settings, clock=lambda: now), settings, now
+
+    async def rush_once(self, db: Path, today: date, run: int) -> dict:
+        """The pass while check-ins come in: the generator (its own process, open loop at
+        ``--rate``/s over NATS, as in the check-in bench) runs; ``RUSH_BEFORE_S`` into its
+        measured window the pass starts. Each check-in's latency is put in the window its
+        scheduled send time falls in (before the pass, during it, after it)."""
+        from gridcare.screening.handlers import checkins
+
+        a = self.args
+        svc, settings, now = self.in_process(db, today, f"var-rush-{run}")
+        await svc.start()
+        gc.collect()  # as Service.run does once ready
+        gc.freeze()
+        samples = self.tmp / f"rush-{run}-samples.txt"
+        log = open(self.logs / "loadgen.log", "ab")  # noqa: ASYNC230 (opened once, before the load)
+        spec = {
+            "url": self.nats.url,
+            "mode": "open",
+            "residents": str(self.tmp / "rush-residents.txt"),
+            "tag": f"rush-{run}",
+            "seed": run,
+            "rate": a.rate,
+            "inflight": a.inflight,
+            "warmup": 2.0,
+            "duration": RUSH_BEFORE_S + RUSH_PASS_S,
+            "timeout": 5.0,
+            "fever_share": 0.02,
+            "samples_file": str(samples),
+        }
+        gen = await asyncio.create_subprocess_exec(
+            PY,
+            __file__,
+            "--loadgen",
+            json.dumps(spec),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+        try:
+            assert gen.stdout is not None
+            while json.loads(await gen.stdout.readline())["event"] != "measure_start":
+                pass
+            await asyncio.sleep(RUSH_BEFORE_S)
+            t0 = time.perf_counter()
+            done = await checkins.remind(svc.unit_of_work, now, settings.screening_reminder_batch)
+            t1 = time.perf_counter()
+            await gen.communicate()
+        finally:
+            if gen.returncode is None:
+                gen.kill()
+                await gen.wait()
+            await svc.stop()
+            gc.unfreeze()
+            log.close()
+        phases: dict[str, list[float]] = {"before": [], "during": [], "after": []}
+        for line in samples.read_text().split("\n"):
+            if line:
+                t, lat = map(float, line.split())
+                phase = "before" if t < t0 else "during" if t <= t1 else "after"
+                phases[phase].append(lat)
+
+        def summary(xs: list[float]) -> dict:
+            xs.sort()
+            ms = lambda v: None if math.isinf(v) else round(v * 1000, 1)  # noqa: E731
+            return {
+                "n": len(xs),
+                "p50": ms(percentile(xs, 50)) if xs else None,
+                "p99": ms(percentile(xs, 99)) if xs else None,
+                "max": ms(xs[-1]) if xs else None,
+                "timeouts": sum(math.isinf(x) for x in xs),
+            }
+
+        return {
+            "pass_s": round(t1 - t0, 2),
+            "reminded": done.get("reminded", 0),
+            "visits": done.get("visits_requested", 0),
+            "load_ended_first": not phases["after"],
+            **{k: summary(v) for k, v in phases.items()},
+        }
+
+    async def pass_once(self, db: Path, today: date, run: int) -> dict:
+        import sqlalchemy as sa
+
+        from gridcare.screening.handlers import checkins
+
+        svc, settings, now = self.in_process(db, today, f"var-{run}")
         await svc.start()
         outbox = svc.store.tables.outbox
 
@@ -694,7 +815,7 @@ class Bench:
         try:
             if "checkin" in self.args.only:
                 self.checkin()
-            if "reminder" in self.args.only:
+            if {"reminder", "rush"} & self.args.only:
                 self.reminder()
         finally:
             self.nats.stop()
@@ -980,6 +1101,48 @@ def render(r: dict, command: str) -> str:
             f"{'PASS' if ok_rows else 'FAIL'} |",
             "",
         ]
+    ru = r.get("rush")
+    if ru and ru["runs"]:
+        a, s = r["args"], r["reminder"]["seed"]
+        out += [
+            "## Check-ins during the morning pass (target: p99 ≤ 50 ms, as at any time)",
+            "",
+            f"The same {s['residents']:,} residents; screening built in the harness's process "
+            "as for the pass above, its check-in edge subscribed on NATS. The check-in "
+            f"generator (open loop, {a['rate']:.0f}/s, its own process, as in the check-in "
+            f"bench) runs {RUSH_BEFORE_S:.0f} s, then the pass starts while it goes on for "
+            f"{RUSH_PASS_S:.0f} s more. Each check-in counts in the window its scheduled send "
+            "falls in: before the pass (the run's baseline), during it, or after it. Those "
+            "who check in during the pass are not reminded, so fewer are.",
+            "",
+            "| run | before: n | p50 ms | p99 ms | during: n | p50 ms | p99 ms | max ms | "
+            "timeouts | pass s | reminded |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for i, x in enumerate(ru["runs"], 1):
+            b, d = x["before"], x["during"]
+            out.append(
+                f"| {i} | {b['n']:,} | {fmt(b['p50'])} | {fmt(b['p99'])} | {d['n']:,} | "
+                f"{fmt(d['p50'])} | {fmt(d['p99'])} | {fmt(d['max'])} | {d['timeouts']} | "
+                f"{x['pass_s']}{' (outlasted the load)' if x['load_ended_first'] else ''} | "
+                f"{x['reminded']:,} |"
+            )
+        during = [x["during"]["p99"] for x in ru["runs"]]
+        ratios = [
+            x["during"]["p99"] / x["before"]["p99"]
+            for x in ru["runs"]
+            if x["during"]["p99"] and x["before"]["p99"]
+        ]
+        worst = None if any(p is None for p in during) else max(during)
+        out += [
+            "",
+            "| check | runs (min–max) | target | result |",
+            "|---|---:|---:|---|",
+            f"| check-in p99 during the pass | {spread(during)} ms | ≤ 50 ms | "
+            f"{'PASS' if worst is not None and worst <= 50 else 'FAIL'} |",
+            f"| p99 during ÷ p99 before | {spread(ratios)} | reported | |",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -987,7 +1150,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter phases, fewer residents")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
-    ap.add_argument("--only", default="checkin,reminder", help="checkin, reminder or both")
+    ap.add_argument(
+        "--only", default="checkin,reminder,rush", help="some of: checkin, reminder, rush"
+    )
     ap.add_argument("--repeat", type=int, default=2, help="runs of each (the report's spread)")
     ap.add_argument("--residents", type=int, default=20_000)
     ap.add_argument("--rate", type=float, default=1000.0, help="check-ins/s offered (open loop)")
@@ -1035,7 +1200,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     name = (
         "screening"
-        if args.only == {"checkin", "reminder"} and not args.quick
+        if args.only == {"checkin", "reminder", "rush"} and not args.quick
         else "screening-partial"
     )
     (out / f"{name}.md").write_text(text)
