@@ -2,7 +2,7 @@
 reminder pass, and check-ins during that pass. See bench/README.md ("screening") for what
 each figure means.
 
-    .venv/bin/python bench/screening_bench.py                 # all three, twice each (~5 min)
+    .venv/bin/python bench/screening_bench.py                 # all three, twice each (~4 min)
     .venv/bin/python bench/screening_bench.py --quick         # shorter phases, fewer rows
     .venv/bin/python bench/screening_bench.py --only checkin  # or: reminder, rush
     .venv/bin/python bench/screening_bench.py --keep          # keep the temp dir
