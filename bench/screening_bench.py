@@ -463,24 +463,34 @@ class Bench:
         say(f"nats-server on {self.nats.url} (pid {self.nats.proc.pid})")
 
     # --- check-ins --------------------------------------------------------------------------
+    def spec(self, mode: str, tag: str, residents: str, **more: object) -> dict:
+        """The check-in generator's settings (``--loadgen``): ``residents`` a file of ids in
+        the temp dir; ``more`` its warm-up, duration and output files."""
+        return {
+            "url": self.nats.url,
+            "mode": mode,
+            "residents": str(self.tmp / residents),
+            "tag": tag,
+            "seed": hash(tag) & 0xFFFF,
+            "rate": self.args.rate,
+            "inflight": self.args.inflight,
+            "timeout": 5.0,
+            "fever_share": 0.02,
+            **more,
+        }
+
     def loadgen(
         self, mode: str, tag: str, pids: dict[str, int], metrics_url: str | None = None
     ) -> dict:
         a = self.args
-        spec = {
-            "url": self.nats.url,
-            "mode": mode,
-            "residents": str(self.tmp / "residents.txt"),
-            "tag": tag,
-            "seed": hash(tag) & 0xFFFF,
-            "rate": a.rate,
-            "inflight": a.inflight,
-            "warmup": 1.0 if a.quick else 2.0,
-            "duration": 4.0 if a.quick else 10.0,
-            "timeout": 5.0,
-            "fever_share": 0.02,
-            "replied_file": str(self.tmp / f"replied-{tag}.txt"),
-        }
+        spec = self.spec(
+            mode,
+            tag,
+            "residents.txt",
+            warmup=1.0 if a.quick else 2.0,
+            duration=4.0 if a.quick else 10.0,
+            replied_file=str(self.tmp / f"replied-{tag}.txt"),
+        )
         p = subprocess.Popen(
             [PY, __file__, "--loadgen", json.dumps(spec)],
             stdout=subprocess.PIPE,
@@ -691,27 +701,20 @@ class Bench:
         scheduled send time falls in (before the pass, during it, after it)."""
         from gridcare.screening.handlers import checkins
 
-        a = self.args
         svc, settings, now = self.in_process(db, today, f"var-rush-{run}")
         await svc.start()
         gc.collect()  # as Service.run does once ready
         gc.freeze()
         samples = self.tmp / f"rush-{run}-samples.txt"
         log = open(self.logs / "loadgen.log", "ab")  # noqa: ASYNC230 (opened once, before the load)
-        spec = {
-            "url": self.nats.url,
-            "mode": "open",
-            "residents": str(self.tmp / "rush-residents.txt"),
-            "tag": f"rush-{run}",
-            "seed": run,
-            "rate": a.rate,
-            "inflight": a.inflight,
-            "warmup": 2.0,
-            "duration": RUSH_BEFORE_S + RUSH_PASS_S,
-            "timeout": 5.0,
-            "fever_share": 0.02,
-            "samples_file": str(samples),
-        }
+        spec = self.spec(
+            "open",
+            f"rush-{run}",
+            "rush-residents.txt",
+            warmup=2.0,
+            duration=RUSH_BEFORE_S + RUSH_PASS_S,
+            samples_file=str(samples),
+        )
         gen = await asyncio.create_subprocess_exec(
             PY,
             __file__,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from ..unit_of_work import ScreeningUnitOfWork
 from . import followup
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: reminders built and written in one transaction of the pass (see ``_remind_batch``)
 WRITE_SLICE = 250
@@ -298,43 +299,42 @@ async def _remind_batch(
     batch: int,
     after: str,
 ) -> tuple[int, str]:
-    """One batch: read outside the writer (``uow.reading``), then build and write a slice
-    at a time, each slice's reminder rows and requests one short transaction, blocking
-    (on SQLite, on the loop's thread: no thread hop a statement). Check-ins coming in
-    meanwhile wait for one slice's write, not for the batch, and the loop takes them
-    between slices. Someone who checks in while their slice is built is reminded all the
-    same, as if they had checked in just after it."""
+    """One batch: read outside the writer (``uow.reading``), then written a slice at a time
+    (``_in_slices``), each slice's reminder rows and requests one short transaction.
+    Check-ins coming in meanwhile wait for one slice's write, not for the batch, and the
+    loop takes them between slices. Someone who checks in while their slice is built is
+    reminded all the same, as if they had checked in just after it."""
     async with uow.reading():
         targets = await uow.checkins.to_remind(community_id, today, batch, after)
     if not targets:
         return 0, after
     day = today.isoformat()
-    uow.blocking = True
-    for start in range(0, len(targets), WRITE_SLICE):
-        part = targets[start : start + WRITE_SLICE]
-        async for t in _paced(part):
-            rid = reminder_id(t.person_id, today)
-            # built without validation: every value is known good (100,000 a pass)
-            uow.emit(
-                NotificationRequested.model_construct(
-                    request_id=rid,
-                    recipient=ToPerson.model_construct(kind="person", person_id=t.person_id),
-                    template="checkin.reminder",
-                    params={"name": t.name, "day": day, "by_time": "23:59"},
-                    priority="bulk",
-                    needs_ack=False,
-                    alert_kind=None,
-                    places={},
-                    digest=False,
-                    expires_at=None,
-                    requested_by="screening",
-                ),
-                event_id=rid,
-            )
-        async with uow:
-            await uow.checkins.reminded([t.person_id for t in part], today, now)
-            await uow.commit()
-        await asyncio.sleep(0)  # check-ins waiting for the loop go first
+
+    def remind(t: ci.ReminderTarget) -> str:
+        rid = reminder_id(t.person_id, today)
+        # built without validation: every value is known good (100,000 a pass)
+        uow.emit(
+            NotificationRequested.model_construct(
+                request_id=rid,
+                recipient=ToPerson.model_construct(kind="person", person_id=t.person_id),
+                template="checkin.reminder",
+                params={"name": t.name, "day": day, "by_time": "23:59"},
+                priority="bulk",
+                needs_ack=False,
+                alert_kind=None,
+                places={},
+                digest=False,
+                expires_at=None,
+                requested_by="screening",
+            ),
+            event_id=rid,
+        )
+        return t.person_id
+
+    async def write(people: list[str]) -> None:
+        await uow.checkins.reminded(people, today, now)
+
+    await _in_slices(uow, targets, remind, write)
     return len(targets), targets[-1].person_id
 
 
@@ -347,66 +347,83 @@ async def _visit_batch(
     batch: int,
     after: str,
 ) -> tuple[int, str]:
-    """Like ``_remind_batch``: the runs of missed days read outside the writer, then a
-    slice at a time built and written."""
+    """Like ``_remind_batch``: the runs of missed days read outside the writer, then
+    written a slice at a time."""
     k = policy.missed_days_for_visit
     async with uow.reading():
         runs = await uow.checkins.missed_runs(community_id, today, k, batch, after)
     if not runs:
         return 0, after
-    uow.blocking = True
-    for start in range(0, len(runs), WRITE_SLICE):
-        rows = []
-        async for run in _paced(runs[start : start + WRITE_SLICE]):
-            rid = visit_request_id(run.person_id, run.last_checkin_day)
-            rows.append(
-                {
-                    "request_id": rid,
-                    "person_id": run.person_id,
-                    "day": today,
-                    "missed_days": k,
-                    "last_checkin_day": run.last_checkin_day,
-                    "requested_at": now,
-                }
-            )
+
+    def ask(run: ci.MissedRun) -> dict[str, Any]:
+        rid = visit_request_id(run.person_id, run.last_checkin_day)
+        uow.emit(
+            DoorVisitRequested(
+                request_id=rid,
+                person_id=run.person_id,
+                household_id=run.household_id,
+                grid_id=run.grid_id,
+                missed_days=k,
+                day=today,
+                last_checkin_day=run.last_checkin_day,
+                requested_at=now,
+            ),
+            event_id=rid,
+        )
+        if run.grid_id:
             uow.emit(
-                DoorVisitRequested(
-                    request_id=rid,
-                    person_id=run.person_id,
-                    household_id=run.household_id,
-                    grid_id=run.grid_id,
-                    missed_days=k,
-                    day=today,
-                    last_checkin_day=run.last_checkin_day,
-                    requested_at=now,
+                NotificationRequested(
+                    request_id=f"{rid}-worker",
+                    recipient=ToRole(role="grid_worker", place_id=run.grid_id),
+                    template="checkin.missed",
+                    params={
+                        "person_id": run.person_id,
+                        "name": run.name,
+                        "household_id": run.household_id,
+                        "days": k,
+                    },
+                    priority="normal",
+                    needs_ack=True,
+                    alert_kind="missed_checkin",
+                    places={"grid_id": run.grid_id, "community_id": community_id},
+                    requested_by="screening",
                 ),
-                event_id=rid,
+                event_id=f"{rid}-worker",
             )
-            if run.grid_id:
-                uow.emit(
-                    NotificationRequested(
-                        request_id=f"{rid}-worker",
-                        recipient=ToRole(role="grid_worker", place_id=run.grid_id),
-                        template="checkin.missed",
-                        params={
-                            "person_id": run.person_id,
-                            "name": run.name,
-                            "household_id": run.household_id,
-                            "days": k,
-                        },
-                        priority="normal",
-                        needs_ack=True,
-                        alert_kind="missed_checkin",
-                        places={"grid_id": run.grid_id, "community_id": community_id},
-                        requested_by="screening",
-                    ),
-                    event_id=f"{rid}-worker",
-                )
+        return {
+            "request_id": rid,
+            "person_id": run.person_id,
+            "day": today,
+            "missed_days": k,
+            "last_checkin_day": run.last_checkin_day,
+            "requested_at": now,
+        }
+
+    async def write(rows: list[dict[str, Any]]) -> None:
+        await uow.checkins.visits_requested(rows)  # the slice's repository, not the read's
+
+    await _in_slices(uow, runs, ask, write)
+    return len(runs), runs[-1].person_id
+
+
+async def _in_slices(
+    uow: ScreeningUnitOfWork,
+    items: list[T],
+    build: Callable[[T], R],
+    write: Callable[[list[R]], Awaitable[None]],
+) -> None:
+    """``WRITE_SLICE`` of ``items`` at a time: each built (``build`` emits its events and
+    returns what ``write`` stores; ``write`` takes the repositories from ``uow`` when it
+    runs, each block makes new ones), then written and committed in one blocking transaction
+    (on SQLite on the loop's thread: no thread hop a statement); the loop takes what
+    waits between slices."""
+    uow.blocking = True
+    for start in range(0, len(items), WRITE_SLICE):
+        built = [build(item) async for item in _paced(items[start : start + WRITE_SLICE])]
         async with uow:
-            await uow.checkins.visits_requested(rows)
+            await write(built)
             await uow.commit()
         await asyncio.sleep(0)  # check-ins waiting for the loop go first
-    return len(runs), runs[-1].person_id
 
 
 async def _paced(items: list[T]) -> AsyncIterator[T]:
