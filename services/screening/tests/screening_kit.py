@@ -8,6 +8,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
+from nats.js.errors import NotFoundError
 
 from gridcare.cli.devrun import free_port
 from gridcare.screening.config import ScreeningSettings
@@ -54,15 +55,26 @@ async def count(svc, table: sa.Table, *where) -> int:
         return await s.scalar(q.where(*where) if where else q)
 
 
-async def stream(nc, name: str) -> list[Envelope]:
-    """Every message a JetStream stream holds, as envelopes."""
+async def stream(nc, name: str, subject: str | None = None) -> list[Envelope]:
+    """Every message a JetStream stream holds (those on ``subject`` if given, wildcards
+    allowed), as envelopes: read by sequence, so no consumer and no fetch that times out."""
     js = nc.jetstream()
-    info = await js.stream_info(name)
-    return [
-        Envelope.from_bytes((await js.get_msg(name, seq)).data)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-        if info.state.messages
-    ]
+    if subject is None:
+        info = await js.stream_info(name)
+        return [
+            Envelope.from_bytes((await js.get_msg(name, seq)).data)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+            if info.state.messages
+        ]
+    out: list[Envelope] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(name, seq, subject=subject, next=True)
+        except NotFoundError:
+            return out
+        out.append(Envelope.from_bytes(msg.data))
+        seq = msg.seq + 1
 
 
 def checkin_settings(server, database_url, tmp_path) -> ScreeningSettings:

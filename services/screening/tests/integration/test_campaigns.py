@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import nats
 import pytest
 import sqlalchemy as sa
-from screening_kit import MovedClock, count, until
+from screening_kit import MovedClock, count, stream, until
 
 from gridcare.cli.devrun import NatsServer
 from gridcare.contracts.notify import REQUESTS
@@ -107,23 +107,9 @@ async def start(nc, clock, **kw) -> dict[str, Any]:
     return reply["result"]
 
 
-async def stream_events(nc, stream: str, subject: str) -> list[dict[str, Any]]:
-    """Every message on ``subject`` of ``stream`` so far (an ephemeral consumer)."""
-    js = nc.jetstream()
-    info = await js.stream_info(stream)
-    if info.state.messages == 0:
-        return []
-    sub = await js.pull_subscribe(subject, stream=stream)
-    out = []
-    try:
-        while True:
-            msgs = await sub.fetch(100, timeout=0.5)
-            out.extend(json.loads(m.data) for m in msgs)
-    except TimeoutError:  # nats' own and asyncio's: nothing more
-        pass
-    finally:
-        await sub.unsubscribe()
-    return out
+async def stream_events(nc, stream_name: str, subject: str) -> list[dict[str, Any]]:
+    """Every message on ``subject`` of ``stream_name`` so far (whole envelopes)."""
+    return [e.model_dump(mode="json") for e in await stream(nc, stream_name, subject)]
 
 
 def csv_of(rows: list[tuple[str, ...]]) -> str:

@@ -25,6 +25,7 @@ import nats
 import pytest
 import sqlalchemy as sa
 from screening_kit import MovedClock, until
+from screening_kit import stream as kit_stream
 
 from gridcare.checkpoint.bootstrap import build as build_checkpoint
 from gridcare.checkpoint.config import CheckpointSettings
@@ -165,18 +166,7 @@ class World:
 
     async def stream(self, stream: str, subject: str) -> list[dict[str, Any]]:
         """Every message on ``subject`` of ``stream`` so far (their envelopes' data)."""
-        js = self.nc.jetstream()
-        sub = await js.pull_subscribe(subject, stream=stream)
-        out: list[dict[str, Any]] = []
-        try:
-            while True:
-                try:
-                    msgs = await sub.fetch(100, timeout=0.5)
-                except nats.errors.TimeoutError:
-                    return out
-                out.extend(Envelope.from_bytes(m.data).data for m in msgs)
-        finally:
-            await sub.unsubscribe()
+        return [e.data for e in await kit_stream(self.nc, stream, subject)]
 
     async def gridcare(self, *args: str) -> tuple[int, str, str]:
         """The office tool as a process, against this nats-server."""
