@@ -10,7 +10,8 @@ import base64
 import nats
 import pytest
 import sqlalchemy as sa
-from testkit import Ping, make_service
+from nats.js.errors import NotFoundError
+from testkit import TESTS, Ping, make_service
 
 from gridcare.shared.envelope import Envelope, new_id, utcnow
 
@@ -66,18 +67,19 @@ async def outbox(ts) -> dict[int, sa.Row]:
 
 
 async def stream_ns(ts) -> list[int]:
-    """The ``n`` of every Ping on the test's subject, in stream order."""
+    """The ``n`` of every Ping on the test's subject, in stream order (read by sequence: no
+    consumer whose idle wait could end the list early on a loaded machine)."""
     nc = await nats.connect(ts.svc.settings.nats_url)
     try:
         js = nc.jetstream()
-        sub = await js.subscribe(f"test.{ts.topic}", ordered_consumer=True)
-        out = []
+        out, seq = [], 1
         while True:
             try:
-                msg = await sub.next_msg(timeout=0.5)
-            except nats.errors.TimeoutError:
+                msg = await js.get_msg(TESTS.name, seq, subject=f"test.{ts.topic}", next=True)
+            except NotFoundError:
                 return out
             out.append(Envelope.from_bytes(msg.data).data["n"])
+            seq = msg.seq + 1
     finally:
         await nc.close()
 
