@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -242,55 +241,3 @@ async def test_bulk_insert_into_a_unit_of_works_session_reads_back_the_same(stor
     assert len(by_prefix["a"]) == 4
     if store.is_sqlite:
         assert by_prefix["b"] == by_prefix["a"]
-
-
-async def test_a_blocking_sessions_commit_waits_for_the_disk_off_the_loop(tmp_path):
-    """The statements of a blocking session run on the loop's thread, its commit (SQLite's
-    fsync) in the store's commit thread: the loop goes on meanwhile. A writer cancelled in
-    the middle of its commit keeps the connection and the write lock until the commit has
-    finished, and the commit stands."""
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", md)
-    await store.migrate(None)
-    committed_in: list[str] = []
-
-    def slow_disk(conn) -> None:  # before the DBAPI commit, in the thread that commits
-        committed_in.append(threading.current_thread().name)
-        time.sleep(0.3)
-
-    sa.event.listen(store.sync_engine, "commit", slow_disk)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    async def write(prefix: str) -> None:
-        async with store.blocking_session() as s:
-            await s.begin()
-            await s.execute(sa.insert(things), _plain(rows(1, prefix)))
-            await s.commit()
-
-    beat = asyncio.create_task(ticker())
-    try:
-        await write("a")
-        assert committed_in == [committed_in[0]] and committed_in[0].startswith("sqlite-commit")
-        assert ticks >= 10  # about 30 ticks of the loop during the 0.3 s commit
-
-        first = asyncio.create_task(write("b"))
-        while len(committed_in) < 2:  # its commit has started in the thread
-            await asyncio.sleep(0.005)
-        first.cancel()
-        started = time.monotonic()
-        async with store.write_lock():  # the next writer waits for the commit to finish
-            waited = time.monotonic() - started
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        assert waited > 0.2
-        async with store.sessions() as s:
-            names = (await s.scalars(sa.select(things.c.name).order_by(things.c.id))).all()
-        assert names == ["a0", "b0"]
-    finally:
-        beat.cancel()
-        await store.dispose()

@@ -23,8 +23,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -272,7 +271,6 @@ class Store:
         self._sync_engine: sa.Engine | None = None
         self._writer_conn: sa.Connection | None = None
         self._reader_conn: sa.Connection | None = None
-        self._committer = Committer() if self.is_sqlite else None
         database = sa.make_url(url).database
         self.checkpointer = (
             WalCheckpointer(database)
@@ -319,11 +317,10 @@ class Store:
         """The blocking connection (SQLite only) behind the few ``AsyncSession`` methods a
         unit of work's repositories call, under the write lock: a transaction whose
         statements run right on the loop's thread and never yield to it (see
-        :meth:`blocking_write`; ``SqlUnitOfWork.blocking``), and whose commit runs in the
-        :class:`Committer` thread. What is not committed when the block ends is rolled
-        back."""
+        :meth:`blocking_write`; ``SqlUnitOfWork.blocking``). What is not committed when the
+        block ends is rolled back."""
         async with self._blocking_writer(urgent) as conn:
-            session = BlockingSession(conn, self.checkpointer, self._committer)
+            session = BlockingSession(conn, self.checkpointer)
             try:
                 yield session
             finally:
@@ -422,62 +419,20 @@ class Store:
         self._writer_conn = self._reader_conn = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
-        if self._committer is not None:
-            self._committer.stop()
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.stop)
 
 
-class Committer:
-    """The thread a blocking session's COMMIT runs in. The statements of a blocking
-    transaction run on the loop's thread (each is CPU, tens of µs), but its commit waits
-    for the disk (SQLite's fsync of the WAL: 0.2 ms on a quiet disk, several ms while a WAL
-    checkpoint writes too); in this thread the loop goes on meanwhile (reading requests,
-    sending replies, gathering the next group commit). The write lock is held until the
-    commit is done, so no other writer touches the connection; one thread, so commits
-    keep their order."""
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-
-    async def commit(self, tx: sa.RootTransaction) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
-        done = asyncio.get_running_loop().run_in_executor(self._pool, tx.commit)
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # the commit goes on in its thread: the connection is not let go (nor the write
-            # lock) until it has finished, whatever it ends in
-            while not done.done():
-                with suppress(BaseException):
-                    await asyncio.shield(done)
-            raise
-
-    def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-
 class BlockingSession:
     """``AsyncSession``'s ``begin``, ``execute``, ``scalar``, ``scalars``, ``get_bind`` and
-    ``commit`` on a blocking (pysqlite) connection: the statements run right on the loop's
-    thread and never yield to it, so the repositories written for an ``AsyncSession`` run
-    unchanged, with no thread hop or greenlet switch per statement
-    (:meth:`Store.blocking_session`); the commit, which waits for the disk, runs in the
-    store's :class:`Committer` thread while the loop goes on. Core statements only (the
-    repositories use no ORM identity map)."""
+    ``commit`` on a blocking (pysqlite) connection: coroutines that finish without ever
+    suspending, so the repositories written for an ``AsyncSession`` run unchanged, with no
+    thread hop or greenlet switch per statement (:meth:`Store.blocking_session`). Core
+    statements only (the repositories use no ORM identity map)."""
 
-    def __init__(
-        self,
-        conn: sa.Connection,
-        checkpointer: WalCheckpointer | None,
-        committer: Committer | None = None,
-    ) -> None:
+    def __init__(self, conn: sa.Connection, checkpointer: WalCheckpointer | None) -> None:
         self.conn = conn
         self.checkpointer = checkpointer
-        self.committer = committer
         self._tx: sa.RootTransaction | None = None
 
     async def begin(self) -> None:
@@ -498,10 +453,7 @@ class BlockingSession:
     async def commit(self) -> None:
         tx, self._tx = self._tx, None
         if tx is not None:
-            if self.committer is None:
-                tx.commit()
-            else:
-                await self.committer.commit(tx)
+            tx.commit()
             if self.checkpointer is not None:
                 self.checkpointer.committed()
 
