@@ -59,7 +59,9 @@ from benchkit import fmt, machine_cpu_s, machine_info, proc_cpu_s, source_finger
 
 ROOT = Path(__file__).resolve().parent.parent
 RUSH_BEFORE_S = 3.0  # check-ins measured before the pass starts (the run's own baseline)
-RUSH_PASS_S = 10.0  # and for this long from its start (the pass's target: under 10 s)
+#: and for this long from its start (the pass alone takes about 5 s; making way for the
+#: check-ins it takes longer, and all of it must be under load)
+RUSH_PASS_S = 15.0
 PY = sys.executable
 ZONE = "Asia/Shanghai"
 TZ = ZoneInfo(ZONE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gridcare.shared.aio import stop_task, wait_event
+from gridcare.shared.aio import Foreground, stop_task, wait_event
 
 
 async def test_stop_task_ends_a_loop_whose_wait_for_swallowed_the_cancel():
@@ -65,3 +65,35 @@ async def test_wait_event_never_loses_a_cancel():
     task.cancel()
     await asyncio.sleep(0.05)
     assert task.cancelled()
+
+
+async def test_a_background_pass_makes_way_for_foreground_batches():
+    """With no foreground work a pass goes on after one turn of the loop; while a batch is
+    under way it waits for that batch to finish, and never longer than its bound."""
+    fg = Foreground()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await fg.make_way(max_wait_s=1.0)
+    assert loop.time() - t0 < 0.05  # nothing to make way for
+
+    fg.begin()
+    order: list[str] = []
+
+    async def batch() -> None:
+        await asyncio.sleep(0.1)
+        order.append("batch written")
+        fg.step()
+
+    async def pass_step() -> None:
+        await fg.make_way(max_wait_s=1.0)
+        order.append("pass goes on")
+
+    await asyncio.gather(pass_step(), batch())
+    assert order == ["batch written", "pass goes on"]
+
+    t0 = loop.time()
+    await fg.make_way(max_wait_s=0.05)  # a batch that does not finish: the bound holds
+    assert 0.04 < loop.time() - t0 < 0.5
+    assert not fg._waiters  # the one that gave up is not left behind
+    fg.end()
+    assert not fg.active

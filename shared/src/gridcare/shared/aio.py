@@ -60,3 +60,53 @@ class Linger:
         ):
             await asyncio.sleep(self.linger_s)
         self._last_commit = loop.time()
+
+
+class Foreground:
+    """Work people wait on and long background passes, sharing one event loop.
+
+    Foreground work (a batch of check-ins whose senders wait for the reply) says when it
+    starts (:meth:`begin`), after each batch it finishes (:meth:`step`), and when it has
+    nothing left (:meth:`end`). A background pass (the morning reminders) calls
+    :meth:`make_way` between its steps: with no foreground work under way it goes on at
+    once (after one turn of the loop); otherwise it waits until the next batch has
+    finished, at most ``max_wait_s``, so the pass takes what the loop has spare and the
+    replies do not queue behind it. One per process (:data:`FOREGROUND`)."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._waiters: list[asyncio.Future] = []
+
+    @property
+    def active(self) -> bool:
+        return self._active > 0
+
+    def begin(self) -> None:
+        self._active += 1
+
+    def end(self) -> None:
+        self._active = max(0, self._active - 1)
+        self.step()
+
+    def step(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def make_way(self, max_wait_s: float = 0.05) -> None:
+        if not self._active:
+            await asyncio.sleep(0)
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait({waiter}, timeout=max_wait_s)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                self._waiters.remove(waiter)
+
+
+#: the process's foreground work and background passes (:class:`Foreground`)
+FOREGROUND = Foreground()

@@ -38,7 +38,7 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from gridcare.contracts.edge import RESIDENT_CHECKIN_ALL, CheckinRequest
-from gridcare.shared.aio import Linger
+from gridcare.shared.aio import FOREGROUND, Linger
 from gridcare.shared.consumers import RUNTIME
 from gridcare.shared.errors import ApiError, bad_fields, error
 
@@ -132,6 +132,13 @@ class Batcher:
             await asyncio.wait({self.task})
 
     async def _drain(self) -> None:
+        FOREGROUND.begin()  # the morning pass makes way for what people wait on
+        try:
+            await self._write_all()
+        finally:
+            FOREGROUND.end()
+
+    async def _write_all(self) -> None:
         loop = asyncio.get_running_loop()
         while self.queue:
             await self.linger.before_commit(len(self.queue))  # others may join this commit
@@ -152,6 +159,7 @@ class Batcher:
                         await self.publish(sink, reply)
                 elif not sink.done():
                     sink.set_result(reply)
+            FOREGROUND.step()
 
     def _uow(self) -> Any:
         uow = self.rt.unit_of_work()

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
@@ -27,6 +26,7 @@ from gridcare.contracts.edge import CheckinRequest
 from gridcare.contracts.notify import NotificationRequested, ToPerson, ToRole
 from gridcare.contracts.refdata import Household, Resident
 from gridcare.contracts.screening import DoorVisitRequested
+from gridcare.shared.aio import FOREGROUND
 from gridcare.shared.envelope import stable_id
 from gridcare.shared.errors import ApiError
 from gridcare.shared.localtime import iso, local, local_day
@@ -423,15 +423,17 @@ async def _in_slices(
         async with uow:
             await write(built)
             await uow.commit()
-        await asyncio.sleep(0)  # check-ins waiting for the loop go first
+        await FOREGROUND.make_way()  # check-ins waiting go first
 
 
 async def _paced(items: list[T]) -> AsyncIterator[T]:
-    """``items``, letting the loop take what waits (check-ins) every ``PACE`` of them."""
+    """``items``, making way for check-ins (``FOREGROUND``) every ``PACE`` of them: the
+    pass takes what the loop has spare, and a check-in's reply never waits behind more
+    than ``PACE`` reminders being built."""
     for i, item in enumerate(items, 1):
         yield item
         if i % PACE == 0:
-            await asyncio.sleep(0)
+            await FOREGROUND.make_way()
 
 
 # --- queries ------------------------------------------------------------------------------
