@@ -22,6 +22,28 @@ from .followup import _follow_up
 #: the morning pass's reminder rows (thousands a transaction): no SQLAlchemy work a row
 #: on a blocking unit of work
 REMINDERS = BulkInsert(T.checkin_reminders, ("person_id", "day", "sent_at"))
+#: the check-in edge's rows (a group commit's new check-ins and every reply kept): the
+#: same, for the CPU of a check-in
+CHECKINS = BulkInsert(
+    T.checkins,
+    (
+        "person_id",
+        "day",
+        "checkin_id",
+        "temperature_c",
+        "symptoms",
+        "note",
+        "reported_by",
+        "source",
+        "submitted_at",
+        "recorded_at",
+        "follow_up",
+    ),
+)
+CHECKIN_REQUESTS = BulkInsert(
+    T.checkin_requests,
+    ("checkin_id", "person_id", "day", "status", "follow_up", "received_at"),
+)
 
 
 def _checkin(row) -> ci.Checkin:
@@ -266,8 +288,7 @@ class Checkins:
             for c, _, replacing in rows
             if replacing
         ]
-        if new:
-            await self.session.execute(sa.insert(t), new)
+        await CHECKINS.into(self.session, new)
         if again:  # the SET clause from the rows' column names
             await self.session.execute(
                 sa.update(t).where(
@@ -275,8 +296,8 @@ class Checkins:
                 ),
                 again,
             )
-        await self.session.execute(
-            sa.insert(T.checkin_requests),
+        await CHECKIN_REQUESTS.into(
+            self.session,
             [
                 {
                     "checkin_id": reply.checkin_id,
