@@ -10,7 +10,7 @@ from faststream import Context, Depends
 from gridcare.contracts import checkpoint, refdata, screening
 from gridcare.contracts.checkpoint import FeverDetected
 from gridcare.contracts.screening import PersonStatusChanged
-from gridcare.shared.consumers import ConsumerRouter, message_uow
+from gridcare.shared.consumers import ConsumerRouter, short_message_uow
 from gridcare.shared.envelope import Envelope
 from gridcare.shared.settings import Settings
 
@@ -40,7 +40,7 @@ def router(settings: Settings) -> ConsumerRouter:
         description="A fever at a gate opens (or feeds) the person's fever case.",
     )
     async def fever_detected(
-        env: Envelope[FeverDetected], uow: ScreeningUnitOfWork = Depends(message_uow)
+        env: Envelope[FeverDetected], uow: ScreeningUnitOfWork = Depends(short_message_uow)
     ) -> None:
         await cases.fever_detected(env.data, uow)
 
@@ -53,7 +53,7 @@ def router(settings: Settings) -> ConsumerRouter:
     )
     async def propose_contacts(
         env: Envelope[PersonStatusChanged],
-        uow: ScreeningUnitOfWork = Depends(message_uow),
+        uow: ScreeningUnitOfWork = Depends(short_message_uow),
         checkpoint_register: Register = Context(REGISTER),
         clock: Callable[[], datetime] = Context(CLOCK),
     ) -> None:
@@ -67,7 +67,7 @@ def router(settings: Settings) -> ConsumerRouter:
     )
     async def compound_case(
         env: Envelope[PersonStatusChanged],
-        uow: ScreeningUnitOfWork = Depends(message_uow),
+        uow: ScreeningUnitOfWork = Depends(short_message_uow),
         clock: Callable[[], datetime] = Context(CLOCK),
     ) -> None:
         await compounds.person_status_changed(env.data, uow, clock())
@@ -80,7 +80,7 @@ def router(settings: Settings) -> ConsumerRouter:
         "symptoms): their follow-up opens or is extended; staff ending it close it.",
     )
     async def follow_up(
-        env: Envelope[PersonStatusChanged], uow: ScreeningUnitOfWork = Depends(message_uow)
+        env: Envelope[PersonStatusChanged], uow: ScreeningUnitOfWork = Depends(short_message_uow)
     ) -> None:
         await followup.status_changed(env.data, uow)
 
