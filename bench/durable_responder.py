@@ -110,7 +110,7 @@ def gridcare_rules(db: str) -> tuple[str, Callable]:
     return insert, work
 
 
-async def run(url: str, db: str, rules: bool) -> None:
+async def run(url: str, db: str, rules: bool, subject: str = "gate.*.scan") -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -137,7 +137,7 @@ async def run(url: str, db: str, rules: bool) -> None:
                     await nc.publish(m.reply, body)
 
     task = asyncio.create_task(writer())
-    await nc.subscribe("gate.*.scan", queue="bench-durable", cb=on_scan, pending_msgs_limit=200_000)
+    await nc.subscribe(subject, queue="bench-durable", cb=on_scan, pending_msgs_limit=200_000)
     await nc.flush()
     print("ready", flush=True)
 
@@ -156,8 +156,13 @@ def main() -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--db", required=True)
     p.add_argument("--rules", action="store_true", help="gridcare's per-scan work (see above)")
+    p.add_argument(
+        "--subject",
+        default="gate.*.scan",
+        help="what it answers (screening_bench.py: 'resident.*.checkin', without --rules)",
+    )
     args = p.parse_args()
-    uvloop.run(run(args.url, args.db, args.rules))
+    uvloop.run(run(args.url, args.db, args.rules, args.subject))
 
 
 if __name__ == "__main__":

@@ -533,21 +533,22 @@ class Bench:
             )
         return result
 
-    def run_bare(self, tag: str) -> dict:
-        cmd = [
-            PY,
-            str(ROOT / "bench" / "bare_responder.py"),
-            "--url",
-            self.nats.url,
-            "--subject",
-            "resident.*.checkin",
-        ]
+    def run_bare(self, tag: str, durable: bool = False) -> dict:
+        """A baseline under the same load: ``bare_responder.py`` (a fixed reply, no work)
+        or, ``durable``, ``durable_responder.py`` (each request's raw bytes group-committed
+        to its own SQLite file, WAL, synchronous FULL, on the loop's thread, before a fixed
+        reply: what the disk alone costs a durable reply at that moment)."""
+        script = "durable_responder.py" if durable else "bare_responder.py"
+        cmd = [PY, str(ROOT / "bench" / script), "--url", self.nats.url]
+        cmd += ["--subject", "resident.*.checkin"]
+        if durable:
+            cmd += ["--db", str(self.tmp / f"{tag}.db")]
         p = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=open(self.logs / "bare.log", "ab"), text=True
         )
         try:
             if p.stdout.readline().strip() != "ready":
-                raise RuntimeError("the bare responder did not start")
+                raise RuntimeError(f"{script} did not start")
             pids = {"responder": p.pid, "nats": self.nats.proc.pid}
             return self.phases(pids, tag)
         finally:
@@ -590,6 +591,12 @@ class Bench:
                 f"bare run {run + 1}: open p99 {bare['open']['latency_ms']['p99']} ms, "
                 f"closed {bare['closed']['replies_per_s']}/s"
             )
+            durable = self.run_bare(f"durable-{tag}", durable=True)
+            say(
+                f"durable bare run {run + 1}: open p99 "
+                f"{durable['open']['latency_ms']['p99']} ms, "
+                f"closed {durable['closed']['replies_per_s']}/s"
+            )
             svc = ServiceProcess("screening", env, self.logs / "screening.log", free_port())
             svc.start().wait_ready(90)
             try:
@@ -604,7 +611,9 @@ class Bench:
                 f"{scr['open']['replies_per_s']}/s answered; closed "
                 f"{scr['closed']['replies_per_s']}/s"
             )
-            self.results["checkin"]["runs"].append({"bare": bare, "screening": scr})
+            self.results["checkin"]["runs"].append(
+                {"bare": bare, "durable_bare": durable, "screening": scr}
+            )
         ids = [line for f in self.tmp.glob("replied-scr-*.txt") for line in f.read_text().split()]
         con = sqlite3.connect(db)
         try:
@@ -948,9 +957,12 @@ def render(r: dict, command: str) -> str:
             "residents; each check-in for a random resident, today or yesterday (local), 2% "
             "with a fever and a cough (a follow-up, a status change, events). Open loop: "
             f"{a['rate']:.0f}/s on a schedule, latency from the scheduled send. Closed loop: "
-            f"{a['inflight']} outstanding. Baseline: `bench/bare_responder.py --subject "
-            "'resident.*.checkin'` (nats-py, a fixed reply, no work) under the same load, "
-            "measured in the same run just before screening.",
+            f"{a['inflight']} outstanding. Baselines under the same load, measured in the "
+            "same run just before screening: **bare**, `bench/bare_responder.py --subject "
+            "'resident.*.checkin'` (nats-py, a fixed reply, no work); **durable_bare**, "
+            "`bench/durable_responder.py` on the same subject (each request's raw bytes "
+            "group-committed to its own SQLite file, WAL, synchronous FULL, before a fixed "
+            "reply: what the disk alone costs a durable reply at that moment).",
             "",
             "| run | responder | open: answered/s | p50 ms | p90 ms | p99 ms | max ms | "
             "timeouts | send lag p99 ms | closed: replies/s | CPU µs/reply (closed) | "
@@ -958,7 +970,9 @@ def render(r: dict, command: str) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for i, run in enumerate(ck["runs"], 1):
-            for name in ("bare", "screening"):
+            for name in ("bare", "durable_bare", "screening"):
+                if name not in run:
+                    continue
                 o, c = run[name]["open"], run[name]["closed"]
                 lat = o["latency_ms"]
                 p99 = fmt(lat["p99"], 1) if lat["p99"] is not None else "timeout"
@@ -1011,6 +1025,12 @@ def render(r: dict, command: str) -> str:
             for run in ck["runs"]
             if run["bare"]["open"]["latency_ms"]["p99"]
         ]
+        ratios_durable = [
+            (run["screening"]["open"]["latency_ms"]["p99"] or math.inf)
+            / run["durable_bare"]["open"]["latency_ms"]["p99"]
+            for run in ck["runs"]
+            if (run.get("durable_bare") or {}).get("open", {}).get("latency_ms", {}).get("p99")
+        ]
         worst = None if any(p is None for p in p99s) else max(p99s)
         d = ck["durable"]
         out += [
@@ -1022,6 +1042,7 @@ def render(r: dict, command: str) -> str:
             f"| answered/s ÷ bare's, open loop | {spread(ratios_tp)} | 1.00 (all answered) | "
             f"{'PASS' if min(ratios_tp) >= 0.99 else 'FAIL'} |",
             f"| p99 ÷ bare's p99, open loop | {spread(ratios_p99)} | reported | |",
+            f"| p99 ÷ durable bare's p99, open loop | {spread(ratios_durable)} | reported | |",
             f"| replies/s ÷ bare's, closed loop ({a['inflight']} in flight) | "
             f"{spread(ratios_closed)} | reported | |",
             "| every reply durable: its `checkin_id` in screening's `checkin_requests` "
