@@ -971,8 +971,6 @@ def render(r: dict, command: str) -> str:
         ]
         for i, run in enumerate(ck["runs"], 1):
             for name in ("bare", "durable_bare", "screening"):
-                if name not in run:
-                    continue
                 o, c = run[name]["open"], run[name]["closed"]
                 lat = o["latency_ms"]
                 p99 = fmt(lat["p99"], 1) if lat["p99"] is not None else "timeout"
@@ -1029,7 +1027,7 @@ def render(r: dict, command: str) -> str:
             (run["screening"]["open"]["latency_ms"]["p99"] or math.inf)
             / run["durable_bare"]["open"]["latency_ms"]["p99"]
             for run in ck["runs"]
-            if (run.get("durable_bare") or {}).get("open", {}).get("latency_ms", {}).get("p99")
+            if run["durable_bare"]["open"]["latency_ms"]["p99"]
         ]
         worst = None if any(p is None for p in p99s) else max(p99s)
         d = ck["durable"]

@@ -55,17 +55,11 @@ async def count(svc, table: sa.Table, *where) -> int:
         return await s.scalar(q.where(*where) if where else q)
 
 
-async def stream(nc, name: str, subject: str | None = None) -> list[Envelope]:
-    """Every message a JetStream stream holds (those on ``subject`` if given, wildcards
-    allowed), as envelopes: read by sequence, so no consumer and no fetch that times out."""
+async def stream(nc, name: str, subject: str = ">") -> list[Envelope]:
+    """Every message a JetStream stream holds on ``subject`` (wildcards allowed; all of them
+    by default), as envelopes: read by sequence, so no consumer and no fetch that times
+    out."""
     js = nc.jetstream()
-    if subject is None:
-        info = await js.stream_info(name)
-        return [
-            Envelope.from_bytes((await js.get_msg(name, seq)).data)
-            for seq in range(info.state.first_seq, info.state.last_seq + 1)
-            if info.state.messages
-        ]
     out: list[Envelope] = []
     seq = 1
     while True:

@@ -120,7 +120,7 @@ async def short_message_uow(
     three consumers of each fever's ``PersonStatusChanged`` stalled the check-ins waiting
     for the lock (p99 42-75 ms at 1,000 check-ins/s with 20 fevers/s; 18-21 ms with
     this). Not for a handler that writes thousands of rows (it would hold the loop)."""
-    uow = runtime.unit_of_work(inbound)
+    uow = await message_uow(runtime, inbound)
     uow.blocking = True
     return uow
 
